@@ -1,0 +1,55 @@
+"""Providore: Home Assistant as a secure provisioning server for home devices."""
+
+from __future__ import annotations
+
+from homeassistant.const import Platform
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers.typing import ConfigType
+
+from .const import DOMAIN
+from .device_auth import DATA_GUARDS, RequestGuards
+from .hub import ProvidoreConfigEntry, ProvidoreHub
+from .services import async_setup_services
+from .storage import async_get_storage
+from .views import VIEWS
+
+PLATFORMS = [Platform.BINARY_SENSOR, Platform.SENSOR]
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
+
+
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """Register the device API and the service actions, once per run."""
+    hass.data[DATA_GUARDS] = RequestGuards()
+    for view in VIEWS:
+        hass.http.register_view(view())
+    async_setup_services(hass)
+    return True
+
+
+async def async_setup_entry(hass: HomeAssistant, entry: ProvidoreConfigEntry) -> bool:
+    """Set up the hub and the entities of its devices."""
+    storage = await async_get_storage(hass)
+    hub = ProvidoreHub(hass, entry, storage)
+    # Devices removed while Home Assistant was running take their secrets with them.
+    await storage.async_keep_only(hub.devices)
+    entry.runtime_data = hub
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    entry.async_on_unload(entry.add_update_listener(_async_reload_entry))
+    return True
+
+
+async def _async_reload_entry(hass: HomeAssistant, entry: ProvidoreConfigEntry) -> None:
+    """Reload when settings or devices change."""
+    await hass.config_entries.async_reload(entry.entry_id)
+
+
+async def async_unload_entry(hass: HomeAssistant, entry: ProvidoreConfigEntry) -> bool:
+    """Unload the entities; the device API answers 404 until the hub is back."""
+    return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: ProvidoreConfigEntry) -> None:
+    """Delete every device's secrets, documents and state with the hub."""
+    storage = await async_get_storage(hass)
+    await storage.async_remove()

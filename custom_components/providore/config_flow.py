@@ -1,0 +1,260 @@
+"""Config flows: the hub entry, its settings, and one subentry per device."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.config_entries import (
+    ConfigEntry,
+    ConfigFlow,
+    ConfigFlowResult,
+    ConfigSubentryFlow,
+    OptionsFlow,
+    SubentryFlowResult,
+)
+from homeassistant.const import CONF_NAME
+from homeassistant.core import callback
+from homeassistant.helpers.selector import (
+    BooleanSelector,
+    NumberSelector,
+    NumberSelectorConfig,
+    NumberSelectorMode,
+    ObjectSelector,
+    TextSelector,
+    TextSelectorConfig,
+    TextSelectorType,
+)
+import voluptuous as vol
+
+from .const import (
+    CONF_CONFIG,
+    CONF_FIRMWARE_TYPE,
+    CONF_KEY_ID,
+    CONF_MAX_CLOCK_SKEW,
+    CONF_MAX_REQUEST_LIFETIME,
+    CONF_ONLINE_INTERVAL,
+    CONF_ROTATE_KEY,
+    CONF_SECRET_KEY,
+    DEFAULT_MAX_CLOCK_SKEW,
+    DEFAULT_MAX_REQUEST_LIFETIME,
+    DEFAULT_ONLINE_INTERVAL,
+    DOMAIN,
+    SUBENTRY_TYPE_DEVICE,
+)
+from .protocol import (
+    generate_key_id,
+    generate_secret_key,
+    is_valid_key_id,
+    is_valid_secret_key,
+)
+from .storage import async_get_storage
+
+
+def _seconds(minimum: int, maximum: int) -> NumberSelector:
+    return NumberSelector(
+        NumberSelectorConfig(
+            min=minimum,
+            max=maximum,
+            step=1,
+            mode=NumberSelectorMode.BOX,
+            unit_of_measurement="s",
+        )
+    )
+
+
+SETTINGS_SCHEMA = vol.Schema(
+    {
+        vol.Required(CONF_MAX_CLOCK_SKEW): _seconds(0, 3600),
+        vol.Required(CONF_MAX_REQUEST_LIFETIME): _seconds(60, 86400),
+        vol.Required(CONF_ONLINE_INTERVAL): _seconds(60, 86400),
+    }
+)
+DEFAULT_SETTINGS = {
+    CONF_MAX_CLOCK_SKEW: DEFAULT_MAX_CLOCK_SKEW,
+    CONF_MAX_REQUEST_LIFETIME: DEFAULT_MAX_REQUEST_LIFETIME,
+    CONF_ONLINE_INTERVAL: DEFAULT_ONLINE_INTERVAL,
+}
+
+_TEXT = TextSelector()
+ADD_DEVICE_SCHEMA = vol.Schema(
+    {
+        vol.Required(CONF_NAME): _TEXT,
+        vol.Optional(CONF_KEY_ID): _TEXT,
+        vol.Optional(CONF_SECRET_KEY): TextSelector(
+            TextSelectorConfig(type=TextSelectorType.PASSWORD)
+        ),
+        vol.Optional(CONF_FIRMWARE_TYPE): _TEXT,
+    }
+)
+RECONFIGURE_DEVICE_SCHEMA = vol.Schema(
+    {
+        vol.Required(CONF_NAME): _TEXT,
+        vol.Optional(CONF_FIRMWARE_TYPE): _TEXT,
+        vol.Optional(CONF_CONFIG): ObjectSelector(),
+        vol.Required(CONF_ROTATE_KEY, default=False): BooleanSelector(),
+    }
+)
+
+
+def _settings(user_input: dict[str, Any]) -> dict[str, int]:
+    """Return the settings as whole seconds (number selectors give floats)."""
+    return {key: int(user_input[key]) for key in SETTINGS_SCHEMA.schema}
+
+
+class ProvidoreConfigFlow(ConfigFlow, domain=DOMAIN):
+    """Create the one Providore hub."""
+
+    VERSION = 1
+
+    async def async_step_user(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Ask for the hub settings, offering the defaults."""
+        await self.async_set_unique_id(DOMAIN)
+        self._abort_if_unique_id_configured()
+        if user_input is not None:
+            return self.async_create_entry(
+                title="Providore", data={}, options=_settings(user_input)
+            )
+        return self.async_show_form(
+            step_id="user",
+            data_schema=self.add_suggested_values_to_schema(
+                SETTINGS_SCHEMA, DEFAULT_SETTINGS
+            ),
+        )
+
+    @staticmethod
+    @callback
+    def async_get_options_flow(config_entry: ConfigEntry) -> OptionsFlow:
+        """Return the flow that changes the hub settings."""
+        return ProvidoreOptionsFlow()
+
+    @classmethod
+    @callback
+    def async_get_supported_subentry_types(
+        cls, config_entry: ConfigEntry
+    ) -> dict[str, type[ConfigSubentryFlow]]:
+        """Devices are subentries of the hub."""
+        return {SUBENTRY_TYPE_DEVICE: DeviceSubentryFlow}
+
+
+class ProvidoreOptionsFlow(OptionsFlow):
+    """Change the hub settings."""
+
+    async def async_step_init(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Show the settings with their current values."""
+        if user_input is not None:
+            return self.async_create_entry(data=_settings(user_input))
+        return self.async_show_form(
+            step_id="init",
+            data_schema=self.add_suggested_values_to_schema(
+                SETTINGS_SCHEMA, DEFAULT_SETTINGS | dict(self.config_entry.options)
+            ),
+        )
+
+
+class DeviceSubentryFlow(ConfigSubentryFlow):
+    """Add a device with its key, or change one."""
+
+    async def async_step_user(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Ask for the device's name, key and firmware type; generate what is left empty."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            name = user_input[CONF_NAME].strip()
+            firmware_type = user_input.get(CONF_FIRMWARE_TYPE, "").strip()
+            key_id = user_input.get(CONF_KEY_ID, "").strip() or self._new_key_id()
+            secret_key = user_input.get(CONF_SECRET_KEY) or generate_secret_key()
+            if not is_valid_key_id(key_id):
+                errors[CONF_KEY_ID] = "invalid_key_id"
+            elif key_id in self._key_ids_in_use():
+                errors[CONF_KEY_ID] = "key_id_in_use"
+            if not is_valid_secret_key(secret_key):
+                errors[CONF_SECRET_KEY] = "invalid_secret_key"
+            if not name:
+                errors[CONF_NAME] = "invalid_name"
+            if not errors:
+                storage = await async_get_storage(self.hass)
+                await storage.async_set_secret(key_id, secret_key)
+                return self.async_create_entry(
+                    title=name,
+                    data={CONF_KEY_ID: key_id, CONF_FIRMWARE_TYPE: firmware_type},
+                    unique_id=key_id,
+                    description_placeholders={"name": name, "key_id": key_id},
+                )
+            # Never send a secret back to the browser: the user types it again.
+            user_input = {k: v for k, v in user_input.items() if k != CONF_SECRET_KEY}
+        return self.async_show_form(
+            step_id="user",
+            data_schema=self.add_suggested_values_to_schema(
+                ADD_DEVICE_SCHEMA, user_input or {}
+            ),
+            errors=errors,
+        )
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Rename the device, change its firmware type or document, or rotate its key."""
+        subentry = self._get_reconfigure_subentry()
+        key_id: str = subentry.data[CONF_KEY_ID]
+        storage = await async_get_storage(self.hass)
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            name = user_input[CONF_NAME].strip()
+            document = user_input.get(CONF_CONFIG)
+            if not name:
+                errors[CONF_NAME] = "invalid_name"
+            if document is not None and not isinstance(document, dict):
+                errors[CONF_CONFIG] = "invalid_config"
+            if not errors:
+                if document is not None:
+                    await storage.async_set_document(key_id, document)
+                rotate = user_input[CONF_ROTATE_KEY]
+                if rotate:
+                    await storage.async_set_secret(key_id, generate_secret_key())
+                self.hass.config_entries.async_update_subentry(
+                    self._get_entry(),
+                    subentry,
+                    title=name,
+                    data=subentry.data
+                    | {
+                        CONF_FIRMWARE_TYPE: user_input.get(
+                            CONF_FIRMWARE_TYPE, ""
+                        ).strip()
+                    },
+                )
+                return self.async_abort(
+                    reason="key_rotated" if rotate else "reconfigure_successful",
+                    description_placeholders={"key_id": key_id},
+                )
+        suggested: dict[str, Any] = {
+            CONF_NAME: subentry.title,
+            CONF_FIRMWARE_TYPE: subentry.data.get(CONF_FIRMWARE_TYPE, ""),
+        }
+        if (default := storage.documents(key_id).get("default")) is not None:
+            suggested[CONF_CONFIG] = default
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=self.add_suggested_values_to_schema(
+                RECONFIGURE_DEVICE_SCHEMA, user_input or suggested
+            ),
+            errors=errors,
+            description_placeholders={"key_id": key_id},
+        )
+
+    def _key_ids_in_use(self) -> set[str]:
+        return {
+            subentry.data[CONF_KEY_ID]
+            for subentry in self._get_entry().subentries.values()
+            if subentry.subentry_type == SUBENTRY_TYPE_DEVICE
+        }
+
+    def _new_key_id(self) -> str:
+        in_use = self._key_ids_in_use()
+        while (key_id := generate_key_id()) in in_use:
+            continue
+        return key_id

@@ -1,0 +1,40 @@
+"""Constants for the Providore integration."""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+DOMAIN: Final = "providore"
+LOGGER = logging.getLogger(__package__)
+
+API_BASE_PATH: Final = "/api/providore"
+SUBENTRY_TYPE_DEVICE: Final = "device"
+
+# Hub options.
+CONF_MAX_CLOCK_SKEW: Final = "max_clock_skew"
+CONF_MAX_REQUEST_LIFETIME: Final = "max_request_lifetime"
+CONF_ONLINE_INTERVAL: Final = "online_interval"
+DEFAULT_MAX_CLOCK_SKEW: Final = 300
+DEFAULT_MAX_REQUEST_LIFETIME: Final = 900
+DEFAULT_ONLINE_INTERVAL: Final = 600
+
+# Device subentry data and flow fields.
+CONF_KEY_ID: Final = "key_id"
+CONF_SECRET_KEY: Final = "secret_key"  # noqa: S105 (a field name)
+CONF_FIRMWARE_TYPE: Final = "firmware_type"
+CONF_ROTATE_KEY: Final = "rotate_key"
+CONF_CONFIG: Final = "config"
+CONF_FIRMWARE_VERSION: Final = "firmware_version"
+
+# Failed requests tolerated per client address before it is throttled.
+THROTTLE_LIMIT: Final = 10
+THROTTLE_WINDOW_SECONDS: Final = 300
+
+# How long reported device state may wait before it is written to disk.
+STATE_SAVE_DELAY: Final = 5
+
+# NVS namespace and keys the original bootstrap firmware reads.
+NVS_NAMESPACE: Final = "providore"
+NVS_KEY_DEVICE_ID: Final = "device_id"
+NVS_KEY_PSK: Final = "psk"

@@ -1,0 +1,180 @@
+"""Authentication of device requests: throttling, signature checks, replay refusal.
+
+The protocol rules themselves live in `protocol`; this module applies them to an
+aiohttp request and keeps the state that spans requests (failure counts per
+client address, accepted POST signatures). That state lives for as long as Home
+Assistant runs, so reloading the entry never re-opens a window for a replay.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from aiohttp import web
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.util import dt as dt_util
+from homeassistant.util.hass_dict import HassKey
+
+from .const import (
+    API_BASE_PATH,
+    DOMAIN,
+    LOGGER,
+    THROTTLE_LIMIT,
+    THROTTLE_WINDOW_SECONDS,
+)
+from .guards import FailureThrottle, ReplayCache
+from .hub import ProvidoreHub
+from .protocol import (
+    MAX_BODY_BYTES,
+    PayloadTooLarge,
+    ProtocolError,
+    Unauthorized,
+    check_validity,
+    is_valid_key_id,
+    parse_signed_request,
+    response_headers,
+    verify_request,
+)
+
+BODY_METHODS = frozenset({"POST", "PUT"})
+UNKNOWN_ADDRESS = "unknown"
+
+
+@dataclass(slots=True)
+class RequestGuards:
+    """State kept across requests to refuse floods and replays."""
+
+    throttle: FailureThrottle = field(
+        default_factory=lambda: FailureThrottle(
+            THROTTLE_LIMIT, timedelta(seconds=THROTTLE_WINDOW_SECONDS)
+        )
+    )
+    replay: ReplayCache = field(default_factory=ReplayCache)
+
+
+DATA_GUARDS: HassKey[RequestGuards] = HassKey(f"{DOMAIN}_guards")
+
+
+class ThrottledError(Exception):
+    """The client address failed too often and must wait."""
+
+    def __init__(self, retry_after: int) -> None:
+        """Note how many seconds the client must wait."""
+        super().__init__(f"retry after {retry_after} s")
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuthenticatedRequest:
+    """A device request whose signature and validity were checked."""
+
+    hub: ProvidoreHub
+    key_id: str
+    secret_key: str
+    firmware_version: str
+    body: bytes | None
+
+
+def throttle_issue_id(address: str) -> str:
+    """Return the id of the repair issue raised for a throttled address."""
+    return f"throttled_{address}"
+
+
+async def async_authenticate(
+    hass: HomeAssistant, request: web.Request, hub: ProvidoreHub
+) -> AuthenticatedRequest:
+    """Check a device request; raise ThrottledError or ProtocolError when it is refused."""
+    guards = hass.data[DATA_GUARDS]
+    address = request.remote or UNKNOWN_ADDRESS
+    now = dt_util.utcnow()
+    if (retry_after := guards.throttle.retry_after(address, now)) is not None:
+        raise ThrottledError(retry_after)
+
+    key_id: str | None = None
+    try:
+        signed = parse_signed_request(request.headers)
+        key_id = signed.key_id
+        body = await _read_body(request) if request.method in BODY_METHODS else None
+        settings = hub.settings
+        check_validity(
+            signed, now, settings.max_clock_skew, settings.max_request_lifetime
+        )
+        secret_key = hub.secret(key_id)
+        verify_request(signed, secret_key, request.method, _signed_path(request), body)
+        if secret_key is None:  # verify_request already refused it; this is for typing
+            raise Unauthorized("invalid signature")
+        if request.method in BODY_METHODS and not guards.replay.remember(
+            signed.signature, signed.expiry, now
+        ):
+            raise Unauthorized("request already used")
+    except ProtocolError as err:
+        _record_failure(hass, guards, address, key_id, err, now)
+        raise
+
+    hub.record_request(key_id, request.remote, signed.firmware_version, now)
+    return AuthenticatedRequest(
+        hub=hub,
+        key_id=key_id,
+        secret_key=secret_key,
+        firmware_version=signed.firmware_version,
+        body=body,
+    )
+
+
+def signed_response(
+    device: AuthenticatedRequest, body: bytes, content_type: str
+) -> web.Response:
+    """Return a 200 response signed with the device's key, as the protocol wants."""
+    headers = response_headers(device.secret_key, body, dt_util.utcnow())
+    return web.Response(body=body, content_type=content_type, headers=headers)
+
+
+def _signed_path(request: web.Request) -> str:
+    """Return the path the device signed: relative to the base, without the query."""
+    return request.rel_url.raw_path.removeprefix(API_BASE_PATH)
+
+
+async def _read_body(request: web.Request) -> bytes:
+    """Read the body, refusing it as soon as it is larger than the protocol allows."""
+    if (request.content_length or 0) > MAX_BODY_BYTES:
+        raise PayloadTooLarge("body larger than 64 KiB")
+    body = bytearray()
+    async for chunk in request.content.iter_any():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise PayloadTooLarge("body larger than 64 KiB")
+    return bytes(body)
+
+
+@callback
+def _record_failure(
+    hass: HomeAssistant,
+    guards: RequestGuards,
+    address: str,
+    key_id: str | None,
+    err: ProtocolError,
+    now: datetime,
+) -> None:
+    """Count a refused request; tell the user once when its address is throttled."""
+    LOGGER.debug("Refused a device request from %s: %s", address, err.reason)
+    if not guards.throttle.record_failure(address, now):
+        return
+    tried = key_id if key_id is not None and is_valid_key_id(key_id) else "-"
+    LOGGER.warning(
+        "Throttling device requests from %s after %s failures (last key id tried: %s)",
+        address,
+        THROTTLE_LIMIT,
+        tried,
+    )
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        throttle_issue_id(address),
+        is_fixable=True,
+        severity=ir.IssueSeverity.WARNING,
+        translation_key="address_throttled",
+        translation_placeholders={"address": address, "key_id": tried},
+        data={"address": address},
+    )

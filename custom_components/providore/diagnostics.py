@@ -1,0 +1,63 @@
+"""Diagnostics for the hub and each device, without a single secret."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.components.diagnostics import async_redact_data
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
+from homeassistant.util import dt as dt_util
+
+from .const import CONF_SECRET_KEY, DOMAIN
+from .device_auth import DATA_GUARDS
+from .hub import DeviceProfile, ProvidoreConfigEntry, ProvidoreHub
+
+# Secrets live in a private store and are never collected here; redacting the
+# names anyway keeps a future field from leaking one.
+TO_REDACT = {CONF_SECRET_KEY, "psk", "password", "token"}
+
+
+async def async_get_config_entry_diagnostics(
+    hass: HomeAssistant, entry: ProvidoreConfigEntry
+) -> dict[str, Any]:
+    """Return the hub's settings, devices and throttled addresses."""
+    hub = entry.runtime_data
+    now = dt_util.utcnow()
+    return async_redact_data(
+        {
+            "entry": entry.as_dict(),
+            "devices": [_device(hub, device) for device in hub.devices.values()],
+            "throttled_addresses": hass.data[DATA_GUARDS].throttle.throttled_addresses(
+                now
+            ),
+        },
+        TO_REDACT,
+    )
+
+
+async def async_get_device_diagnostics(
+    hass: HomeAssistant, entry: ProvidoreConfigEntry, device: dr.DeviceEntry
+) -> dict[str, Any]:
+    """Return what Providore knows of one device."""
+    hub = entry.runtime_data
+    key_id = next(ident for domain, ident in device.identifiers if domain == DOMAIN)
+    return async_redact_data(_device(hub, hub.devices[key_id]), TO_REDACT)
+
+
+def _device(hub: ProvidoreHub, device: DeviceProfile) -> dict[str, Any]:
+    """Describe a device; configuration documents by name only (they may hold passwords)."""
+    state = hub.state(device.key_id)
+    documents = hub.storage.documents(device.key_id)
+    return {
+        "key_id": device.key_id,
+        "name": device.name,
+        "firmware_type": device.firmware_type,
+        "has_secret_key": hub.secret(device.key_id) is not None,
+        "online": hub.is_online(device.key_id, dt_util.utcnow()),
+        "state": state.to_stored(),
+        "config_documents": {
+            "default": "default" in documents,
+            "firmware_versions": sorted(documents.get("versions", {})),
+        },
+    }

@@ -1,0 +1,127 @@
+"""In-memory guards for the device endpoints: failure throttling and replay detection.
+
+Pure standard library; every method takes the current time explicitly so the
+behaviour is deterministic and easy to test. Memory stays bounded.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from datetime import datetime, timedelta
+import heapq
+
+_SECOND = timedelta(seconds=1)
+
+
+class FailureThrottle:
+    """Counts failed requests per client address in a sliding window.
+
+    A failure at time `t` counts while `now - t < window`. An address is throttled
+    while at least `limit` failures count, so only the newest `limit` failures of an
+    address are ever kept.
+    """
+
+    def __init__(
+        self,
+        limit: int = 10,
+        window: timedelta = timedelta(minutes=5),
+        max_addresses: int = 4096,
+    ) -> None:
+        """Set the failure limit, the window length and the number of tracked addresses."""
+        if limit < 1 or max_addresses < 1 or window <= timedelta(0):
+            raise ValueError("limit, window and max_addresses must be positive")
+        self._limit = limit
+        self._window = window
+        self._max_addresses = max_addresses
+        # Ordered by the time of each address's newest failure, oldest first.
+        self._failures: OrderedDict[str, deque[datetime]] = OrderedDict()
+
+    def _current(self, address: str, now: datetime) -> deque[datetime] | None:
+        """Return the failures of address still inside the window, forgetting stale ones."""
+        failures = self._failures.get(address)
+        if failures is None:
+            return None
+        start = now - self._window
+        while failures and failures[0] <= start:
+            failures.popleft()
+        if not failures:
+            del self._failures[address]
+            return None
+        return failures
+
+    def retry_after(self, address: str, now: datetime) -> int | None:
+        """Return whole seconds (at least 1) until address may retry, or None if not throttled."""
+        failures = self._current(address, now)
+        if failures is None or len(failures) < self._limit:
+            return None
+        # The count drops below the limit when the limit-th newest failure leaves.
+        remaining = failures[-self._limit] + self._window - now
+        return max(1, -(-remaining // _SECOND))
+
+    def record_failure(self, address: str, now: datetime) -> bool:
+        """Count a failure; return True exactly when it makes address reach the limit."""
+        self._forget_stale(now)
+        failures = self._current(address, now)
+        if failures is None:
+            while len(self._failures) >= self._max_addresses:
+                self._failures.popitem(last=False)
+            failures = self._failures[address] = deque(maxlen=self._limit)
+        else:
+            self._failures.move_to_end(address)
+        before = len(failures)
+        failures.append(now)
+        return before == self._limit - 1
+
+    def _forget_stale(self, now: datetime) -> None:
+        """Drop addresses whose newest failure left the window (they come first)."""
+        start = now - self._window
+        while self._failures:
+            address, failures = next(iter(self._failures.items()))
+            if failures[-1] > start:
+                return
+            del self._failures[address]
+
+    def clear(self, address: str) -> None:
+        """Forget every failure of address, for example after it authenticated."""
+        self._failures.pop(address, None)
+
+    def throttled_addresses(self, now: datetime) -> list[str]:
+        """Return the addresses throttled at `now`, for diagnostics."""
+        self._forget_stale(now)
+        return [
+            address
+            for address in list(self._failures)
+            if self.retry_after(address, now) is not None
+        ]
+
+    @property
+    def tracked_addresses(self) -> int:
+        """Return how many addresses currently have failures remembered."""
+        return len(self._failures)
+
+
+class ReplayCache:
+    """Remembers accepted signatures until their requests expire."""
+
+    def __init__(self) -> None:
+        """Start empty."""
+        self._expiries: dict[str, datetime] = {}
+        self._heap: list[tuple[datetime, str]] = []
+
+    def _prune(self, now: datetime) -> None:
+        while self._heap and self._heap[0][0] <= now:
+            del self._expiries[heapq.heappop(self._heap)[1]]
+
+    def remember(self, signature: str, expiry: datetime, now: datetime) -> bool:
+        """Return False for a signature already accepted and not yet expired, else remember it."""
+        self._prune(now)
+        if signature in self._expiries:
+            return False
+        if expiry > now:
+            self._expiries[signature] = expiry
+            heapq.heappush(self._heap, (expiry, signature))
+        return True
+
+    def __len__(self) -> int:
+        """Return how many signatures are remembered."""
+        return len(self._expiries)

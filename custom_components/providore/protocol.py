@@ -1,0 +1,281 @@
+"""Wire format of the Providore device protocol, version 1.
+
+Parses and verifies signed device requests and signs responses, as described in
+PROTOCOL.md. Pure standard library, so it can be tested without Home Assistant.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+import hashlib
+import hmac
+import re
+import secrets
+import string
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+MAX_BODY_BYTES: Final = 64 * 1024
+RESPONSE_LIFETIME: Final = timedelta(minutes=15)
+
+HEADER_AUTHORIZATION: Final = "Authorization"
+HEADER_FIRMWARE_VERSION: Final = "X-Firmware-Version"
+HEADER_CREATED_AT: Final = "Created-At"
+HEADER_EXPIRY: Final = "Expiry"
+
+RESPONSE_CREATED_AT: Final = "created-at"
+RESPONSE_EXPIRY: Final = "expiry"
+RESPONSE_SIGNATURE: Final = "signature"
+
+_SIGNED_BODY_METHODS: Final = frozenset({"POST", "PUT"})
+# Signs for unknown key ids, so they cost the same as a wrong signature.
+_DUMMY_SECRET: Final = "providore-dummy-key-never-valid!"  # noqa: S105
+_SECRET_ALPHABET: Final = string.ascii_letters + string.digits
+_HEADER_ENCODING: Final = "utf-8"
+
+_AUTHORIZATION_RE: Final = re.compile(r"[ \t]*([A-Za-z]+)[ \t]+(.*?)[ \t]*", re.ASCII)
+# A parameter value, quoted or bare: visible ASCII except quote, comma, backslash.
+_VALUE: Final = r"[\x21\x23-\x2b\x2d-\x5b\x5d-\x7e]*"
+_PARAMETER_RE: Final = re.compile(
+    rf'([A-Za-z][A-Za-z0-9_-]*)=(?:"({_VALUE})"|({_VALUE}))', re.ASCII
+)
+_TIMESTAMP_RE: Final = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?"
+    r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)?",
+    re.ASCII,
+)
+_KEY_ID_RE: Final = re.compile(r"[A-Za-z0-9_-]{1,32}", re.ASCII)
+_SECRET_KEY_RE: Final = re.compile(r"[!-~]{16,32}", re.ASCII)
+
+
+class ProtocolError(Exception):
+    """A request the protocol refuses.
+
+    `status` is the HTTP status to answer with; `reason` is a short text that is
+    safe to send to the client: it never holds a secret, a received signature, or
+    whether a key id exists.
+    """
+
+    status: int = 400
+
+    def __init__(self, reason: str) -> None:
+        """Store the client-safe reason."""
+        super().__init__(reason)
+        self.reason = reason
+
+
+class MalformedRequest(ProtocolError):  # noqa: N818
+    """A request whose authentication headers are missing or unparsable."""
+
+    status = 400
+
+
+class Unauthorized(ProtocolError):  # noqa: N818
+    """A request whose signature or validity window is refused."""
+
+    status = 401
+
+
+class PayloadTooLarge(ProtocolError):  # noqa: N818
+    """A request body larger than MAX_BODY_BYTES."""
+
+    status = 413
+
+
+@dataclass(frozen=True, slots=True)
+class SignedRequest:
+    """The authentication headers of a device request."""
+
+    key_id: str
+    signature: str
+    firmware_version: str
+    created_at_header: str
+    expiry_header: str
+    created_at: datetime
+    expiry: datetime
+
+
+def parse_authorization(value: str) -> tuple[str, str]:
+    """Return (key_id, signature) from an `Authorization: Hmac ...` header."""
+    match = _AUTHORIZATION_RE.fullmatch(value)
+    if match is None:
+        raise MalformedRequest("malformed Authorization header")
+    if match.group(1).lower() != "hmac":
+        raise MalformedRequest("unsupported Authorization scheme")
+    parameters: dict[str, str] = {}
+    for part in match.group(2).split(","):
+        parameter = _PARAMETER_RE.fullmatch(part.strip(" \t"))
+        if parameter is None:
+            raise MalformedRequest("malformed Authorization header")
+        name = parameter.group(1).lower()
+        content = (
+            parameter.group(2) if parameter.group(2) is not None else parameter.group(3)
+        )
+        if not content:
+            raise MalformedRequest(f"empty {name} in Authorization header")
+        if name in parameters:
+            raise MalformedRequest(f"duplicate {name} in Authorization header")
+        parameters[name] = content
+    for required in ("key-id", "signature"):
+        if required not in parameters:
+            raise MalformedRequest(f"missing {required} in Authorization header")
+    return parameters["key-id"], parameters["signature"]
+
+
+def parse_timestamp(value: str) -> datetime:
+    """Parse an ISO 8601 date and time; no zone means UTC. Returns it in UTC."""
+    if _TIMESTAMP_RE.fullmatch(value) is None:
+        raise MalformedRequest("invalid timestamp")
+    try:
+        parsed = datetime.fromisoformat(value.upper())
+        if parsed.tzinfo is None:
+            return parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError) as err:
+        raise MalformedRequest("invalid timestamp") from err
+
+
+def _required_header(headers: Mapping[str, str], name: str) -> str:
+    value = headers.get(name)
+    if value is None:
+        raise MalformedRequest(f"missing {name} header")
+    return value
+
+
+def _timestamp_header(headers: Mapping[str, str], name: str) -> tuple[str, datetime]:
+    value = _required_header(headers, name)
+    try:
+        return value, parse_timestamp(value)
+    except MalformedRequest:
+        raise MalformedRequest(f"invalid {name} header") from None
+
+
+def parse_signed_request(headers: Mapping[str, str]) -> SignedRequest:
+    """Read the authentication headers from a case-insensitive header mapping."""
+    key_id, signature = parse_authorization(
+        _required_header(headers, HEADER_AUTHORIZATION)
+    )
+    firmware_version = _required_header(headers, HEADER_FIRMWARE_VERSION)
+    created_at_header, created_at = _timestamp_header(headers, HEADER_CREATED_AT)
+    expiry_header, expiry = _timestamp_header(headers, HEADER_EXPIRY)
+    return SignedRequest(
+        key_id=key_id,
+        signature=signature,
+        firmware_version=firmware_version,
+        created_at_header=created_at_header,
+        expiry_header=expiry_header,
+        created_at=created_at,
+        expiry=expiry,
+    )
+
+
+def _header_bytes(value: str) -> bytes:
+    return value.encode(_HEADER_ENCODING, "surrogateescape")
+
+
+def request_message(
+    method: str, path: str, request: SignedRequest, body: bytes | None
+) -> bytes:
+    """Build the bytes a device signs for a request."""
+    method = method.upper()
+    lines = [
+        _header_bytes(method),
+        _header_bytes(path),
+        _header_bytes(request.firmware_version),
+        _header_bytes(request.created_at_header),
+        _header_bytes(request.expiry_header),
+    ]
+    if method in _SIGNED_BODY_METHODS:
+        lines.append(body or b"")
+    return b"\n".join(lines)
+
+
+def sign(secret_key: str, message: bytes) -> str:
+    """Return the standard base64 of HMAC-SHA256 over message, keyed with the secret."""
+    digest = hmac.new(secret_key.encode("utf-8"), message, hashlib.sha256).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def verify_request(
+    request: SignedRequest,
+    secret_key: str | None,
+    method: str,
+    path: str,
+    body: bytes | None,
+) -> None:
+    """Raise Unauthorized unless the request's signature matches; None means unknown key."""
+    key = _DUMMY_SECRET if secret_key is None else secret_key
+    expected = sign(key, request_message(method, path, request, body)).encode("ascii")
+    matches = hmac.compare_digest(expected, _header_bytes(request.signature))
+    if secret_key is None or not matches:
+        raise Unauthorized("invalid signature")
+
+
+def check_validity(
+    request: SignedRequest,
+    now: datetime,
+    max_clock_skew: timedelta,
+    max_lifetime: timedelta,
+) -> None:
+    """Raise Unauthorized when the request's validity window does not hold at `now`."""
+    if request.expiry <= now:
+        raise Unauthorized("request expired")
+    if request.created_at > now + max_clock_skew:
+        raise Unauthorized("created in the future")
+    if request.expiry < request.created_at:
+        raise Unauthorized("invalid validity window")
+    if request.expiry - request.created_at > max_lifetime:
+        raise Unauthorized("validity window too long")
+
+
+def format_timestamp(moment: datetime) -> str:
+    """Format an aware datetime exactly as YYYY-MM-DDTHH:MM:SSZ in UTC."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("format_timestamp needs an aware datetime")
+    utc = moment.astimezone(UTC)
+    return (
+        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}"
+        f"T{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}Z"
+    )
+
+
+def response_message(body: bytes, created_at: str, expiry: str) -> bytes:
+    """Build the bytes signed in a response: body, created-at and expiry."""
+    return b"\n".join((body, created_at.encode("utf-8"), expiry.encode("utf-8")))
+
+
+def response_headers(secret_key: str, body: bytes, now: datetime) -> dict[str, str]:
+    """Return the lower-case signing headers for a response sent at `now`."""
+    created_at = format_timestamp(now)
+    expiry = format_timestamp(now + RESPONSE_LIFETIME)
+    return {
+        RESPONSE_CREATED_AT: created_at,
+        RESPONSE_EXPIRY: expiry,
+        RESPONSE_SIGNATURE: sign(
+            secret_key, response_message(body, created_at, expiry)
+        ),
+    }
+
+
+def is_valid_key_id(value: str) -> bool:
+    """Return whether value is 1 to 32 characters of A-Z a-z 0-9 _ -."""
+    return _KEY_ID_RE.fullmatch(value) is not None
+
+
+def is_valid_secret_key(value: str) -> bool:
+    """Return whether value is 16 to 32 printable ASCII characters without spaces."""
+    return _SECRET_KEY_RE.fullmatch(value) is not None
+
+
+def generate_key_id() -> str:
+    """Return a new random key id of 8 lowercase hex characters."""
+    return secrets.token_hex(4)
+
+
+def generate_secret_key() -> str:
+    """Return a new random secret key of 32 characters from A-Z a-z 0-9."""
+    return "".join(secrets.choice(_SECRET_ALPHABET) for _ in range(32))

@@ -1,0 +1,77 @@
+"""Sensors of what a device last reported: when, from where, and which firmware."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from homeassistant.components.sensor import (
+    SensorDeviceClass,
+    SensorEntity,
+    SensorEntityDescription,
+)
+from homeassistant.const import EntityCategory
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from .entity import ProvidoreEntity
+from .hub import ProvidoreConfigEntry
+from .storage import DeviceState
+
+PARALLEL_UPDATES = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProvidoreSensorEntityDescription(SensorEntityDescription):
+    """Describes a sensor read from a device's reported state."""
+
+    value_fn: Callable[[DeviceState], str | datetime | None]
+
+
+SENSORS: tuple[ProvidoreSensorEntityDescription, ...] = (
+    ProvidoreSensorEntityDescription(
+        key="last_seen",
+        translation_key="last_seen",
+        device_class=SensorDeviceClass.TIMESTAMP,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda state: state.last_seen,
+    ),
+    ProvidoreSensorEntityDescription(
+        key="firmware_version",
+        translation_key="firmware_version",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda state: state.firmware_version,
+    ),
+    ProvidoreSensorEntityDescription(
+        key="address",
+        translation_key="address",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda state: state.address,
+    ),
+)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: ProvidoreConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add the sensors of every device."""
+    hub = entry.runtime_data
+    for device in hub.devices.values():
+        async_add_entities(
+            (ProvidoreSensor(hub, device, description) for description in SENSORS),
+            config_subentry_id=device.subentry_id,
+        )
+
+
+class ProvidoreSensor(ProvidoreEntity, SensorEntity):
+    """A value the device reported."""
+
+    entity_description: ProvidoreSensorEntityDescription
+
+    @property
+    def native_value(self) -> str | datetime | None:
+        """Return the reported value."""
+        return self.entity_description.value_fn(self.device_state)

@@ -1,0 +1,85 @@
+"""Fixtures shared by the Providore tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.config_entries import ConfigSubentryData
+from homeassistant.core import HomeAssistant
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+# Imported before Home Assistant starts: the test harness ships a custom_components
+# package of its own that would otherwise shadow ours.
+from custom_components.providore.const import (
+    CONF_FIRMWARE_TYPE,
+    CONF_KEY_ID,
+    CONF_MAX_CLOCK_SKEW,
+    CONF_MAX_REQUEST_LIFETIME,
+    CONF_ONLINE_INTERVAL,
+    DOMAIN,
+    SUBENTRY_TYPE_DEVICE,
+)
+
+# The key of the protocol's test vectors.
+KEY_ID = "d8fa0180"
+SECRET_KEY = "Zq3v9XkP2mRt7LwY4nHc8JdF6sGb1TaE"
+FIRMWARE_TYPE = "esp32s2-sensor"
+DEVICE_NAME = "Garden sensor"
+
+
+@pytest.fixture(autouse=True)
+def auto_enable_custom_integrations(
+    enable_custom_integrations: None,
+) -> None:
+    """Load Providore from custom_components in every test."""
+
+
+@pytest.fixture
+def mock_config_entry() -> MockConfigEntry:
+    """Return a hub entry with one device."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title="Providore",
+        unique_id=DOMAIN,
+        data={},
+        options={
+            CONF_MAX_CLOCK_SKEW: 300,
+            CONF_MAX_REQUEST_LIFETIME: 900,
+            CONF_ONLINE_INTERVAL: 600,
+        },
+        subentries_data=[
+            ConfigSubentryData(
+                data={CONF_KEY_ID: KEY_ID, CONF_FIRMWARE_TYPE: FIRMWARE_TYPE},
+                subentry_type=SUBENTRY_TYPE_DEVICE,
+                title=DEVICE_NAME,
+                unique_id=KEY_ID,
+            )
+        ],
+    )
+
+
+@pytest.fixture
+def stored_secrets(hass_storage: dict[str, Any]) -> dict[str, str]:
+    """Put the device's secret key into Providore's secret store."""
+    secrets = {KEY_ID: SECRET_KEY}
+    hass_storage[f"{DOMAIN}.secrets"] = {
+        "version": 1,
+        "minor_version": 1,
+        "key": f"{DOMAIN}.secrets",
+        "data": secrets,
+    }
+    return secrets
+
+
+@pytest.fixture
+async def init_integration(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    stored_secrets: dict[str, str],
+) -> MockConfigEntry:
+    """Set up Providore with its one device."""
+    mock_config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    return mock_config_entry

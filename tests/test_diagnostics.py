@@ -1,0 +1,78 @@
+"""Diagnostics show what helps and never a secret."""
+
+from __future__ import annotations
+
+import json
+
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
+from homeassistant.setup import async_setup_component
+from homeassistant.util import dt as dt_util
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.components.diagnostics import (
+    get_diagnostics_for_config_entry,
+    get_diagnostics_for_device,
+)
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+
+from custom_components.providore.const import DOMAIN
+from custom_components.providore.storage import async_get_storage
+
+from .conftest import KEY_ID, SECRET_KEY
+
+DOCUMENT = {"wifi": {"ssid": "home", "password": "hunter2-wifi"}}
+
+
+async def _prepare(hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    assert await async_setup_component(hass, "diagnostics", {})
+    storage = await async_get_storage(hass)
+    await storage.async_set_document(KEY_ID, DOCUMENT)
+    await storage.async_set_document(KEY_ID, DOCUMENT, "2.0.0")
+    entry.runtime_data.record_request(KEY_ID, "192.0.2.7", "1.0.0", dt_util.utcnow())
+
+
+async def test_entry_diagnostics(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    init_integration: MockConfigEntry,
+) -> None:
+    await _prepare(hass, init_integration)
+    diagnostics = await get_diagnostics_for_config_entry(
+        hass, hass_client, init_integration
+    )
+
+    assert diagnostics["entry"]["options"]["max_clock_skew"] == 300
+    assert diagnostics["throttled_addresses"] == []
+    [device] = diagnostics["devices"]
+    assert device["key_id"] == KEY_ID
+    assert device["has_secret_key"] is True
+    assert device["online"] is True
+    assert device["state"]["address"] == "192.0.2.7"
+    assert device["config_documents"] == {
+        "default": True,
+        "firmware_versions": ["2.0.0"],
+    }
+    text = json.dumps(diagnostics)
+    assert SECRET_KEY not in text
+    assert "hunter2-wifi" not in text
+
+
+async def test_device_diagnostics(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    init_integration: MockConfigEntry,
+    device_registry: dr.DeviceRegistry,
+) -> None:
+    await _prepare(hass, init_integration)
+    device = device_registry.async_get_device(identifiers={(DOMAIN, KEY_ID)})
+    diagnostics = await get_diagnostics_for_device(
+        hass, hass_client, init_integration, device
+    )
+
+    assert diagnostics["key_id"] == KEY_ID
+    assert diagnostics["name"] == "Garden sensor"
+    assert diagnostics["firmware_type"] == "esp32s2-sensor"
+    assert diagnostics["state"]["firmware_version"] == "1.0.0"
+    text = json.dumps(diagnostics)
+    assert SECRET_KEY not in text
+    assert "hunter2-wifi" not in text

@@ -1,0 +1,119 @@
+"""The entities of a device follow what it reports."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNKNOWN
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
+from homeassistant.util import dt as dt_util
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_time_changed,
+)
+
+from custom_components.providore.const import CONF_ONLINE_INTERVAL, DOMAIN
+
+from .conftest import KEY_ID
+
+CONNECTIVITY = "binary_sensor.garden_sensor_connectivity"
+
+
+async def _device_calls(hass: HomeAssistant, version: str = "1.0.0") -> None:
+    """Record a request the way the device API does after authenticating it."""
+    entry = hass.config_entries.async_entries(DOMAIN)[0]
+    entry.runtime_data.record_request(KEY_ID, "192.0.2.7", version, dt_util.utcnow())
+    await hass.async_block_till_done()
+
+
+async def test_entities_before_the_device_called(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    assert hass.states.get(CONNECTIVITY).state == STATE_OFF
+    assert hass.states.get("sensor.garden_sensor_last_seen").state == STATE_UNKNOWN
+    assert hass.states.get("sensor.garden_sensor_address").state == STATE_UNKNOWN
+    assert (
+        hass.states.get("sensor.garden_sensor_firmware_version").state == STATE_UNKNOWN
+    )
+
+
+async def test_a_request_updates_every_entity_and_the_device(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    device_registry: dr.DeviceRegistry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    freezer.move_to("2026-11-28T12:00:00+00:00")
+    await _device_calls(hass, "1.4.0")
+
+    assert hass.states.get(CONNECTIVITY).state == STATE_ON
+    assert (
+        hass.states.get("sensor.garden_sensor_last_seen").state
+        == "2026-11-28T12:00:00+00:00"
+    )
+    assert hass.states.get("sensor.garden_sensor_address").state == "192.0.2.7"
+    assert hass.states.get("sensor.garden_sensor_firmware_version").state == "1.4.0"
+    device = device_registry.async_get_device(identifiers={(DOMAIN, KEY_ID)})
+    assert device.sw_version == "1.4.0"
+
+
+async def test_connectivity_turns_off_after_the_online_interval(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    await _device_calls(hass)
+    freezer.tick(timedelta(seconds=599))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert hass.states.get(CONNECTIVITY).state == STATE_ON
+
+    # A new request restarts the interval.
+    await _device_calls(hass)
+    freezer.tick(timedelta(seconds=599))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert hass.states.get(CONNECTIVITY).state == STATE_ON
+
+    freezer.tick(timedelta(seconds=2))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert hass.states.get(CONNECTIVITY).state == STATE_OFF
+
+
+async def test_online_interval_follows_the_hub_option(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    hass.config_entries.async_update_entry(
+        init_integration,
+        options={**init_integration.options, CONF_ONLINE_INTERVAL: 60},
+    )
+    await hass.async_block_till_done()
+    await _device_calls(hass)
+    assert hass.states.get(CONNECTIVITY).state == STATE_ON
+
+    freezer.tick(timedelta(seconds=61))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert hass.states.get(CONNECTIVITY).state == STATE_OFF
+
+
+async def test_reported_state_is_saved_after_a_short_delay(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    hass_storage: dict,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    await _device_calls(hass, "2.0.0")
+    assert f"{DOMAIN}.device_state" not in hass_storage
+
+    freezer.tick(timedelta(seconds=6))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    stored = hass_storage[f"{DOMAIN}.device_state"]["data"][KEY_ID]
+    assert stored["firmware_version"] == "2.0.0"
+    assert stored["address"] == "192.0.2.7"

@@ -1,0 +1,130 @@
+"""Setup, unload, reload and removal of the hub entry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr, entity_registry as er
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.providore.const import DOMAIN
+from custom_components.providore.storage import async_get_storage
+
+from .conftest import KEY_ID, SECRET_KEY
+
+
+async def test_setup_and_unload(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    assert init_integration.state is ConfigEntryState.LOADED
+    assert hass.states.get("binary_sensor.garden_sensor_connectivity") is not None
+
+    assert await hass.config_entries.async_unload(init_integration.entry_id)
+    await hass.async_block_till_done()
+
+    assert init_integration.state is ConfigEntryState.NOT_LOADED
+    assert hass.states.get("binary_sensor.garden_sensor_connectivity").state == (
+        "unavailable"
+    )
+
+
+async def test_device_and_entities_belong_to_the_subentry(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    device_registry: dr.DeviceRegistry,
+    entity_registry: er.EntityRegistry,
+) -> None:
+    subentry_id = next(iter(init_integration.subentries))
+    device = device_registry.async_get_device(identifiers={(DOMAIN, KEY_ID)})
+    assert device is not None
+    assert device.name == "Garden sensor"
+    assert device.model == "esp32s2-sensor"
+    assert device.serial_number == KEY_ID
+    assert device.config_entries_subentries == {
+        init_integration.entry_id: {subentry_id}
+    }
+    entities = er.async_entries_for_device(entity_registry, device.id)
+    assert sorted(entity.unique_id for entity in entities) == [
+        f"{KEY_ID}_address",
+        f"{KEY_ID}_connectivity",
+        f"{KEY_ID}_firmware_version",
+        f"{KEY_ID}_last_seen",
+    ]
+
+
+async def test_reload_keeps_one_set_of_entities(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    before = sorted(hass.states.async_entity_ids())
+    assert await hass.config_entries.async_reload(init_integration.entry_id)
+    await hass.async_block_till_done()
+    assert init_integration.state is ConfigEntryState.LOADED
+    assert sorted(hass.states.async_entity_ids()) == before
+
+
+async def test_removing_a_device_forgets_its_secret(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    device_registry: dr.DeviceRegistry,
+) -> None:
+    storage = await async_get_storage(hass)
+    assert storage.secret(KEY_ID) == SECRET_KEY
+    await storage.async_set_document(KEY_ID, {"interval": 60})
+
+    subentry_id = next(iter(init_integration.subentries))
+    assert hass.config_entries.async_remove_subentry(init_integration, subentry_id)
+    await hass.async_block_till_done()
+
+    assert storage.secret(KEY_ID) is None
+    assert storage.document(KEY_ID, None) is None
+    assert device_registry.async_get_device(identifiers={(DOMAIN, KEY_ID)}) is None
+    assert hass.states.get("binary_sensor.garden_sensor_connectivity") is None
+
+
+async def test_removing_the_hub_deletes_its_stores(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    hass_storage: dict[str, Any],
+) -> None:
+    storage = await async_get_storage(hass)
+    await storage.async_set_document(KEY_ID, {"interval": 60})
+    assert f"{DOMAIN}.secrets" in hass_storage
+    assert f"{DOMAIN}.documents" in hass_storage
+
+    assert await hass.config_entries.async_remove(init_integration.entry_id)
+    await hass.async_block_till_done()
+
+    assert not any(key.startswith(f"{DOMAIN}.") for key in hass_storage)
+    assert storage.secret(KEY_ID) is None
+
+
+async def test_state_survives_a_restart(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    stored_secrets: dict[str, str],
+    hass_storage: dict[str, Any],
+) -> None:
+    hass_storage[f"{DOMAIN}.device_state"] = {
+        "version": 1,
+        "minor_version": 1,
+        "key": f"{DOMAIN}.device_state",
+        "data": {
+            KEY_ID: {
+                "last_seen": "2026-11-28T10:00:00+00:00",
+                "address": "192.0.2.7",
+                "firmware_version": "1.2.3",
+            }
+        },
+    }
+    mock_config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+
+    assert hass.states.get("sensor.garden_sensor_address").state == "192.0.2.7"
+    assert hass.states.get("sensor.garden_sensor_firmware_version").state == "1.2.3"
+    assert (
+        hass.states.get("sensor.garden_sensor_last_seen").state
+        == "2026-11-28T10:00:00+00:00"
+    )
