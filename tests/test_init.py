@@ -128,3 +128,25 @@ async def test_state_survives_a_restart(
         hass.states.get("sensor.garden_sensor_last_seen").state
         == "2026-11-28T10:00:00+00:00"
     )
+
+
+def _config_routes(hass: HomeAssistant) -> int:
+    return sum(
+        1
+        for route in hass.http.app.router.routes()
+        if route.resource is not None
+        and route.resource.canonical == "/api/providore/config"
+    )
+
+
+async def test_views_are_registered_once(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    routes = _config_routes(hass)
+    assert routes >= 1
+    assert await hass.config_entries.async_reload(init_integration.entry_id)
+    await hass.async_block_till_done()
+    assert await hass.config_entries.async_unload(init_integration.entry_id)
+    assert await hass.config_entries.async_setup(init_integration.entry_id)
+    await hass.async_block_till_done()
+    assert _config_routes(hass) == routes

@@ -5,6 +5,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 import json
 from pathlib import Path
+import time
 from typing import Any
 
 from multidict import CIMultiDict
@@ -127,8 +128,15 @@ def test_request_vector(vector: dict[str, Any]) -> None:
     assert message == vector["message"].encode("utf-8")
     assert sign(vector["secret_key"], message) == vector["signature"]
 
-    verify_request(
-        request, vector["secret_key"], vector["method"], vector["path"], _body(vector)
+    assert (
+        verify_request(
+            request,
+            vector["secret_key"],
+            vector["method"],
+            vector["path"],
+            _body(vector),
+        )
+        == vector["secret_key"]
     )
     # The method is signed in upper case whatever case the caller passes.
     verify_request(
@@ -305,6 +313,25 @@ def test_parse_authorization_rejects(header: str) -> None:
     assert err.value.status == 400
     assert "abc" not in err.value.reason
     assert "d8fa0180" not in err.value.reason
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Hmac " + " " * 8000 + "x\n",
+        "Hmac " + " \t" * 4000 + "key-id=a " + " " * 100 + "\n",
+        "Hmac key-id=a," + " " * 8000 + "signature",
+        "Hmac " + "key-id=a-" * 900,
+        "H" * 8000,
+        " " * 8000 + "Hmac\n",
+    ],
+)
+def test_parse_authorization_is_fast_on_hostile_input(header: str) -> None:
+    # A backtracking pattern once took minutes on inputs like these.
+    started = time.perf_counter()
+    with pytest.raises(MalformedRequest):
+        parse_authorization(header)
+    assert time.perf_counter() - started < 0.5
 
 
 def test_parse_authorization_reasons() -> None:

@@ -10,6 +10,7 @@ from homeassistant.helpers.typing import ConfigType
 from .const import DOMAIN
 from .device_auth import DATA_GUARDS, RequestGuards
 from .hub import ProvidoreConfigEntry, ProvidoreHub
+from .repairs import async_update_missing_secret_issues
 from .services import async_setup_services
 from .storage import async_get_storage
 from .views import VIEWS
@@ -33,6 +34,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: ProvidoreConfigEntry) ->
     hub = ProvidoreHub(hass, entry, storage)
     # Devices removed while Home Assistant was running take their secrets with them.
     await storage.async_keep_only(hub.devices)
+    async_update_missing_secret_issues(hass, hub)
     entry.runtime_data = hub
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     entry.async_on_unload(entry.add_update_listener(_async_reload_entry))

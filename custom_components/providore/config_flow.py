@@ -98,7 +98,7 @@ RECONFIGURE_DEVICE_SCHEMA = vol.Schema(
 
 def _settings(user_input: dict[str, Any]) -> dict[str, int]:
     """Return the settings as whole seconds (number selectors give floats)."""
-    return {key: int(user_input[key]) for key in SETTINGS_SCHEMA.schema}
+    return {key: int(user_input[key]) for key in DEFAULT_SETTINGS}
 
 
 class ProvidoreConfigFlow(ConfigFlow, domain=DOMAIN):

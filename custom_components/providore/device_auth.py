@@ -101,10 +101,9 @@ async def async_authenticate(
         check_validity(
             signed, now, settings.max_clock_skew, settings.max_request_lifetime
         )
-        secret_key = hub.secret(key_id)
-        verify_request(signed, secret_key, request.method, _signed_path(request), body)
-        if secret_key is None:  # verify_request already refused it; this is for typing
-            raise Unauthorized("invalid signature")
+        secret_key = verify_request(
+            signed, hub.secret(key_id), request.method, _signed_path(request), body
+        )
         if request.method in BODY_METHODS and not guards.replay.remember(
             signed.signature, signed.expiry, now
         ):

@@ -7,6 +7,7 @@ PROTOCOL.md. Pure standard library, so it can be tested without Home Assistant.
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 import hashlib
@@ -14,10 +15,7 @@ import hmac
 import re
 import secrets
 import string
-from typing import TYPE_CHECKING, Final
-
-if TYPE_CHECKING:
-    from collections.abc import Mapping
+from typing import Final
 
 MAX_BODY_BYTES: Final = 64 * 1024
 RESPONSE_LIFETIME: Final = timedelta(minutes=15)
@@ -35,9 +33,9 @@ _SIGNED_BODY_METHODS: Final = frozenset({"POST", "PUT"})
 # Signs for unknown key ids, so they cost the same as a wrong signature.
 _DUMMY_SECRET: Final = "providore-dummy-key-never-valid!"  # noqa: S105
 _SECRET_ALPHABET: Final = string.ascii_letters + string.digits
-_HEADER_ENCODING: Final = "utf-8"
 
-_AUTHORIZATION_RE: Final = re.compile(r"[ \t]*([A-Za-z]+)[ \t]+(.*?)[ \t]*", re.ASCII)
+# Linear on any input: DOTALL lets the tail match everything; parameters are checked later.
+_AUTHORIZATION_RE: Final = re.compile(r"([A-Za-z]+)[ \t]+(.*)", re.ASCII | re.DOTALL)
 # A parameter value, quoted or bare: visible ASCII except quote, comma, backslash.
 _VALUE: Final = r"[\x21\x23-\x2b\x2d-\x5b\x5d-\x7e]*"
 _PARAMETER_RE: Final = re.compile(
@@ -53,11 +51,10 @@ _SECRET_KEY_RE: Final = re.compile(r"[!-~]{16,32}", re.ASCII)
 
 
 class ProtocolError(Exception):
-    """A request the protocol refuses.
+    """A request the protocol refuses, with its HTTP `status`.
 
-    `status` is the HTTP status to answer with; `reason` is a short text that is
-    safe to send to the client: it never holds a secret, a received signature, or
-    whether a key id exists.
+    `reason` is safe to send to the client: never a secret, a received signature,
+    or whether a key id exists.
     """
 
     status: int = 400
@@ -101,7 +98,7 @@ class SignedRequest:
 
 def parse_authorization(value: str) -> tuple[str, str]:
     """Return (key_id, signature) from an `Authorization: Hmac ...` header."""
-    match = _AUTHORIZATION_RE.fullmatch(value)
+    match = _AUTHORIZATION_RE.fullmatch(value.strip(" \t"))
     if match is None:
         raise MalformedRequest("malformed Authorization header")
     if match.group(1).lower() != "hmac":
@@ -112,9 +109,7 @@ def parse_authorization(value: str) -> tuple[str, str]:
         if parameter is None:
             raise MalformedRequest("malformed Authorization header")
         name = parameter.group(1).lower()
-        content = (
-            parameter.group(2) if parameter.group(2) is not None else parameter.group(3)
-        )
+        content = parameter.group(2) or parameter.group(3)
         if not content:
             raise MalformedRequest(f"empty {name} in Authorization header")
         if name in parameters:
@@ -160,21 +155,21 @@ def parse_signed_request(headers: Mapping[str, str]) -> SignedRequest:
         _required_header(headers, HEADER_AUTHORIZATION)
     )
     firmware_version = _required_header(headers, HEADER_FIRMWARE_VERSION)
-    created_at_header, created_at = _timestamp_header(headers, HEADER_CREATED_AT)
+    created_header, created = _timestamp_header(headers, HEADER_CREATED_AT)
     expiry_header, expiry = _timestamp_header(headers, HEADER_EXPIRY)
     return SignedRequest(
-        key_id=key_id,
-        signature=signature,
-        firmware_version=firmware_version,
-        created_at_header=created_at_header,
-        expiry_header=expiry_header,
-        created_at=created_at,
-        expiry=expiry,
+        key_id,
+        signature,
+        firmware_version,
+        created_header,
+        expiry_header,
+        created,
+        expiry,
     )
 
 
 def _header_bytes(value: str) -> bytes:
-    return value.encode(_HEADER_ENCODING, "surrogateescape")
+    return value.encode("utf-8", "surrogateescape")
 
 
 def request_message(
@@ -182,16 +177,17 @@ def request_message(
 ) -> bytes:
     """Build the bytes a device signs for a request."""
     method = method.upper()
-    lines = [
-        _header_bytes(method),
-        _header_bytes(path),
-        _header_bytes(request.firmware_version),
-        _header_bytes(request.created_at_header),
-        _header_bytes(request.expiry_header),
-    ]
+    lines = (
+        method,
+        path,
+        request.firmware_version,
+        request.created_at_header,
+        request.expiry_header,
+    )
+    message = _header_bytes("\n".join(lines))
     if method in _SIGNED_BODY_METHODS:
-        lines.append(body or b"")
-    return b"\n".join(lines)
+        message += b"\n" + (body or b"")
+    return message
 
 
 def sign(secret_key: str, message: bytes) -> str:
@@ -206,13 +202,17 @@ def verify_request(
     method: str,
     path: str,
     body: bytes | None,
-) -> None:
-    """Raise Unauthorized unless the request's signature matches; None means unknown key."""
+) -> str:
+    """Return the secret key the request is signed with, else raise Unauthorized.
+
+    `secret_key` None (an unknown key id) costs the same work and raises the same error.
+    """
     key = _DUMMY_SECRET if secret_key is None else secret_key
     expected = sign(key, request_message(method, path, request, body)).encode("ascii")
     matches = hmac.compare_digest(expected, _header_bytes(request.signature))
     if secret_key is None or not matches:
         raise Unauthorized("invalid signature")
+    return secret_key
 
 
 def check_validity(

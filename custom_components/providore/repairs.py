@@ -1,14 +1,40 @@
-"""Repair flows for what the user must act on."""
+"""Repair issues and the flows that fix them."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from homeassistant import data_entry_flow
 from homeassistant.components.repairs import RepairsFlow
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import issue_registry as ir
 
+from .const import DOMAIN
 from .device_auth import DATA_GUARDS
+from .hub import ProvidoreHub
+from .protocol import generate_secret_key
+from .storage import async_get_storage
+
+NO_KEY_ISSUE_PREFIX = "missing_secret_"
+
+
+@callback
+def async_update_missing_secret_issues(hass: HomeAssistant, hub: ProvidoreHub) -> None:
+    """Raise an issue for each device without a secret key; drop the stale ones."""
+    registry = ir.async_get(hass)
+    for domain, issue_id in list(registry.issues):
+        if domain == DOMAIN and issue_id.startswith(NO_KEY_ISSUE_PREFIX):
+            ir.async_delete_issue(hass, DOMAIN, issue_id)
+    for device in hub.devices.values():
+        if hub.secret(device.key_id) is None:
+            ir.async_create_issue(
+                hass,
+                DOMAIN,
+                f"{NO_KEY_ISSUE_PREFIX}{device.key_id}",
+                is_fixable=True,
+                severity=ir.IssueSeverity.ERROR,
+                translation_key="missing_secret",
+                translation_placeholders={"name": device.name, "key_id": device.key_id},
+                data={"key_id": device.key_id, "name": device.name},
+            )
 
 
 class UnblockAddressRepairFlow(RepairsFlow):
@@ -36,10 +62,40 @@ class UnblockAddressRepairFlow(RepairsFlow):
         )
 
 
+class NewSecretRepairFlow(RepairsFlow):
+    """Generate a secret key for a device that has none."""
+
+    def __init__(self, key_id: str, name: str) -> None:
+        """Remember the device the issue is about."""
+        self._key_id = key_id
+        self._name = name
+
+    async def async_step_init(
+        self, user_input: dict[str, str] | None = None
+    ) -> data_entry_flow.FlowResult:
+        """Start with the confirmation."""
+        return await self.async_step_confirm()
+
+    async def async_step_confirm(
+        self, user_input: dict[str, str] | None = None
+    ) -> data_entry_flow.FlowResult:
+        """Store a new secret key when the user confirms."""
+        if user_input is not None:
+            storage = await async_get_storage(self.hass)
+            await storage.async_set_secret(self._key_id, generate_secret_key())
+            return self.async_create_entry(data={})
+        return self.async_show_form(
+            step_id="confirm",
+            description_placeholders={"key_id": self._key_id, "name": self._name},
+        )
+
+
 async def async_create_fix_flow(
-    hass: HomeAssistant, issue_id: str, data: dict[str, Any] | None
+    hass: HomeAssistant, issue_id: str, data: dict[str, str | int | float | None] | None
 ) -> RepairsFlow:
     """Return the flow that fixes a Providore repair issue."""
-    if data is None or "address" not in data:
-        raise ValueError(f"Unknown repair issue {issue_id}")
-    return UnblockAddressRepairFlow(str(data["address"]))
+    if data is not None and "address" in data:
+        return UnblockAddressRepairFlow(str(data["address"]))
+    if data is not None and "key_id" in data:
+        return NewSecretRepairFlow(str(data["key_id"]), str(data.get("name")))
+    raise ValueError(f"Unknown repair issue {issue_id}")
