@@ -750,7 +750,10 @@ async def test_repair_flow_unblocks_address(
     flow = await resp.json()
     assert flow["type"] == "form"
     assert flow["step_id"] == "confirm"
-    assert flow["description_placeholders"] == {"address": "127.0.0.1"}
+    assert flow["description_placeholders"] == {
+        "address": "127.0.0.1",
+        "key_id": KEY_ID,
+    }
 
     resp = await admin.post(f"/api/repairs/issues/fix/{flow['flow_id']}", json={})
     assert resp.status == HTTPStatus.OK

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from homeassistant import data_entry_flow
-from homeassistant.components.repairs import RepairsFlow
+from homeassistant.components.repairs import ConfirmRepairFlow, RepairsFlow
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 
@@ -33,22 +33,16 @@ def async_update_missing_secret_issues(hass: HomeAssistant, hub: ProvidoreHub) -
                 severity=ir.IssueSeverity.ERROR,
                 translation_key="missing_secret",
                 translation_placeholders={"name": device.name, "key_id": device.key_id},
-                data={"key_id": device.key_id, "name": device.name},
+                data={"key_id": device.key_id},
             )
 
 
-class UnblockAddressRepairFlow(RepairsFlow):
+class UnblockAddressRepairFlow(ConfirmRepairFlow):
     """Let a throttled address call again once the user has looked into it."""
 
     def __init__(self, address: str) -> None:
         """Remember the address the issue is about."""
         self._address = address
-
-    async def async_step_init(
-        self, user_input: dict[str, str] | None = None
-    ) -> data_entry_flow.FlowResult:
-        """Start with the confirmation."""
-        return await self.async_step_confirm()
 
     async def async_step_confirm(
         self, user_input: dict[str, str] | None = None
@@ -56,25 +50,15 @@ class UnblockAddressRepairFlow(RepairsFlow):
         """Clear the address's failures when the user confirms."""
         if user_input is not None:
             self.hass.data[DATA_GUARDS].throttle.clear(self._address)
-            return self.async_create_entry(data={})
-        return self.async_show_form(
-            step_id="confirm", description_placeholders={"address": self._address}
-        )
+        return await super().async_step_confirm(user_input)
 
 
-class NewSecretRepairFlow(RepairsFlow):
+class NewSecretRepairFlow(ConfirmRepairFlow):
     """Generate a secret key for a device that has none."""
 
-    def __init__(self, key_id: str, name: str) -> None:
+    def __init__(self, key_id: str) -> None:
         """Remember the device the issue is about."""
         self._key_id = key_id
-        self._name = name
-
-    async def async_step_init(
-        self, user_input: dict[str, str] | None = None
-    ) -> data_entry_flow.FlowResult:
-        """Start with the confirmation."""
-        return await self.async_step_confirm()
 
     async def async_step_confirm(
         self, user_input: dict[str, str] | None = None
@@ -83,11 +67,7 @@ class NewSecretRepairFlow(RepairsFlow):
         if user_input is not None:
             storage = await async_get_storage(self.hass)
             await storage.async_set_secret(self._key_id, generate_secret_key())
-            return self.async_create_entry(data={})
-        return self.async_show_form(
-            step_id="confirm",
-            description_placeholders={"key_id": self._key_id, "name": self._name},
-        )
+        return await super().async_step_confirm(user_input)
 
 
 async def async_create_fix_flow(
@@ -97,5 +77,5 @@ async def async_create_fix_flow(
     if data is not None and "address" in data:
         return UnblockAddressRepairFlow(str(data["address"]))
     if data is not None and "key_id" in data:
-        return NewSecretRepairFlow(str(data["key_id"]), str(data.get("name")))
+        return NewSecretRepairFlow(str(data["key_id"]))
     raise ValueError(f"Unknown repair issue {issue_id}")
