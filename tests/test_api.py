@@ -958,3 +958,34 @@ async def test_secrets_never_logged(
     assert len(signatures) > 15
     for signature in signatures:
         assert signature not in caplog.text
+
+
+async def test_rotated_key_replaces_the_old_one_at_once(
+    hass: HomeAssistant, init_integration: MockConfigEntry, client: TestClient
+) -> None:
+    resp = await _get_config(client, signed_headers("GET", "/config"))
+    await _assert_signed_ok(resp)
+
+    subentry_id = next(iter(init_integration.subentries))
+    result = await hass.config_entries.subentries.async_init(
+        (init_integration.entry_id, "device"),
+        context={"source": "reconfigure", "subentry_id": subentry_id},
+    )
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"name": "Garden sensor", "rotate_key": True}
+    )
+    assert result["reason"] == "key_rotated"
+
+    resp = await _get_config(client, signed_headers("GET", "/config"))
+    await _assert_refused(resp, HTTPStatus.UNAUTHORIZED)
+
+    new_secret = (await async_get_storage(hass)).secret(KEY_ID)
+    assert new_secret is not None
+    assert new_secret != SECRET_KEY
+    resp = await _get_config(
+        client, signed_headers("GET", "/config", secret=new_secret)
+    )
+    assert resp.status == HTTPStatus.OK
+    body = await resp.read()
+    assert response_is_signed(body, resp.headers, new_secret)
+    assert not response_is_signed(body, resp.headers, SECRET_KEY)

@@ -16,6 +16,7 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.providore.const import DOMAIN
+from custom_components.providore.device_auth import DATA_GUARDS
 from custom_components.providore.storage import async_get_storage
 
 from .conftest import KEY_ID, SECRET_KEY
@@ -43,6 +44,7 @@ async def test_entry_diagnostics(
 
     assert diagnostics["entry"]["options"]["max_clock_skew"] == 300
     assert diagnostics["throttled_addresses"] == []
+    assert diagnostics["addresses_with_failures"] == 0
     [device] = diagnostics["devices"]
     assert device["key_id"] == KEY_ID
     assert device["has_secret_key"] is True
@@ -76,3 +78,22 @@ async def test_device_diagnostics(
     text = json.dumps(diagnostics)
     assert SECRET_KEY not in text
     assert "hunter2-wifi" not in text
+
+
+async def test_entry_diagnostics_list_throttled_addresses(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    init_integration: MockConfigEntry,
+) -> None:
+    assert await async_setup_component(hass, "diagnostics", {})
+    throttle = hass.data[DATA_GUARDS].throttle
+    now = dt_util.utcnow()
+    for _ in range(10):
+        throttle.record_failure("192.0.2.66", now)
+    throttle.record_failure("192.0.2.67", now)
+
+    diagnostics = await get_diagnostics_for_config_entry(
+        hass, hass_client, init_integration
+    )
+    assert diagnostics["throttled_addresses"] == ["192.0.2.66"]
+    assert diagnostics["addresses_with_failures"] == 2

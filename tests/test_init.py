@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+import stat
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntryState
@@ -150,3 +152,21 @@ async def test_views_are_registered_once(
     assert await hass.config_entries.async_setup(init_integration.entry_id)
     await hass.async_block_till_done()
     assert _config_routes(hass) == routes
+
+
+async def test_secrets_are_written_for_the_owner_only(
+    hass: HomeAssistant, init_integration: MockConfigEntry, tmp_path: Path
+) -> None:
+    storage = await async_get_storage(hass)
+    # Write through the secret store's real file writer, into a scratch folder.
+    secrets_path = tmp_path / "providore.secrets"
+    documents_path = tmp_path / "providore.documents"
+    await hass.async_add_executor_job(
+        storage._secrets_store._write_data, str(secrets_path), {"data": {}}
+    )
+    await hass.async_add_executor_job(
+        storage._documents_store._write_data, str(documents_path), {"data": {}}
+    )
+    assert stat.S_IMODE(secrets_path.stat().st_mode) == 0o600
+    # For contrast: an ordinary store is readable by others.
+    assert stat.S_IMODE(documents_path.stat().st_mode) == 0o644

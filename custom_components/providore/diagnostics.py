@@ -23,14 +23,13 @@ async def async_get_config_entry_diagnostics(
 ) -> dict[str, Any]:
     """Return the hub's settings, devices and throttled addresses."""
     hub = entry.runtime_data
-    now = dt_util.utcnow()
+    throttle = hass.data[DATA_GUARDS].throttle
     return async_redact_data(
         {
             "entry": entry.as_dict(),
             "devices": [_device(hub, device) for device in hub.devices.values()],
-            "throttled_addresses": hass.data[DATA_GUARDS].throttle.throttled_addresses(
-                now
-            ),
+            "addresses_with_failures": throttle.tracked_addresses,
+            "throttled_addresses": throttle.throttled_addresses(dt_util.utcnow()),
         },
         TO_REDACT,
     )

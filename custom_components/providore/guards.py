@@ -82,7 +82,7 @@ class FailureThrottle:
             del self._failures[address]
 
     def clear(self, address: str) -> None:
-        """Forget every failure of address, for example after it authenticated."""
+        """Forget every failure of address, e.g. when the user unblocks it."""
         self._failures.pop(address, None)
 
     def throttled_addresses(self, now: datetime) -> list[str]:
