@@ -117,3 +117,26 @@ async def test_reported_state_is_saved_after_a_short_delay(
     stored = hass_storage[f"{DOMAIN}.device_state"]["data"][KEY_ID]
     assert stored["firmware_version"] == "2.0.0"
     assert stored["address"] == "192.0.2.7"
+
+
+async def test_frequent_requests_do_not_postpone_the_save(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    hass_storage: dict,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    # A device calling every 2 s: its state still reaches the disk within seconds.
+    for version in ("1.0.0", "1.0.1", "1.0.2", "1.0.3"):
+        await _device_calls(hass, version)
+        freezer.tick(timedelta(seconds=2))
+        async_fire_time_changed(hass)
+        await hass.async_block_till_done()
+    stored = hass_storage[f"{DOMAIN}.device_state"]["data"][KEY_ID]
+    assert stored["firmware_version"] in ("1.0.2", "1.0.3")
+
+    await _device_calls(hass, "1.0.4")
+    freezer.tick(timedelta(seconds=6))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    stored = hass_storage[f"{DOMAIN}.device_state"]["data"][KEY_ID]
+    assert stored["firmware_version"] == "1.0.4"

@@ -112,10 +112,10 @@ async def async_authenticate(
         _record_failure(hass, guards, address, key_id, err, now)
         raise
 
-    hub.record_request(key_id, request.remote, signed.firmware_version, now)
+    hub.record_request(signed.key_id, request.remote, signed.firmware_version, now)
     return AuthenticatedRequest(
         hub=hub,
-        key_id=key_id,
+        key_id=signed.key_id,
         secret_key=secret_key,
         firmware_version=signed.firmware_version,
         body=body,

@@ -158,13 +158,13 @@ def parse_signed_request(headers: Mapping[str, str]) -> SignedRequest:
     created_header, created = _timestamp_header(headers, HEADER_CREATED_AT)
     expiry_header, expiry = _timestamp_header(headers, HEADER_EXPIRY)
     return SignedRequest(
-        key_id,
-        signature,
-        firmware_version,
-        created_header,
-        expiry_header,
-        created,
-        expiry,
+        key_id=key_id,
+        signature=signature,
+        firmware_version=firmware_version,
+        created_at_header=created_header,
+        expiry_header=expiry_header,
+        created_at=created,
+        expiry=expiry,
     )
 
 

@@ -85,6 +85,7 @@ class ProvidoreStorage:
         self._secrets: dict[str, str] = {}
         self._documents: dict[str, DeviceDocuments] = {}
         self._states: dict[str, DeviceState] = {}
+        self._state_save_pending = False
 
     async def async_load(self) -> None:
         """Read all stores from disk."""
@@ -133,8 +134,18 @@ class ProvidoreStorage:
         return self._states.setdefault(key_id, DeviceState())
 
     def schedule_state_save(self) -> None:
-        """Write the reported states soon, coalescing bursts of requests."""
-        self._state_store.async_delay_save(self._stored_states, STATE_SAVE_DELAY)
+        """Write the reported states within a few seconds, once for many requests.
+
+        The store's own delayed save postpones the write on every call, so a device
+        calling every second would never be saved: schedule only when none is pending.
+        """
+        if not self._state_save_pending:
+            self._state_save_pending = True
+            self._state_store.async_delay_save(self._states_to_save, STATE_SAVE_DELAY)
+
+    def _states_to_save(self) -> dict[str, StoredState]:
+        self._state_save_pending = False
+        return self._stored_states()
 
     def _stored_states(self) -> dict[str, StoredState]:
         return {key_id: state.to_stored() for key_id, state in self._states.items()}
