@@ -461,7 +461,10 @@ async def _start_reconfigure(
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "reconfigure"
     assert result["errors"] == {}
-    assert result["description_placeholders"] == {"key_id": KEY_ID}
+    assert result["description_placeholders"] == {
+        "key_id": KEY_ID,
+        "name": DEVICE_NAME,
+    }
     return result
 
 
@@ -635,7 +638,10 @@ async def test_reconfigure_invalid_document(
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "reconfigure"
     assert result["errors"] == {CONF_CONFIG: "invalid_config"}
-    assert result["description_placeholders"] == {"key_id": KEY_ID}
+    assert result["description_placeholders"] == {
+        "key_id": KEY_ID,
+        "name": DEVICE_NAME,
+    }
     assert _suggested_values(result["data_schema"]) == user_input
     # Nothing changed: no document, no new key, no rename.
     assert storage.documents(KEY_ID) == {}

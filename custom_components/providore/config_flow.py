@@ -243,7 +243,7 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
                 RECONFIGURE_DEVICE_SCHEMA, user_input or suggested
             ),
             errors=errors,
-            description_placeholders={"key_id": key_id},
+            description_placeholders={"key_id": key_id, "name": subentry.title},
         )
 
     def _key_ids_in_use(self) -> set[str]:
