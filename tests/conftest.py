@@ -79,7 +79,19 @@ async def init_integration(
     stored_secrets: dict[str, str],
 ) -> MockConfigEntry:
     """Set up Providore with its one device."""
-    mock_config_entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    return await _async_set_up(hass, mock_config_entry)
+
+
+@pytest.fixture
+async def entry_without_secret(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry
+) -> MockConfigEntry:
+    """Set up the hub while its device's secret key is missing from storage."""
+    return await _async_set_up(hass, mock_config_entry)
+
+
+async def _async_set_up(hass: HomeAssistant, entry: MockConfigEntry) -> MockConfigEntry:
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
-    return mock_config_entry
+    return entry

@@ -24,17 +24,6 @@ from .conftest import KEY_ID
 ISSUE_ID = f"missing_secret_{KEY_ID}"
 
 
-@pytest.fixture
-async def entry_without_secret(
-    hass: HomeAssistant, mock_config_entry: MockConfigEntry
-) -> MockConfigEntry:
-    """Set up the hub while its device's secret key is missing from storage."""
-    mock_config_entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
-    await hass.async_block_till_done()
-    return mock_config_entry
-
-
 async def test_no_issue_while_every_device_has_a_key(
     hass: HomeAssistant,
     init_integration: MockConfigEntry,

@@ -100,11 +100,8 @@ async def test_provisioning_bundle_unknown_device(
 
 
 async def test_provisioning_bundle_without_a_secret(
-    hass: HomeAssistant, mock_config_entry: MockConfigEntry
+    hass: HomeAssistant, entry_without_secret: MockConfigEntry
 ) -> None:
-    mock_config_entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
-    await hass.async_block_till_done()
     with pytest.raises(HomeAssistantError) as err:
         await _bundle(hass)
     assert err.value.translation_key == "missing_secret"
