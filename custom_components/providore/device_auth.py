@@ -77,11 +77,6 @@ class AuthenticatedRequest:
     body: bytes | None
 
 
-def throttle_issue_id(address: str) -> str:
-    """Return the id of the repair issue raised for a throttled address."""
-    return f"throttled_{address}"
-
-
 async def async_authenticate(
     hass: HomeAssistant, request: web.Request, hub: ProvidoreHub
 ) -> AuthenticatedRequest:
@@ -170,7 +165,7 @@ def _record_failure(
     ir.async_create_issue(
         hass,
         DOMAIN,
-        throttle_issue_id(address),
+        f"throttled_{address}",
         is_fixable=True,
         severity=ir.IssueSeverity.WARNING,
         translation_key="address_throttled",
