@@ -10,6 +10,7 @@ from homeassistant.config_entries import (
     SOURCE_RECONFIGURE,
     SOURCE_USER,
     ConfigEntryState,
+    ConfigFlowResult,
     ConfigSubentry,
     ConfigSubentryData,
 )
@@ -30,9 +31,11 @@ from custom_components.providore.const import (
     CONF_ONLINE_INTERVAL,
     CONF_ROTATE_KEY,
     CONF_SECRET_KEY,
+    CONF_UPDATE_TIMEOUT,
     DEFAULT_MAX_CLOCK_SKEW,
     DEFAULT_MAX_REQUEST_LIFETIME,
     DEFAULT_ONLINE_INTERVAL,
+    DEFAULT_UPDATE_TIMEOUT,
     DOMAIN,
     SUBENTRY_TYPE_DEVICE,
 )
@@ -90,6 +93,7 @@ async def test_user_flow(hass: HomeAssistant) -> None:
         CONF_MAX_CLOCK_SKEW: DEFAULT_MAX_CLOCK_SKEW,
         CONF_MAX_REQUEST_LIFETIME: DEFAULT_MAX_REQUEST_LIFETIME,
         CONF_ONLINE_INTERVAL: DEFAULT_ONLINE_INTERVAL,
+        CONF_UPDATE_TIMEOUT: DEFAULT_UPDATE_TIMEOUT,
     }
 
     result = await hass.config_entries.flow.async_configure(
@@ -98,6 +102,7 @@ async def test_user_flow(hass: HomeAssistant) -> None:
             CONF_MAX_CLOCK_SKEW: 120.0,
             CONF_MAX_REQUEST_LIFETIME: 1800.0,
             CONF_ONLINE_INTERVAL: 300.0,
+            CONF_UPDATE_TIMEOUT: 900.0,
         },
     )
     await hass.async_block_till_done()
@@ -109,6 +114,7 @@ async def test_user_flow(hass: HomeAssistant) -> None:
         CONF_MAX_CLOCK_SKEW: 120,
         CONF_MAX_REQUEST_LIFETIME: 1800,
         CONF_ONLINE_INTERVAL: 300,
+        CONF_UPDATE_TIMEOUT: 900,
     }
     assert all(type(value) is int for value in result["options"].values())
     # Plain string keys: the options are stored as JSON.
@@ -150,6 +156,7 @@ async def test_user_flow_aborts_when_configured_during_flow(
             CONF_MAX_CLOCK_SKEW: 300.0,
             CONF_MAX_REQUEST_LIFETIME: 900.0,
             CONF_ONLINE_INTERVAL: 600.0,
+            CONF_UPDATE_TIMEOUT: 600.0,
         },
     )
 
@@ -170,23 +177,36 @@ async def test_options_flow_shows_current_values(hass: HomeAssistant) -> None:
     )
     entry.add_to_hass(hass)
 
-    result = await hass.config_entries.options.async_init(entry.entry_id)
+    result = await _open_settings(hass, entry)
 
     assert result["type"] is FlowResultType.FORM
-    assert result["step_id"] == "init"
+    assert result["step_id"] == "settings"
     # Current values win; a setting the entry lacks falls back to its default.
     assert _suggested_values(result["data_schema"]) == {
         CONF_MAX_CLOCK_SKEW: 30,
         CONF_MAX_REQUEST_LIFETIME: DEFAULT_MAX_REQUEST_LIFETIME,
         CONF_ONLINE_INTERVAL: 120,
+        CONF_UPDATE_TIMEOUT: DEFAULT_UPDATE_TIMEOUT,
     }
+
+
+async def _open_settings(
+    hass: HomeAssistant, entry: MockConfigEntry
+) -> ConfigFlowResult:
+    """Open the options flow and pick the settings from its menu."""
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert result["type"] is FlowResultType.MENU
+    assert result["menu_options"] == ["settings", "upload_firmware"]
+    return await hass.config_entries.options.async_configure(
+        result["flow_id"], {"next_step_id": "settings"}
+    )
 
 
 async def test_options_flow_saves(
     hass: HomeAssistant, init_integration: MockConfigEntry
 ) -> None:
     entry = init_integration
-    result = await hass.config_entries.options.async_init(entry.entry_id)
+    result = await _open_settings(hass, entry)
     assert result["type"] is FlowResultType.FORM
 
     result = await hass.config_entries.options.async_configure(
@@ -195,6 +215,7 @@ async def test_options_flow_saves(
             CONF_MAX_CLOCK_SKEW: 60.0,
             CONF_MAX_REQUEST_LIFETIME: 3600.0,
             CONF_ONLINE_INTERVAL: 1200.0,
+            CONF_UPDATE_TIMEOUT: 300.0,
         },
     )
     await hass.async_block_till_done()
@@ -203,6 +224,7 @@ async def test_options_flow_saves(
         CONF_MAX_CLOCK_SKEW: 60,
         CONF_MAX_REQUEST_LIFETIME: 3600,
         CONF_ONLINE_INTERVAL: 1200,
+        CONF_UPDATE_TIMEOUT: 300,
     }
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["data"] == expected

@@ -9,13 +9,15 @@ from homeassistant.helpers.typing import ConfigType
 
 from .const import DOMAIN
 from .device_auth import DATA_GUARDS, RequestGuards
+from .firmware_catalog import async_get_firmware_catalog
+from .firmware_updates import async_get_firmware_updates
 from .hub import ProvidoreConfigEntry, ProvidoreHub
 from .repairs import async_update_missing_secret_issues
 from .services import async_setup_services
 from .storage import async_get_storage
 from .views import VIEWS
 
-PLATFORMS = [Platform.BINARY_SENSOR, Platform.SENSOR]
+PLATFORMS = [Platform.BINARY_SENSOR, Platform.SENSOR, Platform.SWITCH, Platform.UPDATE]
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
@@ -31,10 +33,15 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
 async def async_setup_entry(hass: HomeAssistant, entry: ProvidoreConfigEntry) -> bool:
     """Set up the hub and the entities of its devices."""
     storage = await async_get_storage(hass)
-    hub = ProvidoreHub(hass, entry, storage)
-    # Devices removed while Home Assistant was running take their secrets with them.
+    updates = await async_get_firmware_updates(hass)
+    hub = ProvidoreHub(
+        hass, entry, storage, await async_get_firmware_catalog(hass), updates
+    )
+    # Devices removed while Home Assistant was running take their data with them.
     await storage.async_keep_only(hub.devices)
+    await updates.async_keep_only(hub.devices)
     async_update_missing_secret_issues(hass, hub)
+    entry.async_on_unload(hub.firmware.async_start())
     entry.runtime_data = hub
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     entry.async_on_unload(entry.add_update_listener(_async_reload_entry))
@@ -52,6 +59,7 @@ async def async_unload_entry(hass: HomeAssistant, entry: ProvidoreConfigEntry) -
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: ProvidoreConfigEntry) -> None:
-    """Delete every device's secrets, documents and state with the hub."""
-    storage = await async_get_storage(hass)
-    await storage.async_remove()
+    """Delete every device's secrets, documents, state and the firmware with the hub."""
+    await (await async_get_storage(hass)).async_remove()
+    await (await async_get_firmware_updates(hass)).async_remove()
+    await (await async_get_firmware_catalog(hass)).async_remove()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from homeassistant.components.file_upload import process_uploaded_file
 from homeassistant.config_entries import (
     ConfigEntry,
     ConfigFlow,
@@ -13,13 +14,18 @@ from homeassistant.config_entries import (
     SubentryFlowResult,
 )
 from homeassistant.const import CONF_NAME
-from homeassistant.core import callback
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.selector import (
     BooleanSelector,
+    FileSelector,
+    FileSelectorConfig,
     NumberSelector,
     NumberSelectorConfig,
     NumberSelectorMode,
     ObjectSelector,
+    SelectSelector,
+    SelectSelectorConfig,
+    SelectSelectorMode,
     TextSelector,
     TextSelectorConfig,
     TextSelectorType,
@@ -28,19 +34,26 @@ import voluptuous as vol
 
 from .const import (
     CONF_CONFIG,
+    CONF_FIRMWARE_FILE,
     CONF_FIRMWARE_TYPE,
     CONF_KEY_ID,
     CONF_MAX_CLOCK_SKEW,
     CONF_MAX_REQUEST_LIFETIME,
     CONF_ONLINE_INTERVAL,
+    CONF_RELEASE_NOTES,
+    CONF_RELEASE_URL,
     CONF_ROTATE_KEY,
     CONF_SECRET_KEY,
+    CONF_UPDATE_TIMEOUT,
+    CONF_VERSION,
     DEFAULT_MAX_CLOCK_SKEW,
     DEFAULT_MAX_REQUEST_LIFETIME,
     DEFAULT_ONLINE_INTERVAL,
+    DEFAULT_UPDATE_TIMEOUT,
     DOMAIN,
     SUBENTRY_TYPE_DEVICE,
 )
+from .firmware_catalog import Firmware, FirmwareError, async_get_firmware_catalog
 from .protocol import (
     generate_key_id,
     generate_secret_key,
@@ -67,12 +80,14 @@ SETTINGS_SCHEMA = vol.Schema(
         vol.Required(CONF_MAX_CLOCK_SKEW): _seconds(0, 3600),
         vol.Required(CONF_MAX_REQUEST_LIFETIME): _seconds(60, 86400),
         vol.Required(CONF_ONLINE_INTERVAL): _seconds(60, 86400),
+        vol.Required(CONF_UPDATE_TIMEOUT): _seconds(60, 86400),
     }
 )
 DEFAULT_SETTINGS = {
     CONF_MAX_CLOCK_SKEW: DEFAULT_MAX_CLOCK_SKEW,
     CONF_MAX_REQUEST_LIFETIME: DEFAULT_MAX_REQUEST_LIFETIME,
     CONF_ONLINE_INTERVAL: DEFAULT_ONLINE_INTERVAL,
+    CONF_UPDATE_TIMEOUT: DEFAULT_UPDATE_TIMEOUT,
 }
 
 _TEXT = TextSelector()
@@ -139,20 +154,114 @@ class ProvidoreConfigFlow(ConfigFlow, domain=DOMAIN):
 
 
 class ProvidoreOptionsFlow(OptionsFlow):
-    """Change the hub settings."""
+    """Change the hub settings, or upload a firmware build."""
 
     async def async_step_init(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Offer what can be done."""
+        return self.async_show_menu(
+            step_id="init", menu_options=["settings", "upload_firmware"]
+        )
+
+    async def async_step_settings(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """Show the settings with their current values."""
         if user_input is not None:
             return self.async_create_entry(data=_settings(user_input))
         return self.async_show_form(
-            step_id="init",
+            step_id="settings",
             data_schema=self.add_suggested_values_to_schema(
                 SETTINGS_SCHEMA, DEFAULT_SETTINGS | dict(self.config_entry.options)
             ),
         )
+
+    async def async_step_upload_firmware(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Take a firmware file from the browser into the catalog."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            try:
+                build = await _async_add_uploaded_firmware(self.hass, user_input)
+            except FirmwareError as err:
+                errors["base"] = err.translation_key or "firmware_unreadable"
+            else:
+                # Like reconfigure_successful: an abort is how a flow that
+                # changes no option reports success.
+                return self.async_abort(
+                    reason="firmware_uploaded",
+                    description_placeholders={
+                        CONF_FIRMWARE_TYPE: build.firmware_type,
+                        CONF_VERSION: build.version,
+                    },
+                )
+            user_input = {
+                k: v for k, v in user_input.items() if k != CONF_FIRMWARE_FILE
+            }
+        return self.async_show_form(
+            step_id="upload_firmware",
+            data_schema=self.add_suggested_values_to_schema(
+                await self._async_upload_schema(), user_input or {}
+            ),
+            errors=errors,
+        )
+
+    async def _async_upload_schema(self) -> vol.Schema:
+        """Offer the firmware types of the hub's devices and of the catalog."""
+        types = {
+            subentry.data.get(CONF_FIRMWARE_TYPE)
+            for subentry in self.config_entry.subentries.values()
+        }
+        types.update((await async_get_firmware_catalog(self.hass)).firmware_types())
+        return vol.Schema(
+            {
+                vol.Required(CONF_FIRMWARE_FILE): FileSelector(
+                    FileSelectorConfig(accept=".bin,application/octet-stream")
+                ),
+                vol.Required(CONF_FIRMWARE_TYPE): SelectSelector(
+                    SelectSelectorConfig(
+                        options=sorted(t for t in types if t),
+                        custom_value=True,
+                        mode=SelectSelectorMode.DROPDOWN,
+                    )
+                ),
+                vol.Required(CONF_VERSION): _TEXT,
+                vol.Optional(CONF_RELEASE_NOTES): TextSelector(
+                    TextSelectorConfig(multiline=True)
+                ),
+                vol.Optional(CONF_RELEASE_URL): TextSelector(
+                    TextSelectorConfig(type=TextSelectorType.URL)
+                ),
+            }
+        )
+
+
+async def _async_add_uploaded_firmware(
+    hass: HomeAssistant, user_input: dict[str, Any]
+) -> Firmware:
+    """Copy a file uploaded through the browser into the catalog.
+
+    The upload's context manager deletes the temporary file on exit (blocking),
+    so it is entered and left in the executor.
+    """
+    uploaded = process_uploaded_file(hass, user_input[CONF_FIRMWARE_FILE])
+    try:
+        path = await hass.async_add_executor_job(uploaded.__enter__)
+    except ValueError as err:
+        raise FirmwareError("firmware_unreadable", error=str(err)) from err
+    try:
+        catalog = await async_get_firmware_catalog(hass)
+        return await catalog.async_add(
+            user_input[CONF_FIRMWARE_TYPE].strip(),
+            user_input[CONF_VERSION].strip(),
+            path,
+            user_input.get(CONF_RELEASE_NOTES),
+            user_input.get(CONF_RELEASE_URL),
+        )
+    finally:
+        await hass.async_add_executor_job(uploaded.__exit__, None, None, None)
 
 
 class DeviceSubentryFlow(ConfigSubentryFlow):

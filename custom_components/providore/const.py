@@ -17,7 +17,9 @@ CONF_MAX_REQUEST_LIFETIME: Final = "max_request_lifetime"
 CONF_ONLINE_INTERVAL: Final = "online_interval"
 DEFAULT_MAX_CLOCK_SKEW: Final = 300
 DEFAULT_MAX_REQUEST_LIFETIME: Final = 900
+CONF_UPDATE_TIMEOUT: Final = "update_timeout"
 DEFAULT_ONLINE_INTERVAL: Final = 600
+DEFAULT_UPDATE_TIMEOUT: Final = 600
 
 # Device subentry data and flow fields.
 CONF_KEY_ID: Final = "key_id"
@@ -26,6 +28,12 @@ CONF_FIRMWARE_TYPE: Final = "firmware_type"
 CONF_ROTATE_KEY: Final = "rotate_key"
 CONF_CONFIG: Final = "config"
 CONF_FIRMWARE_VERSION: Final = "firmware_version"
+
+# Firmware upload fields.
+CONF_VERSION: Final = "version"
+CONF_FIRMWARE_FILE: Final = "firmware_file"
+CONF_RELEASE_NOTES: Final = "release_notes"
+CONF_RELEASE_URL: Final = "release_url"
 
 # Failed requests tolerated per client address before it is throttled.
 THROTTLE_LIMIT: Final = 10

@@ -70,6 +70,7 @@ class ThrottledError(Exception):
 class AuthenticatedRequest:
     """A device request whose signature and validity were checked."""
 
+    request: web.Request
     hub: ProvidoreHub
     key_id: str
     secret_key: str
@@ -109,6 +110,7 @@ async def async_authenticate(
 
     hub.record_request(signed.key_id, request.remote, signed.firmware_version, now)
     return AuthenticatedRequest(
+        request=request,
         hub=hub,
         key_id=signed.key_id,
         secret_key=secret_key,

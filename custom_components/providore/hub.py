@@ -18,12 +18,17 @@ from .const import (
     CONF_MAX_CLOCK_SKEW,
     CONF_MAX_REQUEST_LIFETIME,
     CONF_ONLINE_INTERVAL,
+    CONF_UPDATE_TIMEOUT,
     DEFAULT_MAX_CLOCK_SKEW,
     DEFAULT_MAX_REQUEST_LIFETIME,
     DEFAULT_ONLINE_INTERVAL,
+    DEFAULT_UPDATE_TIMEOUT,
     DOMAIN,
     SUBENTRY_TYPE_DEVICE,
 )
+from .firmware_catalog import FirmwareCatalog
+from .firmware_manager import FirmwareManager
+from .firmware_updates import FirmwareUpdates
 from .storage import DeviceState, JsonObject, ProvidoreStorage
 
 type ProvidoreConfigEntry = ConfigEntry[ProvidoreHub]
@@ -41,6 +46,7 @@ class HubSettings:
     max_clock_skew: timedelta
     max_request_lifetime: timedelta
     online_interval: timedelta
+    update_timeout: timedelta
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> HubSettings:
@@ -56,6 +62,9 @@ class HubSettings:
             ),
             online_interval=timedelta(
                 seconds=options.get(CONF_ONLINE_INTERVAL, DEFAULT_ONLINE_INTERVAL)
+            ),
+            update_timeout=timedelta(
+                seconds=options.get(CONF_UPDATE_TIMEOUT, DEFAULT_UPDATE_TIMEOUT)
             ),
         )
 
@@ -74,7 +83,12 @@ class ProvidoreHub:
     """Everything the device API and the entities of a loaded hub entry share."""
 
     def __init__(
-        self, hass: HomeAssistant, entry: ConfigEntry, storage: ProvidoreStorage
+        self,
+        hass: HomeAssistant,
+        entry: ConfigEntry,
+        storage: ProvidoreStorage,
+        catalog: FirmwareCatalog,
+        updates: FirmwareUpdates,
     ) -> None:
         """Build the hub from the entry's options and device subentries."""
         self._hass = hass
@@ -90,6 +104,20 @@ class ProvidoreHub:
             for subentry in entry.subentries.values()
             if subentry.subentry_type == SUBENTRY_TYPE_DEVICE
         }
+        self.firmware = FirmwareManager(
+            hass,
+            catalog,
+            updates,
+            firmware_types={
+                key_id: device.firmware_type for key_id, device in self.devices.items()
+            },
+            device_names={
+                key_id: device.name for key_id, device in self.devices.items()
+            },
+            state=self.state,
+            notify=self.notify,
+            update_timeout=self.settings.update_timeout,
+        )
 
     def secret(self, key_id: str) -> str | None:
         """Return the secret key of a configured device, else None."""
@@ -123,6 +151,12 @@ class ProvidoreHub:
         self.storage.schedule_state_save()
         if version_changed:
             self._update_device_sw_version(key_id, firmware_version)
+        self.firmware.device_reported(key_id, firmware_version)
+        self.notify(key_id)
+
+    @callback
+    def notify(self, key_id: str) -> None:
+        """Tell a device's entities that something they show changed."""
         async_dispatcher_send(self._hass, signal_device_updated(key_id))
 
     @callback

@@ -1,11 +1,13 @@
-"""Service actions: hand a device its key, and set the documents devices fetch."""
+"""Service actions: hand a device its key, set the documents it fetches, manage firmware."""
 
 from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 from typing import Any
 
+from homeassistant.const import CONF_PATH
 from homeassistant.core import (
     HomeAssistant,
     ServiceCall,
@@ -27,18 +29,25 @@ import voluptuous as vol
 from .const import (
     API_BASE_PATH,
     CONF_CONFIG,
+    CONF_FIRMWARE_TYPE,
     CONF_FIRMWARE_VERSION,
     CONF_KEY_ID,
+    CONF_RELEASE_NOTES,
+    CONF_RELEASE_URL,
     CONF_SECRET_KEY,
+    CONF_VERSION,
     DOMAIN,
     NVS_KEY_DEVICE_ID,
     NVS_KEY_PSK,
     NVS_NAMESPACE,
 )
+from .firmware_catalog import FirmwareError
 from .hub import ProvidoreHub, async_get_loaded_hub
 
 SERVICE_PROVISIONING_BUNDLE = "provisioning_bundle"
 SERVICE_SET_CONFIG = "set_config"
+SERVICE_UPLOAD_FIRMWARE = "upload_firmware"
+SERVICE_DELETE_FIRMWARE = "delete_firmware"
 
 PROVISIONING_BUNDLE_SCHEMA = vol.Schema({vol.Required(CONF_KEY_ID): cv.string})
 SET_CONFIG_SCHEMA = vol.Schema(
@@ -46,6 +55,22 @@ SET_CONFIG_SCHEMA = vol.Schema(
         vol.Required(CONF_KEY_ID): cv.string,
         vol.Required(CONF_CONFIG): dict,
         vol.Optional(CONF_FIRMWARE_VERSION): cv.string,
+    }
+)
+
+UPLOAD_FIRMWARE_SCHEMA = vol.Schema(
+    {
+        vol.Required(CONF_FIRMWARE_TYPE): cv.string,
+        vol.Required(CONF_VERSION): cv.string,
+        vol.Required(CONF_PATH): cv.string,
+        vol.Optional(CONF_RELEASE_NOTES): cv.string,
+        vol.Optional(CONF_RELEASE_URL): cv.url,
+    }
+)
+DELETE_FIRMWARE_SCHEMA = vol.Schema(
+    {
+        vol.Required(CONF_FIRMWARE_TYPE): cv.string,
+        vol.Required(CONF_VERSION): cv.string,
     }
 )
 
@@ -62,6 +87,20 @@ def async_setup_services(hass: HomeAssistant) -> None:
     )
     async_register_admin_service(
         hass, DOMAIN, SERVICE_SET_CONFIG, _async_set_config, SET_CONFIG_SCHEMA
+    )
+    async_register_admin_service(
+        hass,
+        DOMAIN,
+        SERVICE_UPLOAD_FIRMWARE,
+        _async_upload_firmware,
+        UPLOAD_FIRMWARE_SCHEMA,
+    )
+    async_register_admin_service(
+        hass,
+        DOMAIN,
+        SERVICE_DELETE_FIRMWARE,
+        _async_delete_firmware,
+        DELETE_FIRMWARE_SCHEMA,
     )
 
 
@@ -99,6 +138,39 @@ async def _async_set_config(call: ServiceCall) -> None:
     )
 
 
+async def _async_upload_firmware(call: ServiceCall) -> None:
+    """Copy a firmware file Home Assistant may read into the catalog."""
+    hub = _loaded_hub(call)
+    source = await call.hass.async_add_executor_job(
+        _readable_source, call.hass, call.data[CONF_PATH]
+    )
+    await hub.firmware.catalog.async_add(
+        call.data[CONF_FIRMWARE_TYPE],
+        call.data[CONF_VERSION],
+        source,
+        call.data.get(CONF_RELEASE_NOTES),
+        call.data.get(CONF_RELEASE_URL),
+    )
+
+
+async def _async_delete_firmware(call: ServiceCall) -> None:
+    """Remove a firmware build from the catalog."""
+    await _loaded_hub(call).firmware.catalog.async_delete(
+        call.data[CONF_FIRMWARE_TYPE], call.data[CONF_VERSION]
+    )
+
+
+def _readable_source(hass: HomeAssistant, path: str) -> Path:
+    """Resolve a path inside the config folder or an allowed directory (blocking)."""
+    source = Path(hass.config.path(path)).resolve()
+    inside_config = source.is_relative_to(Path(hass.config.config_dir).resolve())
+    if not (inside_config or hass.config.is_allowed_path(str(source))):
+        raise FirmwareError("path_not_allowed", path=path)
+    if not source.is_file():
+        raise FirmwareError("firmware_not_found", path=path)
+    return source
+
+
 def nvs_csv(key_id: str, secret_key: str) -> str:
     """Return the CSV the ESP-IDF NVS partition generator takes for a device."""
     out = io.StringIO()
@@ -125,12 +197,18 @@ async def _async_require_admin(call: ServiceCall) -> None:
         raise Unauthorized(context=call.context)
 
 
-def _hub_and_key_id(call: ServiceCall) -> tuple[ProvidoreHub, str]:
-    """Return the loaded hub and the key id of a device configured on it."""
+def _loaded_hub(call: ServiceCall) -> ProvidoreHub:
+    """Return the loaded hub, else refuse the call."""
     if (hub := async_get_loaded_hub(call.hass)) is None:
         raise ServiceValidationError(
             translation_domain=DOMAIN, translation_key="not_loaded"
         )
+    return hub
+
+
+def _hub_and_key_id(call: ServiceCall) -> tuple[ProvidoreHub, str]:
+    """Return the loaded hub and the key id of a device configured on it."""
+    hub = _loaded_hub(call)
     key_id: str = call.data[CONF_KEY_ID]
     if key_id not in hub.devices:
         raise ServiceValidationError(

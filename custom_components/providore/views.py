@@ -7,9 +7,10 @@ so each request looks up the hub of the loaded entry and answers 404 without one
 from __future__ import annotations
 
 from abc import abstractmethod
+from functools import partial
 from http import HTTPStatus
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from homeassistant.const import CONTENT_TYPE_JSON
 from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
 from homeassistant.helpers.json import json_bytes
@@ -21,6 +22,7 @@ from .device_auth import (
     async_authenticate,
     signed_response,
 )
+from .firmware_delivery import async_send_firmware
 from .hub import async_get_loaded_hub
 from .protocol import ProtocolError
 
@@ -76,4 +78,67 @@ class ConfigView(SignedView):
         return signed_response(device, json_bytes(document), CONTENT_TYPE_JSON)
 
 
-VIEWS: tuple[type[SignedView], ...] = (ConfigView,)
+class FirmwareCheckView(SignedView):
+    """GET /firmware/check: whether the device should install another firmware."""
+
+    url = f"{API_BASE_PATH}/firmware/check"
+    name = "api:providore:firmware:check"
+
+    async def get(self, request: web.Request) -> web.StreamResponse:
+        """Answer the check."""
+        return await self._serve(request)
+
+    async def respond(self, device: AuthenticatedRequest) -> web.StreamResponse:
+        """Redirect to the pending build, or say there is nothing to do."""
+        build = device.hub.firmware.pending(device.key_id)
+        if build is None:
+            return web.Response(status=HTTPStatus.NO_CONTENT)
+        location = device.request.url.with_path(FirmwareView.url).with_query(
+            version=build.version
+        )
+        return web.Response(
+            status=HTTPStatus.FOUND, headers={hdrs.LOCATION: str(location)}
+        )
+
+
+class FirmwareView(SignedView):
+    """GET /firmware: the build assigned to the device."""
+
+    url = f"{API_BASE_PATH}/firmware"
+    name = "api:providore:firmware"
+
+    async def get(self, request: web.Request) -> web.StreamResponse:
+        """Serve the firmware."""
+        return await self._serve(request)
+
+    async def respond(self, device: AuthenticatedRequest) -> web.StreamResponse:
+        """Stream the assigned build; the unsigned query may only confirm it."""
+        firmware = device.hub.firmware
+        build = firmware.assigned(device.key_id)
+        if build is None:
+            return _error(HTTPStatus.NOT_FOUND, "no firmware assigned to this device")
+        asked = device.request.query.get("version")
+        if asked is not None and asked != build.version:
+            return _error(HTTPStatus.CONFLICT, "that version is not assigned")
+        path = firmware.catalog.path(build)
+        hass = device.request.app[KEY_HASS]
+        try:
+            signer = await firmware.signatures.async_signer(
+                hass, device.key_id, device.secret_key, build, path
+            )
+            return await async_send_firmware(
+                hass,
+                device.request,
+                build,
+                path,
+                signer,
+                partial(firmware.download_progressed, device.key_id, build),
+            )
+        except FileNotFoundError:
+            return _error(HTTPStatus.NOT_FOUND, "firmware file is missing")
+        except ConnectionError:
+            firmware.download_stopped(device.key_id)
+            raise
+
+
+VIEWS: tuple[type[SignedView], ...] = (ConfigView, FirmwareCheckView, FirmwareView)

@@ -1,0 +1,299 @@
+"""The firmware catalog: uploaded builds per firmware type and version.
+
+Files live under `<config>/providore/firmware/<type>/<version>.bin`; their metadata
+(size, SHA-256, upload time, release notes) in a Home Assistant store. A file is
+copied to a temporary name beside its target, hashed while it is copied, synced and
+only then renamed, so a failed upload leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+import hashlib
+import os
+from pathlib import Path
+import re
+import shutil
+import tempfile
+from typing import Final, TypedDict
+
+from awesomeversion import AwesomeVersion
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers.singleton import singleton
+from homeassistant.helpers.storage import Store
+from homeassistant.util import dt as dt_util
+from homeassistant.util.hass_dict import HassKey
+
+from .const import DOMAIN
+
+DATA_CATALOG: HassKey[FirmwareCatalog] = HassKey(f"{DOMAIN}_firmware_catalog")
+STORAGE_VERSION: Final = 1
+CHUNK_SIZE: Final = 64 * 1024
+MAX_NAME_LENGTH: Final = 64
+TEMPORARY_PREFIX: Final = ".upload-"
+FIRMWARE_SUFFIX: Final = ".bin"
+# Letters, digits and . _ + - only; the first character is a letter or digit, so
+# no name can be empty, hidden, "..", or hold a path separator.
+_NAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*", re.ASCII)
+
+
+class FirmwareError(HomeAssistantError):
+    """A catalog change was refused; the translation key says why."""
+
+    def __init__(self, translation_key: str, **placeholders: str) -> None:
+        """Build a translated error."""
+        super().__init__(
+            translation_domain=DOMAIN,
+            translation_key=translation_key,
+            translation_placeholders=placeholders,
+        )
+
+
+class StoredFirmware(TypedDict):
+    """The serialised metadata of one firmware build."""
+
+    size: int
+    sha256: str
+    uploaded_at: str
+    release_notes: str | None
+    release_url: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Firmware:
+    """One firmware build in the catalog."""
+
+    firmware_type: str
+    version: str
+    size: int
+    sha256: str
+    uploaded_at: datetime
+    release_notes: str | None = None
+    release_url: str | None = None
+
+    def to_stored(self) -> StoredFirmware:
+        """Serialise for the store."""
+        return StoredFirmware(
+            size=self.size,
+            sha256=self.sha256,
+            uploaded_at=self.uploaded_at.isoformat(),
+            release_notes=self.release_notes,
+            release_url=self.release_url,
+        )
+
+
+def is_valid_name(value: str) -> bool:
+    """Return whether a firmware type or version is safe as a file name."""
+    return (
+        len(value) <= MAX_NAME_LENGTH
+        and _NAME_RE.fullmatch(value) is not None
+        and ".." not in value
+    )
+
+
+def _sort_key(firmware: Firmware) -> tuple[AwesomeVersion, str]:
+    return AwesomeVersion(firmware.version), firmware.version
+
+
+def _write_copy(source: Path, descriptor: int) -> tuple[int, str]:
+    """Copy `source` into an open file and sync it; return its size and SHA-256."""
+    digest = hashlib.sha256()
+    size = 0
+    with os.fdopen(descriptor, "wb") as copy, source.open("rb") as original:
+        while chunk := original.read(CHUNK_SIZE):
+            digest.update(chunk)
+            copy.write(chunk)
+            size += len(chunk)
+        copy.flush()
+        os.fsync(copy.fileno())
+    return size, digest.hexdigest()
+
+
+def _copy_and_hash(source: Path, target: Path) -> tuple[int, str]:
+    """Copy `source` to `target` atomically; return the size and SHA-256 of the copy."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, name = tempfile.mkstemp(dir=target.parent, prefix=TEMPORARY_PREFIX)
+    temporary = Path(name)
+    try:
+        size, sha256 = _write_copy(source, descriptor)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    if size == 0:
+        temporary.unlink()
+        raise FirmwareError("empty_firmware")
+    temporary.replace(target)
+    return size, sha256
+
+
+def _remove_temporary_files(directory: Path) -> None:
+    """Delete what an upload interrupted by a crash left behind."""
+    for leftover in directory.glob(f"*/{TEMPORARY_PREFIX}*"):
+        leftover.unlink(missing_ok=True)
+
+
+class FirmwareCatalog:
+    """Every uploaded firmware build, by type and version."""
+
+    def __init__(self, hass: HomeAssistant) -> None:
+        """Create the catalog; call async_load before use."""
+        self._hass = hass
+        self.directory = Path(hass.config.path(DOMAIN, "firmware"))
+        self._store: Store[dict[str, dict[str, StoredFirmware]]] = Store(
+            hass, STORAGE_VERSION, f"{DOMAIN}.firmware", atomic_writes=True
+        )
+        self._builds: dict[str, dict[str, Firmware]] = {}
+        self._listeners: list[Callable[[Firmware | None], None]] = []
+
+    async def async_load(self) -> None:
+        """Read the metadata and clear what interrupted uploads left behind."""
+        stored = await self._store.async_load() or {}
+        self._builds = {
+            firmware_type: {
+                version: Firmware(
+                    firmware_type=firmware_type,
+                    version=version,
+                    size=build["size"],
+                    sha256=build["sha256"],
+                    uploaded_at=dt_util.parse_datetime(build["uploaded_at"])
+                    or dt_util.utcnow(),
+                    release_notes=build["release_notes"],
+                    release_url=build["release_url"],
+                )
+                for version, build in versions.items()
+            }
+            for firmware_type, versions in stored.items()
+        }
+        await self._hass.async_add_executor_job(_remove_temporary_files, self.directory)
+
+    @callback
+    def async_add_listener(
+        self, listener: Callable[[Firmware | None], None]
+    ) -> Callable[[], None]:
+        """Call `listener` after every change (with the new build, or None on removal)."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def firmware_types(self) -> list[str]:
+        """Return every firmware type with at least one build."""
+        return sorted(self._builds)
+
+    def versions(self, firmware_type: str) -> list[Firmware]:
+        """Return the builds of a type, oldest version first."""
+        return sorted(self._builds.get(firmware_type, {}).values(), key=_sort_key)
+
+    def latest(self, firmware_type: str | None) -> Firmware | None:
+        """Return the newest build of a type, if any."""
+        if firmware_type is None:
+            return None
+        versions = self.versions(firmware_type)
+        return versions[-1] if versions else None
+
+    def get(self, firmware_type: str | None, version: str | None) -> Firmware | None:
+        """Return one build, if the catalog has it."""
+        if firmware_type is None or version is None:
+            return None
+        return self._builds.get(firmware_type, {}).get(version)
+
+    def path(self, firmware: Firmware) -> Path:
+        """Return where a build's file is stored."""
+        return self._file_path(firmware.firmware_type, firmware.version)
+
+    def _file_path(self, firmware_type: str, version: str) -> Path:
+        return self.directory / firmware_type / f"{version}{FIRMWARE_SUFFIX}"
+
+    async def async_add(
+        self,
+        firmware_type: str,
+        version: str,
+        source: Path,
+        release_notes: str | None = None,
+        release_url: str | None = None,
+    ) -> Firmware:
+        """Copy a build into the catalog; raise FirmwareError when it is refused."""
+        for name in (firmware_type, version):
+            if not is_valid_name(name):
+                raise FirmwareError("invalid_firmware_name", name=name[:80])
+        if self.get(firmware_type, version) is not None:
+            raise FirmwareError(
+                "duplicate_firmware", firmware_type=firmware_type, version=version
+            )
+        target = self._file_path(firmware_type, version)
+        uploaded_at = dt_util.utcnow()
+        try:
+            size, sha256 = await self._hass.async_add_executor_job(
+                _copy_and_hash, source, target
+            )
+        except OSError as err:
+            raise FirmwareError(
+                "firmware_unreadable", error=err.strerror or ""
+            ) from err
+        # Another upload of the same version may have finished while this one copied.
+        if self.get(firmware_type, version) is not None:
+            raise FirmwareError(
+                "duplicate_firmware", firmware_type=firmware_type, version=version
+            )
+        firmware = Firmware(
+            firmware_type=firmware_type,
+            version=version,
+            size=size,
+            sha256=sha256,
+            uploaded_at=uploaded_at,
+            release_notes=release_notes or None,
+            release_url=release_url or None,
+        )
+        self._builds.setdefault(firmware_type, {})[version] = firmware
+        try:
+            await self._async_save()
+        except BaseException:
+            del self._builds[firmware_type][version]
+            await self._hass.async_add_executor_job(target.unlink, True)
+            raise
+        self._notify(firmware)
+        return firmware
+
+    async def async_delete(self, firmware_type: str, version: str) -> None:
+        """Remove a build and its file."""
+        firmware = self.get(firmware_type, version)
+        if firmware is None:
+            raise FirmwareError(
+                "unknown_firmware", firmware_type=firmware_type, version=version
+            )
+        del self._builds[firmware_type][version]
+        if not self._builds[firmware_type]:
+            del self._builds[firmware_type]
+        await self._async_save()
+        await self._hass.async_add_executor_job(self.path(firmware).unlink, True)
+        self._notify(None)
+
+    async def async_remove(self) -> None:
+        """Delete every build and the metadata (when the hub is removed)."""
+        self._builds = {}
+        await self._store.async_remove()
+        await self._hass.async_add_executor_job(shutil.rmtree, self.directory, True)
+
+    async def _async_save(self) -> None:
+        await self._store.async_save(
+            {
+                firmware_type: {
+                    version: build.to_stored() for version, build in versions.items()
+                }
+                for firmware_type, versions in self._builds.items()
+            }
+        )
+
+    @callback
+    def _notify(self, firmware: Firmware | None) -> None:
+        for listener in list(self._listeners):
+            listener(firmware)
+
+
+@singleton(DATA_CATALOG, async_=True)
+async def async_get_firmware_catalog(hass: HomeAssistant) -> FirmwareCatalog:
+    """Return the loaded catalog, loading it on first use."""
+    catalog = FirmwareCatalog(hass)
+    await catalog.async_load()
+    return catalog

@@ -1,0 +1,142 @@
+"""Sending a firmware file to a device: signed, streamed from disk, resumable.
+
+The response signature covers the whole file, so it must be known before the
+first byte is sent. Computing it costs a pass over the file; the HMAC state after
+the file's bytes is kept per device key and build, so a repeated or resumed
+download only adds its two timestamps.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+import hmac
+from http import HTTPStatus
+from pathlib import Path
+from typing import BinaryIO, Final
+
+from aiohttp import hdrs, web
+from homeassistant.core import HomeAssistant
+from homeassistant.util import dt as dt_util
+
+from .firmware_catalog import Firmware
+from .protocol import ResponseSigner
+
+CHUNK_SIZE: Final = 256 * 1024
+MAX_CACHED_SIGNERS: Final = 64
+HEADER_FIRMWARE_VERSION: Final = "X-Firmware-Version"
+HEADER_FIRMWARE_SHA256: Final = "X-Firmware-SHA256"
+CONTENT_TYPE_FIRMWARE: Final = "application/octet-stream"
+
+
+def _sign_file(secret_key: str, path: Path) -> ResponseSigner:
+    """Feed a whole file to a new signer (blocking: run it in the executor)."""
+    signer = ResponseSigner(secret_key)
+    with path.open("rb") as file:
+        while chunk := file.read(CHUNK_SIZE):
+            signer.update(chunk)
+    return signer
+
+
+class FirmwareSignatures:
+    """Signers that already hold a build's bytes, per device and build (LRU)."""
+
+    def __init__(self) -> None:
+        """Start empty."""
+        self._signers: OrderedDict[tuple[str, str], tuple[str, ResponseSigner]] = (
+            OrderedDict()
+        )
+
+    async def async_signer(
+        self,
+        hass: HomeAssistant,
+        key_id: str,
+        secret_key: str,
+        build: Firmware,
+        path: Path,
+    ) -> ResponseSigner:
+        """Return a signer holding the build's bytes, reading the file only once."""
+        cache_key = (key_id, build.sha256)
+        if (cached := self._signers.get(cache_key)) is not None and hmac.compare_digest(
+            cached[0], secret_key
+        ):
+            self._signers.move_to_end(cache_key)
+            return cached[1]
+        signer = await hass.async_add_executor_job(_sign_file, secret_key, path)
+        self._signers[cache_key] = (secret_key, signer)
+        while len(self._signers) > MAX_CACHED_SIGNERS:
+            self._signers.popitem(last=False)
+        return signer
+
+
+def _requested_range(request: web.Request, size: int) -> tuple[int, int] | None:
+    """Return the [start, end) bytes asked for, None for the whole file.
+
+    Raise ValueError when the Range header is malformed or cannot be satisfied.
+    """
+    if hdrs.RANGE not in request.headers:
+        return None
+    requested = request.http_range
+    start = requested.start or 0
+    if start < 0:
+        start = max(0, size + start)
+    end = size if requested.stop is None else min(requested.stop, size)
+    if start >= end:
+        raise ValueError("range not satisfiable")
+    return start, end
+
+
+async def async_send_firmware(
+    hass: HomeAssistant,
+    request: web.Request,
+    build: Firmware,
+    path: Path,
+    signer: ResponseSigner,
+    on_progress: Callable[[int], None],
+) -> web.StreamResponse:
+    """Stream a build (or the requested range of it) with the whole file's signature.
+
+    `on_progress` is called with the file offset reached after every chunk the
+    device accepted.
+    """
+    headers = {
+        **signer.headers(dt_util.utcnow()),
+        HEADER_FIRMWARE_VERSION: build.version,
+        HEADER_FIRMWARE_SHA256: build.sha256,
+        hdrs.ACCEPT_RANGES: "bytes",
+    }
+    try:
+        byte_range = _requested_range(request, build.size)
+    except ValueError:
+        return web.Response(
+            status=HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE,
+            headers={hdrs.CONTENT_RANGE: f"bytes */{build.size}"},
+        )
+    start, end = byte_range or (0, build.size)
+    response = web.StreamResponse(
+        status=HTTPStatus.OK if byte_range is None else HTTPStatus.PARTIAL_CONTENT,
+        headers=headers,
+    )
+    if byte_range is not None:
+        response.headers[hdrs.CONTENT_RANGE] = f"bytes {start}-{end - 1}/{build.size}"
+    response.content_type = CONTENT_TYPE_FIRMWARE
+    response.content_length = end - start
+
+    file: BinaryIO = await hass.async_add_executor_job(path.open, "rb")
+    try:
+        await hass.async_add_executor_job(file.seek, start)
+        await response.prepare(request)
+        offset = start
+        while offset < end:
+            chunk = await hass.async_add_executor_job(
+                file.read, min(CHUNK_SIZE, end - offset)
+            )
+            if not chunk:
+                raise ConnectionError(f"{path.name} is shorter than its catalog size")
+            await response.write(chunk)
+            offset += len(chunk)
+            on_progress(offset)
+        await response.write_eof()
+    finally:
+        await hass.async_add_executor_job(file.close)
+    return response

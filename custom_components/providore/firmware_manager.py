@@ -1,0 +1,248 @@
+"""Firmware updates of the hub's devices: assign, follow the download, confirm or fail.
+
+An update is complete once the device reports the assigned version. When it still
+reports another version a while after it downloaded the build completely (it rolled
+back or failed to boot), the assignment is withdrawn and a repair issue names the
+device and the version it failed to update to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.event import async_track_point_in_utc_time
+from homeassistant.util import dt as dt_util
+
+from .const import DOMAIN, LOGGER
+from .firmware_catalog import Firmware, FirmwareCatalog, FirmwareError
+from .firmware_delivery import FirmwareSignatures
+from .firmware_updates import FirmwareUpdates, UpdatePlan
+from .storage import DeviceState
+
+
+def update_failed_issue_id(key_id: str) -> str:
+    """Return the id of the repair issue raised when a device's update failed."""
+    return f"update_failed_{key_id}"
+
+
+class FirmwareManager:
+    """Assigns builds to devices and follows each update to its end."""
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        catalog: FirmwareCatalog,
+        updates: FirmwareUpdates,
+        firmware_types: dict[str, str | None],
+        device_names: dict[str, str],
+        state: Callable[[str], DeviceState],
+        notify: Callable[[str], None],
+        update_timeout: timedelta,
+    ) -> None:
+        """Follow the updates of the devices given by key id.
+
+        `state` returns what a device reported; `notify` tells its entities to refresh.
+        """
+        self._hass = hass
+        self.catalog = catalog
+        self._updates = updates
+        self._firmware_types = firmware_types
+        self._device_names = device_names
+        self._state = state
+        self._notify = notify
+        self._update_timeout = update_timeout
+        self._deadlines: dict[str, CALLBACK_TYPE] = {}
+        self.signatures = FirmwareSignatures()
+
+    @callback
+    def async_start(self) -> CALLBACK_TYPE:
+        """Resume waiting on downloaded updates and follow new uploads; return a stop."""
+        for key_id in self._firmware_types:
+            plan = self.plan(key_id)
+            if plan.assigned_version and plan.downloaded_at:
+                self._watch_reboot(key_id, plan.downloaded_at)
+        remove_listener = self.catalog.async_add_listener(self._build_added)
+
+        @callback
+        def stop() -> None:
+            remove_listener()
+            for cancel in self._deadlines.values():
+                cancel()
+            self._deadlines.clear()
+
+        return stop
+
+    def plan(self, key_id: str) -> UpdatePlan:
+        """Return a device's update plan."""
+        return self._updates.plan(key_id)
+
+    def latest(self, key_id: str) -> Firmware | None:
+        """Return the newest build for a device's firmware type."""
+        return self.catalog.latest(self._firmware_types.get(key_id))
+
+    def assigned(self, key_id: str) -> Firmware | None:
+        """Return the build a device should run, if one is assigned and still exists."""
+        return self.catalog.get(
+            self._firmware_types.get(key_id), self.plan(key_id).assigned_version
+        )
+
+    def pending(self, key_id: str) -> Firmware | None:
+        """Return the assigned build while the device does not run it yet."""
+        build = self.assigned(key_id)
+        if build is None or build.version == self._state(key_id).firmware_version:
+            return None
+        return build
+
+    def progress(self, key_id: str) -> int | None:
+        """Return the percentage of the pending build sent to the device, if known."""
+        build = self.pending(key_id)
+        plan = self.plan(key_id)
+        if build is None:
+            return None
+        if plan.downloaded_at is not None:
+            return 100
+        if plan.bytes_sent is None:
+            return None
+        return min(100, plan.bytes_sent * 100 // build.size)
+
+    async def async_install(self, key_id: str, version: str | None) -> None:
+        """Assign a build of the device's type to it: the given version, else the newest."""
+        firmware_type = self._firmware_types.get(key_id)
+        if version is None:
+            build = self.latest(key_id)
+            if build is None:
+                raise FirmwareError("no_firmware", firmware_type=firmware_type or "-")
+        elif (build := self.catalog.get(firmware_type, version)) is None:
+            raise FirmwareError(
+                "unknown_firmware", firmware_type=firmware_type or "-", version=version
+            )
+        await self._async_assign(key_id, build)
+
+    async def async_set_auto_update(self, key_id: str, enabled: bool) -> None:
+        """Turn automatic assignment of new uploads on or off for a device."""
+        self.plan(key_id).auto_update = enabled
+        await self._updates.async_save()
+        self._notify(key_id)
+
+    @callback
+    def device_reported(self, key_id: str, firmware_version: str) -> None:
+        """Finish the update when a device reports running its assigned version."""
+        plan = self.plan(key_id)
+        if plan.assigned_version != firmware_version or (
+            plan.downloaded_at is None and plan.bytes_sent is None
+        ):
+            return
+        LOGGER.info("%s now runs firmware %s", key_id, firmware_version)
+        self._clear_progress(key_id)
+
+    @callback
+    def download_progressed(self, key_id: str, build: Firmware, end: int) -> None:
+        """Note that the bytes of `build` up to `end` reached the device."""
+        plan = self.plan(key_id)
+        if plan.assigned_version != build.version or plan.downloaded_at is not None:
+            return
+        before = self.progress(key_id)
+        plan.bytes_sent = end
+        if end >= build.size:
+            self._download_finished(key_id)
+        elif self.progress(key_id) != before:
+            self._notify(key_id)
+
+    @callback
+    def download_stopped(self, key_id: str) -> None:
+        """Forget the progress of a download the device broke off."""
+        plan = self.plan(key_id)
+        if plan.downloaded_at is None and plan.bytes_sent is not None:
+            plan.bytes_sent = None
+            self._notify(key_id)
+
+    async def _async_assign(self, key_id: str, build: Firmware) -> None:
+        self._cancel_deadline(key_id)
+        plan = self.plan(key_id)
+        plan.assigned_version = build.version
+        plan.downloaded_at = None
+        plan.bytes_sent = None
+        await self._updates.async_save()
+        ir.async_delete_issue(self._hass, DOMAIN, update_failed_issue_id(key_id))
+        LOGGER.info("Assigned firmware %s to %s", build.version, key_id)
+        self._notify(key_id)
+
+    @callback
+    def _build_added(self, build: Firmware | None) -> None:
+        """Assign a new upload to the devices that update automatically."""
+        if build is None or build != self.catalog.latest(build.firmware_type):
+            return
+        for key_id, firmware_type in self._firmware_types.items():
+            if firmware_type == build.firmware_type and self.plan(key_id).auto_update:
+                self._hass.async_create_task(self._async_assign(key_id, build))
+        for key_id in self._firmware_types:
+            self._notify(key_id)
+
+    @callback
+    def _download_finished(self, key_id: str) -> None:
+        now = dt_util.utcnow()
+        self.plan(key_id).downloaded_at = now
+        self._hass.async_create_task(self._updates.async_save())
+        self._watch_reboot(key_id, now)
+        self._notify(key_id)
+
+    @callback
+    def _watch_reboot(self, key_id: str, downloaded_at: datetime) -> None:
+        """Give the device until the update timeout to report the new version."""
+        self._cancel_deadline(key_id)
+
+        @callback
+        def deadline_passed(_now: datetime) -> None:
+            self._deadlines.pop(key_id, None)
+            self._update_failed(key_id)
+
+        self._deadlines[key_id] = async_track_point_in_utc_time(
+            self._hass, deadline_passed, downloaded_at + self._update_timeout
+        )
+
+    @callback
+    def _update_failed(self, key_id: str) -> None:
+        build = self.pending(key_id)
+        if build is None:
+            return
+        installed = self._state(key_id).firmware_version or "-"
+        LOGGER.warning(
+            "%s downloaded firmware %s but still reports %s: the update failed",
+            key_id,
+            build.version,
+            installed,
+        )
+        plan = self.plan(key_id)
+        plan.assigned_version = None
+        self._clear_progress(key_id)
+        ir.async_create_issue(
+            self._hass,
+            DOMAIN,
+            update_failed_issue_id(key_id),
+            is_fixable=False,
+            is_persistent=True,
+            severity=ir.IssueSeverity.ERROR,
+            translation_key="update_failed",
+            translation_placeholders={
+                "device": self._device_names.get(key_id, key_id),
+                "version": build.version,
+                "installed": installed,
+            },
+        )
+
+    @callback
+    def _clear_progress(self, key_id: str) -> None:
+        self._cancel_deadline(key_id)
+        plan = self.plan(key_id)
+        plan.bytes_sent = None
+        plan.downloaded_at = None
+        self._hass.async_create_task(self._updates.async_save())
+        self._notify(key_id)
+
+    @callback
+    def _cancel_deadline(self, key_id: str) -> None:
+        if cancel := self._deadlines.pop(key_id, None):
+            cancel()

@@ -1,0 +1,52 @@
+"""Per device: whether new firmware uploads are assigned to it without a click."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.components.switch import SwitchEntity, SwitchEntityDescription
+from homeassistant.const import EntityCategory
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from .entity import ProvidoreEntity
+from .hub import ProvidoreConfigEntry
+
+PARALLEL_UPDATES = 0
+
+AUTOMATIC_UPDATES = SwitchEntityDescription(
+    key="automatic_updates",
+    translation_key="automatic_updates",
+    entity_category=EntityCategory.CONFIG,
+)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: ProvidoreConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add the automatic updates switch of every device."""
+    hub = entry.runtime_data
+    for device in hub.devices.values():
+        async_add_entities(
+            [AutomaticUpdatesSwitch(hub, device, AUTOMATIC_UPDATES)],
+            config_subentry_id=device.subentry_id,
+        )
+
+
+class AutomaticUpdatesSwitch(ProvidoreEntity, SwitchEntity):
+    """On: each new build of the device's firmware type is assigned to it at once."""
+
+    @property
+    def is_on(self) -> bool:
+        """Return whether new uploads are assigned automatically."""
+        return self.hub.firmware.plan(self.device.key_id).auto_update
+
+    async def async_turn_on(self, **kwargs: Any) -> None:
+        """Assign new uploads automatically."""
+        await self.hub.firmware.async_set_auto_update(self.device.key_id, True)
+
+    async def async_turn_off(self, **kwargs: Any) -> None:
+        """Wait for Install to be pressed."""
+        await self.hub.firmware.async_set_auto_update(self.device.key_id, False)

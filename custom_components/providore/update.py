@@ -1,0 +1,102 @@
+"""The firmware update of each device: Install assigns a build, progress follows the download."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.components.update import (
+    UpdateDeviceClass,
+    UpdateEntity,
+    UpdateEntityDescription,
+    UpdateEntityFeature,
+)
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from .entity import ProvidoreEntity
+from .firmware_catalog import Firmware
+from .hub import ProvidoreConfigEntry
+
+PARALLEL_UPDATES = 0
+
+FIRMWARE_UPDATE = UpdateEntityDescription(
+    key="firmware",
+    translation_key="firmware",
+    device_class=UpdateDeviceClass.FIRMWARE,
+)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: ProvidoreConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add the firmware update of every device."""
+    hub = entry.runtime_data
+    for device in hub.devices.values():
+        async_add_entities(
+            [ProvidoreFirmwareUpdate(hub, device, FIRMWARE_UPDATE)],
+            config_subentry_id=device.subentry_id,
+        )
+
+
+class ProvidoreFirmwareUpdate(ProvidoreEntity, UpdateEntity):
+    """The firmware a device runs versus the builds uploaded for its type."""
+
+    _attr_supported_features = (
+        UpdateEntityFeature.INSTALL
+        | UpdateEntityFeature.SPECIFIC_VERSION
+        | UpdateEntityFeature.PROGRESS
+        | UpdateEntityFeature.RELEASE_NOTES
+    )
+
+    @property
+    def _shown_build(self) -> Firmware | None:
+        """The build on its way to the device, else the newest of its type."""
+        firmware = self.hub.firmware
+        key_id = self.device.key_id
+        return firmware.pending(key_id) or firmware.latest(key_id)
+
+    @property
+    def installed_version(self) -> str | None:
+        """Return the version the device last reported."""
+        return self.device_state.firmware_version
+
+    @property
+    def latest_version(self) -> str | None:
+        """Return the version being installed, else the newest uploaded one."""
+        build = self._shown_build
+        return build.version if build else self.installed_version
+
+    @property
+    def release_summary(self) -> str | None:
+        """Return the first 255 characters of the build's release notes."""
+        build = self._shown_build
+        return build.release_notes[:255] if build and build.release_notes else None
+
+    @property
+    def release_url(self) -> str | None:
+        """Return where the build's release is described."""
+        build = self._shown_build
+        return build.release_url if build else None
+
+    @property
+    def in_progress(self) -> bool:
+        """Return whether an assigned build has not reached the device yet."""
+        return self.hub.firmware.pending(self.device.key_id) is not None
+
+    @property
+    def update_percentage(self) -> int | None:
+        """Return how much of the build the device has downloaded."""
+        return self.hub.firmware.progress(self.device.key_id)
+
+    async def async_release_notes(self) -> str | None:
+        """Return the build's full release notes."""
+        build = self._shown_build
+        return build.release_notes if build else None
+
+    async def async_install(
+        self, version: str | None, backup: bool, **kwargs: Any
+    ) -> None:
+        """Assign the newest (or the given) build; the device fetches it when it checks."""
+        await self.hub.firmware.async_install(self.device.key_id, version)
