@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+from pathlib import Path
 
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
@@ -19,8 +21,9 @@ from custom_components.providore.const import DOMAIN
 from custom_components.providore.device_auth import DATA_GUARDS
 from custom_components.providore.storage import async_get_storage
 
-from .conftest import KEY_ID, SECRET_KEY
+from .conftest import FIRMWARE_TYPE, KEY_ID, SECRET_KEY
 
+FIRMWARE = b"\xe9firmware image"
 DOCUMENT = {"wifi": {"ssid": "home", "password": "hunter2-wifi"}}
 
 
@@ -30,6 +33,11 @@ async def _prepare(hass: HomeAssistant, entry: MockConfigEntry) -> None:
     await storage.async_set_document(KEY_ID, DOCUMENT)
     await storage.async_set_document(KEY_ID, DOCUMENT, "2.0.0")
     entry.runtime_data.record_request(KEY_ID, "192.0.2.7", "1.0.0", dt_util.utcnow())
+    source = Path(hass.config.path("build.bin"))
+    await hass.async_add_executor_job(source.write_bytes, FIRMWARE)
+    firmware = entry.runtime_data.firmware
+    await firmware.catalog.async_add(FIRMWARE_TYPE, "1.1.0", source)
+    await firmware.async_install(KEY_ID, "1.1.0")
 
 
 async def test_entry_diagnostics(
@@ -54,6 +62,10 @@ async def test_entry_diagnostics(
         "default": True,
         "firmware_versions": ["2.0.0"],
     }
+    [build] = diagnostics["firmware"][FIRMWARE_TYPE]
+    assert build["version"] == "1.1.0"
+    assert build["size"] == len(FIRMWARE)
+    assert build["sha256"] == hashlib.sha256(FIRMWARE).hexdigest()
     text = json.dumps(diagnostics)
     assert SECRET_KEY not in text
     assert "hunter2-wifi" not in text
@@ -75,6 +87,12 @@ async def test_device_diagnostics(
     assert diagnostics["name"] == "Garden sensor"
     assert diagnostics["firmware_type"] == "esp32s2-sensor"
     assert diagnostics["state"]["firmware_version"] == "1.0.0"
+    assert diagnostics["firmware_update"] == {
+        "assigned_version": "1.1.0",
+        "auto_update": False,
+        "downloaded_at": None,
+        "progress": None,
+    }
     text = json.dumps(diagnostics)
     assert SECRET_KEY not in text
     assert "hunter2-wifi" not in text

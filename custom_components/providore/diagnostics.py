@@ -21,13 +21,25 @@ TO_REDACT = {CONF_SECRET_KEY, "psk", "password", "token"}
 async def async_get_config_entry_diagnostics(
     hass: HomeAssistant, entry: ProvidoreConfigEntry
 ) -> dict[str, Any]:
-    """Return the hub's settings, devices and throttled addresses."""
+    """Return the hub's settings, devices, firmware builds and throttled addresses."""
     hub = entry.runtime_data
     throttle = hass.data[DATA_GUARDS].throttle
     return async_redact_data(
         {
             "entry": entry.as_dict(),
             "devices": [_device(hub, device) for device in hub.devices.values()],
+            "firmware": {
+                firmware_type: [
+                    {
+                        "version": build.version,
+                        "size": build.size,
+                        "sha256": build.sha256,
+                        "uploaded_at": build.uploaded_at.isoformat(),
+                    }
+                    for build in hub.firmware.catalog.versions(firmware_type)
+                ]
+                for firmware_type in hub.firmware.catalog.firmware_types()
+            },
             "addresses_with_failures": throttle.tracked_addresses,
             "throttled_addresses": throttle.throttled_addresses(dt_util.utcnow()),
         },
@@ -48,6 +60,7 @@ def _device(hub: ProvidoreHub, device: DeviceProfile) -> dict[str, Any]:
     """Describe a device; configuration documents by name only (they may hold passwords)."""
     state = hub.state(device.key_id)
     documents = hub.storage.documents(device.key_id)
+    plan = hub.firmware.plan(device.key_id)
     return {
         "key_id": device.key_id,
         "name": device.name,
@@ -58,5 +71,9 @@ def _device(hub: ProvidoreHub, device: DeviceProfile) -> dict[str, Any]:
         "config_documents": {
             "default": "default" in documents,
             "firmware_versions": sorted(documents.get("versions", {})),
+        },
+        "firmware_update": {
+            **plan.to_stored(),
+            "progress": hub.firmware.progress(device.key_id),
         },
     }

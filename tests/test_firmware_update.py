@@ -1,0 +1,588 @@
+"""A firmware update from upload to reboot, through Home Assistant's real HTTP stack.
+
+A build is uploaded with the action, assigned with the update entity's Install
+(`update.install`), fetched by the device with signed requests from the
+independent signer in `device.py`, and confirmed when the device reports it.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+import hashlib
+from http import HTTPStatus
+import os
+from pathlib import Path
+from typing import Any
+from unittest.mock import patch
+
+from aiohttp import ClientPayloadError, ClientResponse
+from aiohttp.test_utils import TestClient
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.components.update import (
+    ATTR_IN_PROGRESS,
+    ATTR_INSTALLED_VERSION,
+    ATTR_LATEST_VERSION,
+    ATTR_RELEASE_SUMMARY,
+    ATTR_RELEASE_URL,
+    ATTR_UPDATE_PERCENTAGE,
+)
+from homeassistant.const import ATTR_ENTITY_ID, STATE_OFF, STATE_ON
+from homeassistant.core import HomeAssistant, State
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.setup import async_setup_component
+from homeassistant.util import dt as dt_util
+import pytest
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_time_changed,
+)
+from pytest_homeassistant_custom_component.typing import (
+    ClientSessionGenerator,
+    WebSocketGenerator,
+)
+
+from custom_components.providore import firmware_delivery, views
+from custom_components.providore.const import DEFAULT_UPDATE_TIMEOUT, DOMAIN
+from custom_components.providore.firmware_catalog import async_get_firmware_catalog
+from custom_components.providore.protocol import response_headers
+from custom_components.providore.storage import async_get_storage
+
+from .conftest import FIRMWARE_TYPE, KEY_ID, SECRET_KEY
+from .device import BASE, response_is_signed, signed_headers
+
+UPDATE = "update.garden_sensor_firmware"
+AUTOMATIC_UPDATES = "switch.garden_sensor_automatic_updates"
+OLD_VERSION = "1.0.0"
+NEW_VERSION = "1.1.0"
+ISSUE_ID = f"update_failed_{KEY_ID}"
+# Larger than one read chunk, so streaming and ranges cross chunk boundaries.
+FIRMWARE = os.urandom(600 * 1024 + 123)
+
+
+# --- helpers -------------------------------------------------------------------
+
+
+async def _upload(
+    hass: HomeAssistant, version: str, content: bytes = FIRMWARE, **extra: Any
+) -> None:
+    source = Path(hass.config.path(f"build-{version}.bin"))
+    await hass.async_add_executor_job(source.write_bytes, content)
+    await hass.services.async_call(
+        DOMAIN,
+        "upload_firmware",
+        {
+            "firmware_type": FIRMWARE_TYPE,
+            "version": version,
+            "path": source.name,
+            **extra,
+        },
+        blocking=True,
+    )
+    await hass.async_block_till_done()
+
+
+async def _install(hass: HomeAssistant, version: str | None = None) -> None:
+    data = {ATTR_ENTITY_ID: UPDATE} | ({"version": version} if version else {})
+    await hass.services.async_call("update", "install", data, blocking=True)
+    await hass.async_block_till_done()
+
+
+async def _check(client: TestClient, version: str = OLD_VERSION) -> ClientResponse:
+    return await client.get(
+        f"{BASE}/firmware/check",
+        headers=signed_headers("GET", "/firmware/check", firmware_version=version),
+        allow_redirects=False,
+    )
+
+
+async def _download(
+    client: TestClient,
+    *,
+    query: str = "",
+    byte_range: str | None = None,
+    version: str = OLD_VERSION,
+) -> ClientResponse:
+    headers = signed_headers("GET", "/firmware", firmware_version=version)
+    if byte_range is not None:
+        headers["Range"] = byte_range
+    return await client.get(f"{BASE}/firmware{query}", headers=headers)
+
+
+async def _report(client: TestClient, version: str) -> None:
+    """Make a signed request, as a device does after booting `version`."""
+    resp = await _check(client, version)
+    assert resp.status in (HTTPStatus.NO_CONTENT, HTTPStatus.FOUND)
+
+
+def _update_state(hass: HomeAssistant) -> State:
+    state = hass.states.get(UPDATE)
+    assert state is not None
+    return state
+
+
+# --- fixtures ------------------------------------------------------------------
+
+
+@pytest.fixture
+async def client(
+    hass: HomeAssistant,
+    hass_client_no_auth: ClientSessionGenerator,
+    init_integration: MockConfigEntry,
+) -> TestClient:
+    """Return a client for the device API of a hub whose device runs 1.0.0.
+
+    The websocket API is set up first: the test server's router takes no new
+    routes once a client has started it.
+    """
+    assert await async_setup_component(hass, "websocket_api", {})
+    await (await async_get_storage(hass)).async_set_document(KEY_ID, {"a": 1})
+    device = await hass_client_no_auth()
+    await _report(device, OLD_VERSION)
+    return device
+
+
+@pytest.fixture
+async def assigned(hass: HomeAssistant, client: TestClient) -> TestClient:
+    """Upload 1.1.0 and press Install."""
+    await _upload(
+        hass,
+        NEW_VERSION,
+        release_notes="Faster *sensor* readings.",
+        release_url="https://example.com/1.1.0",
+    )
+    await _install(hass)
+    return client
+
+
+# --- the device API --------------------------------------------------------------
+
+
+async def test_nothing_assigned(hass: HomeAssistant, client: TestClient) -> None:
+    """Without an assignment the check says 204 and the download 404."""
+    assert (await _check(client)).status == HTTPStatus.NO_CONTENT
+    resp = await _download(client)
+    assert resp.status == HTTPStatus.NOT_FOUND
+    assert "signature" not in resp.headers
+
+
+async def test_upload_alone_never_reaches_the_device(
+    hass: HomeAssistant, client: TestClient
+) -> None:
+    await _upload(hass, NEW_VERSION)
+    assert (await _check(client)).status == HTTPStatus.NO_CONTENT
+    assert (await _download(client)).status == HTTPStatus.NOT_FOUND
+    state = _update_state(hass)
+    assert state.state == STATE_ON
+    assert state.attributes[ATTR_LATEST_VERSION] == NEW_VERSION
+    assert state.attributes[ATTR_IN_PROGRESS] is False
+
+
+async def test_check_redirects_to_the_assigned_version(assigned: TestClient) -> None:
+    resp = await _check(assigned)
+    assert resp.status == HTTPStatus.FOUND
+    location = resp.headers["Location"]
+    assert location.endswith(f"{BASE}/firmware?version={NEW_VERSION}")
+    assert location.startswith("http://127.0.0.1:")
+    # Up to date once the device runs it.
+    assert (await _check(assigned, NEW_VERSION)).status == HTTPStatus.NO_CONTENT
+
+
+async def test_download_is_the_signed_file(assigned: TestClient) -> None:
+    resp = await _download(assigned, query=f"?version={NEW_VERSION}")
+    assert resp.status == HTTPStatus.OK
+    body = await resp.read()
+    assert body == FIRMWARE
+    assert resp.content_type == "application/octet-stream"
+    assert resp.headers["Content-Length"] == str(len(FIRMWARE))
+    assert resp.headers["X-Firmware-Version"] == NEW_VERSION
+    assert resp.headers["X-Firmware-SHA256"] == hashlib.sha256(FIRMWARE).hexdigest()
+    assert resp.headers["Accept-Ranges"] == "bytes"
+    assert response_is_signed(body, resp.headers)
+    assert not response_is_signed(body[:-1] + b"\0", resp.headers)
+
+
+async def test_query_cannot_choose_another_version(
+    hass: HomeAssistant, assigned: TestClient
+) -> None:
+    await _upload(hass, "1.2.0")
+    for query in ("?version=1.2.0", f"?version={OLD_VERSION}", "?version="):
+        resp = await _download(assigned, query=query)
+        assert resp.status == HTTPStatus.CONFLICT
+        assert "signature" not in resp.headers
+
+
+async def test_unsigned_download_is_refused(assigned: TestClient) -> None:
+    resp = await assigned.get(f"{BASE}/firmware")
+    assert resp.status == HTTPStatus.BAD_REQUEST
+    headers = signed_headers(
+        "GET", "/firmware", secret="NotTheRightSecretKeyAtAll1234567"
+    )
+    resp = await assigned.get(f"{BASE}/firmware", headers=headers)
+    assert resp.status == HTTPStatus.UNAUTHORIZED
+    assert len(await resp.read()) < 100
+
+
+async def test_ranged_download_reassembles_and_verifies(assigned: TestClient) -> None:
+    """Two ranges make the whole file; each carries the whole file's signature."""
+    split = 300_001
+    first = await _download(assigned, byte_range=f"bytes=0-{split - 1}")
+    second = await _download(assigned, byte_range=f"bytes={split}-")
+    assert first.status == second.status == HTTPStatus.PARTIAL_CONTENT
+    assert first.headers["Content-Range"] == f"bytes 0-{split - 1}/{len(FIRMWARE)}"
+    assert second.headers["Content-Range"] == (
+        f"bytes {split}-{len(FIRMWARE) - 1}/{len(FIRMWARE)}"
+    )
+    assert first.headers["Content-Length"] == str(split)
+    whole = await first.read() + await second.read()
+    assert whole == FIRMWARE
+    assert hashlib.sha256(whole).hexdigest() == second.headers["X-Firmware-SHA256"]
+    assert response_is_signed(whole, first.headers)
+    assert response_is_signed(whole, second.headers)
+
+
+@pytest.mark.parametrize(
+    ("byte_range", "expected"),
+    [
+        ("bytes=-500", FIRMWARE[-500:]),
+        ("bytes=10-19", FIRMWARE[10:20]),
+        (f"bytes=0-{10 * len(FIRMWARE)}", FIRMWARE),
+    ],
+    ids=["suffix", "middle", "past-the-end"],
+)
+async def test_range_forms(
+    assigned: TestClient, byte_range: str, expected: bytes
+) -> None:
+    resp = await _download(assigned, byte_range=byte_range)
+    assert resp.status == HTTPStatus.PARTIAL_CONTENT
+    assert await resp.read() == expected
+
+
+@pytest.mark.parametrize(
+    "byte_range",
+    [f"bytes={len(FIRMWARE)}-", "bytes=abc", "bytes=5-1", "bytes=0-1,5-9", "items=0-1"],
+)
+async def test_unsatisfiable_range(assigned: TestClient, byte_range: str) -> None:
+    resp = await _download(assigned, byte_range=byte_range)
+    assert resp.status == HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE
+    assert resp.headers["Content-Range"] == f"bytes */{len(FIRMWARE)}"
+    assert "signature" not in resp.headers
+
+
+async def test_missing_file_is_404(hass: HomeAssistant, assigned: TestClient) -> None:
+    catalog = await async_get_firmware_catalog(hass)
+    build = catalog.get(FIRMWARE_TYPE, NEW_VERSION)
+    assert build is not None
+    await hass.async_add_executor_job(catalog.path(build).unlink)
+    resp = await _download(assigned)
+    assert resp.status == HTTPStatus.NOT_FOUND
+
+
+async def test_deleted_build_is_no_longer_offered(
+    hass: HomeAssistant, assigned: TestClient
+) -> None:
+    await hass.services.async_call(
+        DOMAIN,
+        "delete_firmware",
+        {"firmware_type": FIRMWARE_TYPE, "version": NEW_VERSION},
+        blocking=True,
+    )
+    await hass.async_block_till_done()
+    assert (await _check(assigned)).status == HTTPStatus.NO_CONTENT
+    assert (await _download(assigned)).status == HTTPStatus.NOT_FOUND
+    state = _update_state(hass)
+    assert state.state == STATE_OFF
+    assert state.attributes[ATTR_IN_PROGRESS] is False
+
+
+# --- the signature cache --------------------------------------------------------
+
+
+async def test_second_download_does_not_read_the_file_to_sign(
+    hass: HomeAssistant, assigned: TestClient
+) -> None:
+    with patch.object(
+        firmware_delivery, "_sign_file", wraps=firmware_delivery._sign_file
+    ) as sign_file:
+        first = await _download(assigned)
+        second = await _download(assigned, byte_range="bytes=100-")
+        assert response_is_signed(await first.read(), first.headers)
+        await second.read()
+    assert sign_file.call_count == 1
+    assert response_is_signed(FIRMWARE, second.headers)
+
+
+async def test_cached_signature_equals_a_fresh_one(
+    hass: HomeAssistant, assigned: TestClient
+) -> None:
+    hub = hass.config_entries.async_entries(DOMAIN)[0].runtime_data
+    catalog = hub.firmware.catalog
+    build = catalog.get(FIRMWARE_TYPE, NEW_VERSION)
+    cache = hub.firmware.signatures
+    signer = await cache.async_signer(
+        hass, KEY_ID, SECRET_KEY, build, catalog.path(build)
+    )
+    again = await cache.async_signer(
+        hass, KEY_ID, SECRET_KEY, build, catalog.path(build)
+    )
+    assert again is signer
+    now = dt_util.utcnow()
+    assert signer.headers(now) == response_headers(SECRET_KEY, FIRMWARE, now)
+    later = now + timedelta(minutes=3)
+    assert again.headers(later) == response_headers(SECRET_KEY, FIRMWARE, later)
+    # Another key (a rotated one) never gets the cached state.
+    other = "AnotherSecretKeyForThisDevice123"
+    rotated = await cache.async_signer(hass, KEY_ID, other, build, catalog.path(build))
+    assert rotated is not signer
+    assert rotated.headers(now) == response_headers(other, FIRMWARE, now)
+
+
+# --- the update entity through the whole cycle --------------------------------
+
+
+async def test_update_cycle(hass: HomeAssistant, client: TestClient) -> None:
+    state = _update_state(hass)
+    assert state.state == STATE_OFF
+    assert state.attributes[ATTR_INSTALLED_VERSION] == OLD_VERSION
+    assert state.attributes[ATTR_LATEST_VERSION] == OLD_VERSION
+
+    await _upload(
+        hass,
+        NEW_VERSION,
+        release_notes="Faster *sensor* readings.",
+        release_url="https://example.com/1.1.0",
+    )
+    state = _update_state(hass)
+    assert state.state == STATE_ON
+    assert state.attributes[ATTR_RELEASE_SUMMARY] == "Faster *sensor* readings."
+    assert state.attributes[ATTR_RELEASE_URL] == "https://example.com/1.1.0"
+
+    await _install(hass)
+    state = _update_state(hass)
+    assert state.attributes[ATTR_IN_PROGRESS] is True
+    assert state.attributes[ATTR_UPDATE_PERCENTAGE] is None
+
+    # Half the file reached the device: the entity shows it.
+    half = len(FIRMWARE) // 2
+    resp = await _download(client, byte_range=f"bytes=0-{half - 1}")
+    await resp.read()
+    await hass.async_block_till_done()
+    state = _update_state(hass)
+    assert state.attributes[ATTR_IN_PROGRESS] is True
+    assert state.attributes[ATTR_UPDATE_PERCENTAGE] == half * 100 // len(FIRMWARE)
+
+    resp = await _download(client, byte_range=f"bytes={half}-")
+    await resp.read()
+    await hass.async_block_till_done()
+    state = _update_state(hass)
+    assert state.attributes[ATTR_IN_PROGRESS] is True
+    assert state.attributes[ATTR_UPDATE_PERCENTAGE] == 100
+
+    # Rebooted into the new build: done.
+    await _report(client, NEW_VERSION)
+    await hass.async_block_till_done()
+    state = _update_state(hass)
+    assert state.state == STATE_OFF
+    assert state.attributes[ATTR_IN_PROGRESS] is False
+    assert state.attributes[ATTR_INSTALLED_VERSION] == NEW_VERSION
+    assert state.attributes[ATTR_UPDATE_PERCENTAGE] is None
+
+
+async def test_rollback_is_detected(
+    hass: HomeAssistant,
+    assigned: TestClient,
+    freezer: FrozenDateTimeFactory,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    """Still the old version after the timeout: no more progress, a repair issue."""
+    await (await _download(assigned)).read()
+    await _report(assigned, OLD_VERSION)
+    freezer.tick(timedelta(seconds=DEFAULT_UPDATE_TIMEOUT - 5))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert _update_state(hass).attributes[ATTR_IN_PROGRESS] is True
+    assert issue_registry.async_get_issue(DOMAIN, ISSUE_ID) is None
+
+    freezer.tick(timedelta(seconds=10))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    state = _update_state(hass)
+    assert state.attributes[ATTR_IN_PROGRESS] is False
+    assert state.attributes[ATTR_INSTALLED_VERSION] == OLD_VERSION
+    issue = issue_registry.async_get_issue(DOMAIN, ISSUE_ID)
+    assert issue is not None
+    assert issue.translation_key == "update_failed"
+    assert issue.translation_placeholders == {
+        "device": "Garden sensor",
+        "version": NEW_VERSION,
+        "installed": OLD_VERSION,
+    }
+    # The build is no longer offered, so the device does not loop on it.
+    assert (await _check(assigned)).status == HTTPStatus.NO_CONTENT
+
+    # Trying again clears the issue.
+    await _install(hass)
+    assert issue_registry.async_get_issue(DOMAIN, ISSUE_ID) is None
+    assert (await _check(assigned)).status == HTTPStatus.FOUND
+
+
+async def test_update_in_time_raises_no_issue(
+    hass: HomeAssistant,
+    assigned: TestClient,
+    freezer: FrozenDateTimeFactory,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    await (await _download(assigned)).read()
+    await _report(assigned, NEW_VERSION)
+    freezer.tick(timedelta(seconds=DEFAULT_UPDATE_TIMEOUT + 60))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert issue_registry.async_get_issue(DOMAIN, ISSUE_ID) is None
+    assert _update_state(hass).attributes[ATTR_INSTALLED_VERSION] == NEW_VERSION
+
+
+async def test_rollback_watch_survives_a_restart(
+    hass: HomeAssistant,
+    assigned: TestClient,
+    init_integration: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    await (await _download(assigned)).read()
+    await hass.async_block_till_done()
+    assert await hass.config_entries.async_reload(init_integration.entry_id)
+    await hass.async_block_till_done()
+    assert _update_state(hass).attributes[ATTR_UPDATE_PERCENTAGE] == 100
+
+    freezer.tick(timedelta(seconds=DEFAULT_UPDATE_TIMEOUT + 1))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert issue_registry.async_get_issue(DOMAIN, ISSUE_ID) is not None
+
+
+async def test_install_specific_version(
+    hass: HomeAssistant, client: TestClient
+) -> None:
+    """Roll back or pin: install an older build than the newest."""
+    await _upload(hass, "1.9.0")
+    await _upload(hass, "1.10.0")
+    assert _update_state(hass).attributes[ATTR_LATEST_VERSION] == "1.10.0"
+    with pytest.raises(HomeAssistantError) as err:
+        await _install(hass, "7.0.0")
+    assert err.value.translation_key == "unknown_firmware"
+    assert (await _check(client)).status == HTTPStatus.NO_CONTENT
+
+    await _install(hass, "1.9.0")
+    resp = await _check(client)
+    assert resp.headers["Location"].endswith("?version=1.9.0")
+    assert _update_state(hass).attributes[ATTR_LATEST_VERSION] == "1.9.0"
+
+
+async def test_install_without_any_build(
+    hass: HomeAssistant, client: TestClient
+) -> None:
+    with pytest.raises(HomeAssistantError) as err:
+        await hass.config_entries.async_entries(DOMAIN)[
+            0
+        ].runtime_data.firmware.async_install(KEY_ID, None)
+    assert err.value.translation_key == "no_firmware"
+
+
+async def test_release_notes(
+    hass: HomeAssistant, assigned: TestClient, hass_ws_client: WebSocketGenerator
+) -> None:
+    ws = await hass_ws_client(hass)
+    await ws.send_json({"id": 1, "type": "update/release_notes", "entity_id": UPDATE})
+    result = await ws.receive_json()
+    assert result["success"]
+    assert result["result"] == "Faster *sensor* readings."
+
+
+# --- automatic updates ---------------------------------------------------------
+
+
+async def test_automatic_updates_assign_new_uploads(
+    hass: HomeAssistant, client: TestClient, init_integration: MockConfigEntry
+) -> None:
+    state = hass.states.get(AUTOMATIC_UPDATES)
+    assert state is not None
+    assert state.state == STATE_OFF
+    await hass.services.async_call(
+        "switch", "turn_on", {ATTR_ENTITY_ID: AUTOMATIC_UPDATES}, blocking=True
+    )
+    assert hass.states.get(AUTOMATIC_UPDATES).state == STATE_ON
+
+    await _upload(hass, NEW_VERSION)
+    resp = await _check(client)
+    assert resp.status == HTTPStatus.FOUND
+    assert resp.headers["Location"].endswith(f"?version={NEW_VERSION}")
+
+    # An older build uploaded later is not newer: it is not assigned.
+    await _upload(hass, "1.0.5")
+    assert (
+        (await _check(client)).headers["Location"].endswith(f"?version={NEW_VERSION}")
+    )
+
+    # The setting survives a restart.
+    assert await hass.config_entries.async_reload(init_integration.entry_id)
+    await hass.async_block_till_done()
+    assert hass.states.get(AUTOMATIC_UPDATES).state == STATE_ON
+
+    await hass.services.async_call(
+        "switch", "turn_off", {ATTR_ENTITY_ID: AUTOMATIC_UPDATES}, blocking=True
+    )
+    await _upload(hass, "2.0.0")
+    assert (
+        (await _check(client)).headers["Location"].endswith(f"?version={NEW_VERSION}")
+    )
+
+
+async def test_broken_off_download_forgets_its_progress(
+    hass: HomeAssistant, assigned: TestClient
+) -> None:
+    """A device that drops the connection mid-download shows no stale progress."""
+
+    async def send_half_then_drop(*args: Any) -> None:
+        on_progress = args[-1]
+        on_progress(len(FIRMWARE) // 2)
+        assert _progress(hass) == (len(FIRMWARE) // 2) * 100 // len(FIRMWARE)
+        raise ConnectionResetError
+
+    with patch.object(views, "async_send_firmware", send_half_then_drop):
+        resp = await _download(assigned)
+        assert resp.status == HTTPStatus.INTERNAL_SERVER_ERROR
+    state = _update_state(hass)
+    assert state.attributes[ATTR_IN_PROGRESS] is True
+    assert state.attributes[ATTR_UPDATE_PERCENTAGE] is None
+
+
+async def test_file_shorter_than_its_catalog_size_breaks_the_download(
+    hass: HomeAssistant, assigned: TestClient
+) -> None:
+    catalog = await async_get_firmware_catalog(hass)
+    build = catalog.get(FIRMWARE_TYPE, NEW_VERSION)
+    assert build is not None
+    await (await _download(assigned)).read()  # signed while the file was whole
+    await hass.async_add_executor_job(catalog.path(build).write_bytes, FIRMWARE[:1000])
+    resp = await _download(assigned)
+    with pytest.raises(ClientPayloadError):
+        await resp.read()
+
+
+async def test_signer_cache_keeps_the_most_recent(
+    hass: HomeAssistant, assigned: TestClient
+) -> None:
+    hub = hass.config_entries.async_entries(DOMAIN)[0].runtime_data
+    build = hub.firmware.catalog.get(FIRMWARE_TYPE, NEW_VERSION)
+    path = hub.firmware.catalog.path(build)
+    cache = firmware_delivery.FirmwareSignatures()
+    first = await cache.async_signer(hass, "device-0", SECRET_KEY, build, path)
+    for number in range(1, firmware_delivery.MAX_CACHED_SIGNERS + 1):
+        await cache.async_signer(hass, f"device-{number}", SECRET_KEY, build, path)
+    again = await cache.async_signer(hass, "device-0", SECRET_KEY, build, path)
+    assert again is not first
+
+
+def _progress(hass: HomeAssistant) -> int | None:
+    hub = hass.config_entries.async_entries(DOMAIN)[0].runtime_data
+    return hub.firmware.progress(KEY_ID)
