@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from homeassistant.config_entries import ConfigSubentryData
@@ -33,6 +34,18 @@ def auto_enable_custom_integrations(
     enable_custom_integrations: None,
 ) -> None:
     """Load Providore from custom_components in every test."""
+
+
+@pytest.fixture(autouse=True)
+def config_dir(hass: HomeAssistant, tmp_path: Path) -> Path:
+    """Give each test a config folder of its own.
+
+    The harness's default one is shared by every test run on the machine.
+    """
+    directory = tmp_path / "config"
+    directory.mkdir()
+    hass.config.config_dir = str(directory)
+    return directory
 
 
 @pytest.fixture

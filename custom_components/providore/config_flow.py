@@ -15,6 +15,7 @@ from homeassistant.config_entries import (
 )
 from homeassistant.const import CONF_NAME
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.selector import (
     BooleanSelector,
     FileSelector,
@@ -184,7 +185,11 @@ class ProvidoreOptionsFlow(OptionsFlow):
         errors: dict[str, str] = {}
         if user_input is not None:
             try:
+                if url := user_input.get(CONF_RELEASE_URL):
+                    cv.url(url)
                 build = await _async_add_uploaded_firmware(self.hass, user_input)
+            except vol.Invalid:
+                errors[CONF_RELEASE_URL] = "invalid_release_url"
             except FirmwareError as err:
                 errors["base"] = err.translation_key or "firmware_unreadable"
             else:

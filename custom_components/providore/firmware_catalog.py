@@ -9,8 +9,10 @@ only then renamed, so a failed upload leaves nothing behind.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cmp_to_key
 import hashlib
 import os
 from pathlib import Path
@@ -19,9 +21,13 @@ import shutil
 import tempfile
 from typing import Final, TypedDict
 
-from awesomeversion import AwesomeVersion
+from awesomeversion import (
+    AwesomeVersion,
+    AwesomeVersionCompareException,
+    AwesomeVersionStrategy,
+)
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.exceptions import HomeAssistantError
+from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers.singleton import singleton
 from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
@@ -40,7 +46,7 @@ FIRMWARE_SUFFIX: Final = ".bin"
 _NAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*", re.ASCII)
 
 
-class FirmwareError(HomeAssistantError):
+class FirmwareError(ServiceValidationError):
     """A catalog change was refused; the translation key says why."""
 
     def __init__(self, translation_key: str, **placeholders: str) -> None:
@@ -94,8 +100,20 @@ def is_valid_name(value: str) -> bool:
     )
 
 
-def _sort_key(firmware: Firmware) -> tuple[AwesomeVersion, str]:
-    return AwesomeVersion(firmware.version), firmware.version
+def _compare_versions(first: Firmware, second: Firmware) -> int:
+    """Order semantically where AwesomeVersion can; a name it cannot read is older."""
+    ours, theirs = AwesomeVersion(first.version), AwesomeVersion(second.version)
+    known = (
+        ours.strategy is not AwesomeVersionStrategy.UNKNOWN,
+        theirs.strategy is not AwesomeVersionStrategy.UNKNOWN,
+    )
+    if known == (True, True):
+        with suppress(AwesomeVersionCompareException):
+            if ours != theirs:
+                return 1 if ours > theirs else -1
+    elif known[0] != known[1]:
+        return 1 if known[0] else -1
+    return (first.version > second.version) - (first.version < second.version)
 
 
 def _write_copy(source: Path, descriptor: int) -> tuple[int, str]:
@@ -146,6 +164,8 @@ class FirmwareCatalog:
             hass, STORAGE_VERSION, f"{DOMAIN}.firmware", atomic_writes=True
         )
         self._builds: dict[str, dict[str, Firmware]] = {}
+        # Uploads being copied: a second upload of the same build is a duplicate.
+        self._copying: set[tuple[str, str]] = set()
         self._listeners: list[Callable[[Firmware | None], None]] = []
 
     async def async_load(self) -> None:
@@ -183,7 +203,10 @@ class FirmwareCatalog:
 
     def versions(self, firmware_type: str) -> list[Firmware]:
         """Return the builds of a type, oldest version first."""
-        return sorted(self._builds.get(firmware_type, {}).values(), key=_sort_key)
+        return sorted(
+            self._builds.get(firmware_type, {}).values(),
+            key=cmp_to_key(_compare_versions),
+        )
 
     def latest(self, firmware_type: str | None) -> Firmware | None:
         """Return the newest build of a type, if any."""
@@ -217,10 +240,30 @@ class FirmwareCatalog:
         for name in (firmware_type, version):
             if not is_valid_name(name):
                 raise FirmwareError("invalid_firmware_name", name=name[:80])
-        if self.get(firmware_type, version) is not None:
+        build_id = (firmware_type, version)
+        if self.get(firmware_type, version) is not None or build_id in self._copying:
             raise FirmwareError(
                 "duplicate_firmware", firmware_type=firmware_type, version=version
             )
+        self._copying.add(build_id)
+        try:
+            firmware = await self._async_copy_in(
+                firmware_type, version, source, release_notes, release_url
+            )
+        finally:
+            self._copying.discard(build_id)
+        self._notify(firmware)
+        return firmware
+
+    async def _async_copy_in(
+        self,
+        firmware_type: str,
+        version: str,
+        source: Path,
+        release_notes: str | None,
+        release_url: str | None,
+    ) -> Firmware:
+        """Copy and hash the file, then record it; undo both on any failure."""
         target = self._file_path(firmware_type, version)
         uploaded_at = dt_util.utcnow()
         try:
@@ -231,11 +274,6 @@ class FirmwareCatalog:
             raise FirmwareError(
                 "firmware_unreadable", error=err.strerror or ""
             ) from err
-        # Another upload of the same version may have finished while this one copied.
-        if self.get(firmware_type, version) is not None:
-            raise FirmwareError(
-                "duplicate_firmware", firmware_type=firmware_type, version=version
-            )
         firmware = Firmware(
             firmware_type=firmware_type,
             version=version,
@@ -245,14 +283,16 @@ class FirmwareCatalog:
             release_notes=release_notes or None,
             release_url=release_url or None,
         )
-        self._builds.setdefault(firmware_type, {})[version] = firmware
+        versions = self._builds.setdefault(firmware_type, {})
+        versions[version] = firmware
         try:
             await self._async_save()
         except BaseException:
-            del self._builds[firmware_type][version]
+            del versions[version]
+            if not versions:
+                del self._builds[firmware_type]
             await self._hass.async_add_executor_job(target.unlink, True)
             raise
-        self._notify(firmware)
         return firmware
 
     async def async_delete(self, firmware_type: str, version: str) -> None:

@@ -162,7 +162,10 @@ async def _async_delete_firmware(call: ServiceCall) -> None:
 
 def _readable_source(hass: HomeAssistant, path: str) -> Path:
     """Resolve a path inside the config folder or an allowed directory (blocking)."""
-    source = Path(hass.config.path(path)).resolve()
+    try:
+        source = Path(hass.config.path(path)).resolve()
+    except (OSError, ValueError) as err:  # e.g. a NUL byte, a symlink loop
+        raise FirmwareError("firmware_not_found", path=path) from err
     inside_config = source.is_relative_to(Path(hass.config.config_dir).resolve())
     if not (inside_config or hass.config.is_allowed_path(str(source))):
         raise FirmwareError("path_not_allowed", path=path)
