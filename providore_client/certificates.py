@@ -21,11 +21,10 @@ CERTIFICATE_MODE = 0o644
 
 @dataclass(frozen=True, slots=True)
 class CertificateOutcome:
-    """What the certificate command did."""
+    """What the certificate command did: issued a certificate, or kept the current one."""
 
     issued: bool
     not_after: datetime
-    key_created: bool
 
 
 def generate_key() -> ec.EllipticCurvePrivateKey:
@@ -115,19 +114,18 @@ async def obtain_certificate(
 
 async def ensure_certificate(
     client: ProvidoreClient,
-    key_path: Path,
+    key: ec.EllipticCurvePrivateKey,
     cert_path: Path,
     now: datetime,
     renew_within: timedelta,
 ) -> CertificateOutcome:
-    """Create the key if needed, then request a certificate when one is due."""
-    key, key_created = load_or_create_key(key_path)
+    """Request a certificate for key when the one at cert_path is missing or due."""
     current = load_certificate(cert_path)
     if current is not None and not needs_renewal(current, key, now, renew_within):
-        return CertificateOutcome(False, current.not_valid_after_utc, key_created)
+        return CertificateOutcome(False, current.not_valid_after_utc)
     certificate, pem = await obtain_certificate(client, key)
     write_atomically(cert_path, pem, CERTIFICATE_MODE)
-    return CertificateOutcome(True, certificate.not_valid_after_utc, key_created)
+    return CertificateOutcome(True, certificate.not_valid_after_utc)
 
 
 def _same_key(certificate: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> bool:

@@ -19,7 +19,7 @@ import sys
 
 from . import __version__
 from .api import ProvidoreClient, open_session
-from .certificates import ensure_certificate
+from .certificates import ensure_certificate, load_or_create_key
 from .errors import ProvidoreError, SettingsError
 from .firmware import download_firmware
 from .protocol import format_time, utc_now
@@ -225,11 +225,12 @@ async def _certificate(settings: Settings, args: argparse.Namespace) -> int:
     key_path, cert_path = settings.path("key_path"), settings.path("cert_path")
     renew_within = timedelta(days=args.renew_days)
     async with _device_client(settings) as client:
+        key, created = load_or_create_key(key_path)
+        if created:
+            _inform(f"created a new EC P-256 key in {key_path}")
         outcome = await ensure_certificate(
-            client, key_path, cert_path, utc_now(), renew_within
+            client, key, cert_path, utc_now(), renew_within
         )
-    if outcome.key_created:
-        _inform(f"created a new EC P-256 key in {key_path}")
     expires = format_time(outcome.not_after)
     if outcome.issued:
         _inform(f"certificate issued, expires {expires}, written to {cert_path}")
