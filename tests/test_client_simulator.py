@@ -6,9 +6,12 @@ the integration serves them; the configuration also comes from the real integrat
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 import re
+import signal
+import sys
 from typing import Any
 
 from homeassistant.core import HomeAssistant
@@ -296,3 +299,28 @@ def test_bad_devices_file(tmp_path: Path, content: str, message: str) -> None:
 def test_missing_devices_file(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="cannot read"):
         load_devices(tmp_path / "nope.yaml", "1.0.0")
+
+
+async def test_script_waits_on_events_then_interrupts(
+    server: standin.StandIn, standin_url: str, devices_file: Path
+) -> None:
+    """As a script would: run the command, wait for a round's line, stop it with Ctrl+C."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "providore_client", "simulate", "--server", standin_url,
+        "--devices-file", str(devices_file), "--devices", "2", "--interval", "3600",
+        cwd=Path(__file__).parents[1],
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout is not None
+    seen: list[str] = []
+    while not {"garden-1 round 1 done", "garden-2 round 1 done"} <= set(seen):
+        line = await asyncio.wait_for(process.stdout.readline(), timeout=30)
+        assert line, seen
+        seen.append(line.decode().rstrip("\n"))
+    assert "garden-1 rebooted into 1.1.0" in seen
+    process.send_signal(signal.SIGINT)
+    _, err = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 130
+    assert err == b""
