@@ -63,10 +63,8 @@ class FirmwareCheck:
         )
 
 
-async def receive_firmware(
-    client: ProvidoreClient, version: str | None = None
-) -> Firmware:
-    """Download and verify a firmware without keeping it (what a simulated device does)."""
+async def receive_firmware(client: ProvidoreClient, version: str) -> Firmware:
+    """Download and verify firmware `version` without keeping it, as a simulated device does."""
     async with client.firmware(version=version) as stream:
         check = FirmwareCheck(client.secret, stream)
         async for chunk in stream.chunks:
@@ -79,9 +77,7 @@ def partial_path(target: Path) -> Path:
     return target.with_name(target.name + ".part")
 
 
-async def download_firmware(
-    client: ProvidoreClient, target: Path, version: str | None = None
-) -> Firmware:
+async def download_firmware(client: ProvidoreClient, target: Path) -> Firmware:
     """Download the device's firmware into target, resuming target.part if there is one.
 
     Bytes go to target.part as they arrive; a broken connection keeps it for the next
@@ -92,12 +88,12 @@ async def download_firmware(
     partial = partial_path(target)
     try:
         try:
-            return await _download(client, partial, target, version)
+            return await _download(client, partial, target)
         except (ResponseRejected, RangeNotSatisfiable):
             if not partial.exists():
                 raise
             partial.unlink()
-            return await _download(client, partial, target, version)
+            return await _download(client, partial, target)
     except ConnectionFailed as err:
         if not partial.exists():
             raise
@@ -107,13 +103,11 @@ async def download_firmware(
         ) from None
 
 
-async def _download(
-    client: ProvidoreClient, partial: Path, target: Path, version: str | None
-) -> Firmware:
+async def _download(client: ProvidoreClient, partial: Path, target: Path) -> Firmware:
     offset = partial.stat().st_size if partial.exists() else 0
     resuming = offset > 0
     try:
-        async with client.firmware(offset, version) as stream:
+        async with client.firmware(offset) as stream:
             check = FirmwareCheck(client.secret, stream)
             with _open_partial(partial, stream.offset) as file:
                 if stream.offset:
