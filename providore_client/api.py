@@ -1,0 +1,270 @@
+"""The device API over HTTP: signed requests, verified answers, one-line failures."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from http import HTTPStatus
+import json
+from pathlib import Path
+import re
+import ssl
+from typing import Any, Final
+from urllib.parse import parse_qs, urlsplit
+
+import aiohttp
+
+from . import __version__
+from .errors import ConnectionFailed, ResponseRejected, ServerError
+from .protocol import ResponseStamp, request_headers, utc_now, verify_response
+
+MAX_ANSWER_BYTES: Final = 1024 * 1024
+_CHUNK: Final = 64 * 1024
+_SHA256_RE: Final = re.compile(r"[0-9a-fA-F]{64}", re.ASCII)
+_CONTENT_RANGE_RE: Final = re.compile(r"bytes (\d+)-(\d+)/(\d+)", re.ASCII)
+_TIMEOUT: Final = aiohttp.ClientTimeout(total=None, connect=15, sock_read=30)
+_MESSAGE_LENGTH: Final = 200
+
+
+def open_session(ca: Path | None = None) -> aiohttp.ClientSession:
+    """Return an HTTP session; `ca` is a CA file to trust for HTTPS servers."""
+    context: ssl.SSLContext | bool = True
+    if ca is not None:
+        try:
+            context = ssl.create_default_context(cafile=str(ca))
+        except (OSError, ssl.SSLError) as err:
+            raise ConnectionFailed(f"cannot load the CA file {ca}: {err}") from None
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(ssl=context),
+        timeout=_TIMEOUT,
+        headers={"User-Agent": f"providore-client/{__version__}"},
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class FirmwareStream:
+    """A firmware answer whose headers were checked; its body is still to come.
+
+    `offset` is where the body starts in the file: 0 for a 200, the range start for a 206.
+    """
+
+    version: str
+    sha256: str
+    size: int
+    offset: int
+    stamp: ResponseStamp
+    chunks: AsyncIterator[bytes]
+
+
+class RangeNotSatisfiable(ServerError):  # noqa: N818
+    """The server cannot serve the requested range (416): the partial file is stale."""
+
+
+class ProvidoreClient:
+    """One device talking to a Providore server."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        device_id: str,
+        secret: str,
+        firmware_version: str,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        """Talk to base_url (…/api/providore) as device_id, reporting firmware_version."""
+        self._session = session
+        self._base_url = base_url.rstrip("/")
+        self.device_id = device_id
+        self.secret = secret
+        self.firmware_version = firmware_version
+        self._clock = clock
+
+    async def fetch_config(self) -> Any:
+        """Return the verified configuration document, or None when there is none (404)."""
+        async with self._signed("GET", "/config") as response:
+            if response.status == HTTPStatus.NOT_FOUND:
+                return None
+            body = await self._verified_body(response)
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise ResponseRejected("the configuration is not valid JSON") from None
+
+    async def check_firmware(self) -> str | None:
+        """Return the version the device should run, or None when it is up to date."""
+        async with self._signed("GET", "/firmware/check") as response:
+            if response.status == HTTPStatus.NO_CONTENT:
+                return None
+            if response.status != HTTPStatus.FOUND:
+                raise await _refusal(response)
+            location = response.headers.get("Location", "")
+        versions = parse_qs(urlsplit(location).query).get("version", [])
+        if len(versions) != 1 or not versions[0]:
+            raise ResponseRejected(
+                "the firmware check answer names no version in its Location"
+            )
+        return versions[0]
+
+    @asynccontextmanager
+    async def firmware(
+        self, offset: int = 0, version: str | None = None
+    ) -> AsyncIterator[FirmwareStream]:
+        """Open GET /firmware, from byte `offset` on when it is not 0.
+
+        The answer's headers and validity window are checked before the body is read;
+        its signature covers the whole file and is the caller's to check at the end.
+        """
+        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        params = {"version": version} if version else None
+        async with self._signed(
+            "GET", "/firmware", params=params, headers=headers
+        ) as response:
+            if response.status == HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE:
+                raise RangeNotSatisfiable(response.status, "range not satisfiable")
+            if response.status not in (HTTPStatus.OK, HTTPStatus.PARTIAL_CONTENT):
+                raise await _refusal(response)
+            stamp = ResponseStamp.from_headers(response.headers)
+            stamp.check_window(self._clock())
+            start, size = _body_extent(response, offset)
+            yield FirmwareStream(
+                version=_required(response, "X-Firmware-Version"),
+                sha256=_firmware_sha256(response),
+                size=size,
+                offset=start,
+                stamp=stamp,
+                chunks=response.content.iter_chunked(_CHUNK),
+            )
+
+    async def request_certificate(self, csr_pem: bytes) -> bytes:
+        """Send a PEM CSR; return the verified PEM certificate the server issued."""
+        async with self._signed(
+            "POST",
+            "/certificates/request",
+            body=csr_pem,
+            headers={"Content-Type": "application/pkcs10"},
+        ) as response:
+            return await self._verified_body(response)
+
+    @asynccontextmanager
+    async def _signed(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """Send a signed request; network failures become ConnectionFailed."""
+        signed = request_headers(
+            key_id=self.device_id,
+            secret=self.secret,
+            method=method,
+            path=path,
+            firmware_version=self.firmware_version,
+            now=self._clock(),
+            body=body,
+        )
+        url = self._base_url + path
+        try:
+            async with self._session.request(
+                method,
+                url,
+                params=params,
+                data=body,
+                headers={**signed, **(headers or {})},
+                allow_redirects=False,
+            ) as response:
+                yield response
+        except aiohttp.ClientPayloadError:
+            raise ConnectionFailed("the connection broke during the answer") from None
+        except aiohttp.ClientConnectorCertificateError as err:
+            raise ConnectionFailed(
+                f"the server's certificate is not trusted ({_one_line(err.certificate_error)}): give its CA with --ca"
+            ) from None
+        except aiohttp.ClientError as err:
+            raise ConnectionFailed(
+                f"cannot reach {url}: {_one_line(err) or type(err).__name__}"
+            ) from None
+        except TimeoutError:
+            raise ConnectionFailed(f"{url} did not answer in time") from None
+
+    async def _verified_body(self, response: aiohttp.ClientResponse) -> bytes:
+        """Return the body of a 200 answer after checking its signature."""
+        if response.status != HTTPStatus.OK:
+            raise await _refusal(response)
+        body = await _read_limited(response)
+        verify_response(self.secret, body, response.headers, self._clock())
+        return body
+
+
+async def _read_limited(response: aiohttp.ClientResponse) -> bytes:
+    body = await response.content.read(MAX_ANSWER_BYTES + 1)
+    while len(body) <= MAX_ANSWER_BYTES and (
+        chunk := await response.content.read(_CHUNK)
+    ):
+        body += chunk
+    if len(body) > MAX_ANSWER_BYTES:
+        raise ResponseRejected("the answer is larger than 1 MiB")
+    return body
+
+
+async def _refusal(response: aiohttp.ClientResponse) -> ServerError:
+    """Describe an unexpected answer in one line, with the server's message."""
+    try:
+        text = (await response.content.read(4096)).decode("utf-8", "replace")
+    except (aiohttp.ClientError, TimeoutError):
+        text = ""
+    try:
+        message = json.loads(text).get("message", "")
+    except (ValueError, AttributeError):
+        message = text
+    message = _one_line(str(message))
+    status = f"{response.status} {response.reason or ''}".strip()
+    what = f"the server answered {status}"
+    if message:
+        what += f": {message}"
+    if response.status == HTTPStatus.TOO_MANY_REQUESTS:
+        what += f" (retry after {response.headers.get('Retry-After', '?')} s)"
+    return ServerError(response.status, what)
+
+
+def _one_line(value: object) -> str:
+    text = " ".join(str(value).split())
+    return text if len(text) <= _MESSAGE_LENGTH else text[: _MESSAGE_LENGTH - 1] + "…"
+
+
+def _required(response: aiohttp.ClientResponse, name: str) -> str:
+    value = response.headers.get(name)
+    if not value:
+        raise ResponseRejected(f"the firmware answer has no {name} header")
+    return value
+
+
+def _firmware_sha256(response: aiohttp.ClientResponse) -> str:
+    value = _required(response, "X-Firmware-SHA256")
+    if _SHA256_RE.fullmatch(value) is None:
+        raise ResponseRejected(
+            "the firmware answer's X-Firmware-SHA256 is not a SHA-256"
+        )
+    return value.lower()
+
+
+def _body_extent(response: aiohttp.ClientResponse, offset: int) -> tuple[int, int]:
+    """Return (where the body starts, size of the whole file) of a firmware answer."""
+    if response.status == HTTPStatus.OK:
+        if response.content_length is None:
+            raise ResponseRejected("the firmware answer has no Content-Length")
+        return 0, response.content_length
+    match = _CONTENT_RANGE_RE.fullmatch(response.headers.get("Content-Range", ""))
+    if match is None:
+        raise ResponseRejected("the partial firmware answer has no valid Content-Range")
+    first, last, size = (int(group) for group in match.groups())
+    if first != offset or last != size - 1:
+        raise ResponseRejected(
+            f"the server sent bytes {first}-{last} of {size}, not {offset} onwards"
+        )
+    return first, size

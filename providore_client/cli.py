@@ -1,0 +1,326 @@
+"""The `providore-client` command line: settings, commands, exit statuses.
+
+Results go to standard output; messages and errors go to standard error, one line
+each. Exit statuses: 0 success, 1 failure, 2 bad usage, 3 `check` found nothing
+to install, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from datetime import timedelta
+import json
+import os
+from pathlib import Path
+import sys
+
+from . import __version__
+from .api import ProvidoreClient, open_session
+from .certificates import ensure_certificate, load_or_create_key
+from .errors import ProvidoreError, SettingsError
+from .firmware import download_firmware
+from .protocol import format_time, utc_now
+from .settings import Settings, resolve_settings
+from .simulator import DeviceSpec, load_devices, simulate
+
+PROG = "providore-client"
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_UP_TO_DATE = 3
+EXIT_INTERRUPTED = 130
+DEFAULT_RENEW_DAYS = 30
+DEFAULT_INTERVAL = 60.0
+
+type Handler = Callable[[Settings, argparse.Namespace], Awaitable[int]]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    try:
+        return asyncio.run(async_main(argv))
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+async def async_main(argv: Sequence[str] | None = None) -> int:
+    """Parse the arguments and run the command in the running event loop."""
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        settings = resolve_settings(
+            vars(args), os.environ, getattr(args, "config", None)
+        )
+        return await handler(settings, args)
+    except ProvidoreError as err:
+        _error(str(err))
+    except OSError as err:
+        _error(f"{err.strerror or err}: {err.filename}" if err.filename else str(err))
+    return EXIT_FAILURE
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser; settings flags work before and after the command."""
+    settings = _settings_parser()
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        parents=[settings],
+        description="Reference device client for Providore (protocol version 1).",
+        epilog="Settings come from flags, then PROVIDORE_SERVER, PROVIDORE_DEVICE_ID, "
+        "PROVIDORE_SECRET and PROVIDORE_FIRMWARE_VERSION, then the --config file. "
+        "Exit status: 0 success, 1 failure, 2 bad usage, 3 check: up to date.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(
+            name, parents=[settings], help=help_text, description=help_text
+        )
+        sub.set_defaults(handler=handler)
+        return sub
+
+    command("config", _config, "print the verified configuration document (JSON)")
+    command(
+        "check",
+        _check,
+        "print the firmware version to install (exit 0), or exit 3 when up to date",
+    )
+    firmware = command(
+        "firmware",
+        _firmware,
+        "download and verify the firmware, resuming a partial download",
+    )
+    firmware.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="where to write the firmware",
+    )
+    certificate = command(
+        "certificate",
+        _certificate,
+        "create a key if needed and obtain a certificate, renewing one that expires soon",
+    )
+    _add_renew_days(certificate)
+    simulator = command(
+        "simulate",
+        _simulate,
+        "run simulated devices that behave like the real firmware",
+    )
+    simulator.add_argument(
+        "--devices-file",
+        type=Path,
+        metavar="FILE",
+        help="YAML or JSON list of devices (id, secret, firmware_type, version); "
+        "without it, one device from --device-id and --secret",
+    )
+    simulator.add_argument(
+        "--devices",
+        type=_positive_int,
+        metavar="N",
+        help="simulate the first N devices of the file",
+    )
+    simulator.add_argument(
+        "--interval",
+        type=_positive_float,
+        default=DEFAULT_INTERVAL,
+        metavar="SECONDS",
+        help=f"time between rounds (default {DEFAULT_INTERVAL:g})",
+    )
+    rounds = simulator.add_mutually_exclusive_group()
+    rounds.add_argument("--once", action="store_true", help="run a single round")
+    rounds.add_argument(
+        "--rounds",
+        type=_positive_int,
+        metavar="N",
+        help="run N rounds (default: until stopped)",
+    )
+    _add_renew_days(simulator)
+    return parser
+
+
+def _settings_parser() -> argparse.ArgumentParser:
+    # SUPPRESS keeps a flag given before the command from being reset by the subcommand.
+    parser = argparse.ArgumentParser(add_help=False)
+    group = parser.add_argument_group("settings")
+    text_flags = (
+        (
+            "--server",
+            "URL",
+            "base URL, e.g. http://homeassistant.local:8123/api/providore",
+        ),
+        ("--device-id", "ID", "the device's key id"),
+        ("--secret", "KEY", "the device's secret key"),
+        ("--firmware-version", "VERSION", "the version to report (default 0.0.0)"),
+    )
+    file_flags = (
+        ("--ca", "CA certificate file to trust for an https server"),
+        ("--cert-path", "the device certificate (PEM)"),
+        ("--key-path", "the device's private key (PEM, created 0600 when missing)"),
+        ("--config", "YAML file with the settings above (snake_case keys)"),
+    )
+    for flag, metavar, help_text in text_flags:
+        group.add_argument(
+            flag, metavar=metavar, help=help_text, default=argparse.SUPPRESS
+        )
+    for flag, help_text in file_flags:
+        group.add_argument(
+            flag, metavar="FILE", type=Path, help=help_text, default=argparse.SUPPRESS
+        )
+    return parser
+
+
+def _add_renew_days(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--renew-days",
+        type=_non_negative_int,
+        default=DEFAULT_RENEW_DAYS,
+        metavar="N",
+        help=f"renew a certificate that expires within N days (default {DEFAULT_RENEW_DAYS})",
+    )
+
+
+async def _config(settings: Settings, args: argparse.Namespace) -> int:
+    async with _device_client(settings) as client:
+        document = await client.fetch_config()
+    if document is None:
+        raise ProvidoreError("the server has no configuration for this device (404)")
+    _output(json.dumps(document, indent=2, ensure_ascii=False))
+    return EXIT_OK
+
+
+async def _check(settings: Settings, args: argparse.Namespace) -> int:
+    async with _device_client(settings) as client:
+        version = await client.check_firmware()
+    if version is None:
+        _inform(f"up to date (running {settings.firmware_version})")
+        return EXIT_UP_TO_DATE
+    _inform(f"firmware {version} is assigned (running {settings.firmware_version})")
+    _output(version)
+    return EXIT_OK
+
+
+async def _firmware(settings: Settings, args: argparse.Namespace) -> int:
+    target: Path = args.out
+    async with _device_client(settings) as client:
+        firmware = await download_firmware(client, target)
+    resumed = (
+        f", resumed at byte {firmware.resumed_from}" if firmware.resumed_from else ""
+    )
+    _inform(
+        f"firmware {firmware.version} written to {target} "
+        f"({firmware.size} bytes, sha256 ok{resumed})"
+    )
+    _output(firmware.version)
+    return EXIT_OK
+
+
+async def _certificate(settings: Settings, args: argparse.Namespace) -> int:
+    key_path, cert_path = settings.path("key_path"), settings.path("cert_path")
+    renew_within = timedelta(days=args.renew_days)
+    async with _device_client(settings) as client:
+        key, created = load_or_create_key(key_path)
+        if created:
+            _inform(f"created a new EC P-256 key in {key_path}")
+        outcome = await ensure_certificate(
+            client, key, cert_path, utc_now(), renew_within
+        )
+    expires = format_time(outcome.not_after)
+    if outcome.issued:
+        _inform(f"certificate issued, expires {expires}, written to {cert_path}")
+    else:
+        _inform(
+            f"certificate valid until {expires}, more than {args.renew_days} days: not renewed"
+        )
+    return EXIT_OK
+
+
+async def _simulate(settings: Settings, args: argparse.Namespace) -> int:
+    specs = _simulated_devices(settings, args)
+    base_url = settings.base_url()
+    async with open_session(settings.ca) as session:
+        succeeded = await simulate(
+            session,
+            base_url,
+            specs,
+            emit=_output,
+            rounds=1 if args.once else args.rounds,
+            interval=args.interval,
+            renew_within=timedelta(days=args.renew_days),
+            clock=utc_now,
+        )
+    return EXIT_OK if succeeded else EXIT_FAILURE
+
+
+def _simulated_devices(
+    settings: Settings, args: argparse.Namespace
+) -> list[DeviceSpec]:
+    if args.devices_file is not None:
+        specs = load_devices(args.devices_file, settings.firmware_version)
+    else:
+        device_id, secret = settings.credentials()
+        specs = [DeviceSpec(device_id, secret, settings.firmware_version)]
+    count: int | None = args.devices
+    if count is not None and count > len(specs):
+        raise SettingsError(
+            f"--devices {count} needs {count} devices, each with its own key, "
+            f"but only {len(specs)} are given (use --devices-file)"
+        )
+    return specs[:count]
+
+
+@asynccontextmanager
+async def _device_client(settings: Settings) -> AsyncIterator[ProvidoreClient]:
+    base_url = settings.base_url()
+    device_id, secret = settings.credentials()
+    async with open_session(settings.ca) as session:
+        yield ProvidoreClient(
+            session, base_url, device_id, secret, settings.firmware_version
+        )
+
+
+def _positive_int(value: str) -> int:
+    number = _non_negative_int(value)
+    if number == 0:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
+def _non_negative_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not number > 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return number
+
+
+def _output(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def _inform(message: str) -> None:
+    sys.stderr.write(f"{PROG}: {message}\n")
+    sys.stderr.flush()
+
+
+def _error(message: str) -> None:
+    _inform(f"error: {message}")
