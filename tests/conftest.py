@@ -37,13 +37,12 @@ def auto_enable_custom_integrations(
 
 
 @pytest.fixture(autouse=True)
-def config_dir(hass: HomeAssistant, tmp_path: Path) -> Path:
-    """Give each test a config folder of its own.
+def config_dir(hass: HomeAssistant, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Give each test a config folder of its own, apart from its tmp_path.
 
     The harness's default one is shared by every test run on the machine.
     """
-    directory = tmp_path / "config"
-    directory.mkdir()
+    directory = tmp_path_factory.mktemp("config")
     hass.config.config_dir = str(directory)
     return directory
 
