@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+import logging
 from pathlib import Path
+import re
 from typing import Any
 
 from homeassistant.config_entries import ConfigSubentryData
@@ -27,6 +30,44 @@ KEY_ID = "d8fa0180"
 SECRET_KEY = "Zq3v9XkP2mRt7LwY4nHc8JdF6sGb1TaE"
 FIRMWARE_TYPE = "esp32s2-sensor"
 DEVICE_NAME = "Garden sensor"
+
+
+# How Home Assistant reports a custom integration's deprecated or wrong use of its API:
+# helpers.frame ("Detected that custom integration 'providore' ...") and helpers.deprecation
+# ("X was used from providore, this is a deprecated constant ..."). Each is a later breakage.
+DEPRECATION_REPORT = re.compile(
+    rf"custom integration '{DOMAIN}'|from {DOMAIN}, this is a deprecated"
+)
+
+
+class DeprecationReports(logging.Handler):
+    """Collects Home Assistant's log reports about Providore's use of its API."""
+
+    def __init__(self) -> None:
+        """Start with no reports."""
+        super().__init__()
+        self.reports: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Keep the record when it reports on Providore."""
+        message = record.getMessage()
+        if DEPRECATION_REPORT.search(message):
+            self.reports.append(message)
+
+
+@pytest.fixture(autouse=True)
+def deprecation_reports() -> Iterator[DeprecationReports]:
+    """Fail every test during which Home Assistant reported a deprecated use by Providore."""
+    handler = DeprecationReports()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    yield handler
+    root.removeHandler(handler)
+    if handler.reports:
+        pytest.fail(
+            "Home Assistant reported Providore's use of its API:\n"
+            + "\n".join(handler.reports)
+        )
 
 
 @pytest.fixture(autouse=True)

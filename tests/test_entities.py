@@ -15,6 +15,7 @@ from pytest_homeassistant_custom_component.common import (
 )
 
 from custom_components.providore.const import CONF_ONLINE_INTERVAL, DOMAIN
+from custom_components.providore.storage import async_get_storage
 
 from .conftest import KEY_ID
 
@@ -140,3 +141,24 @@ async def test_frequent_requests_do_not_postpone_the_save(
     await hass.async_block_till_done()
     stored = hass_storage[f"{DOMAIN}.device_state"]["data"][KEY_ID]
     assert stored["firmware_version"] == "1.0.4"
+
+
+async def test_saves_resume_after_a_removed_device_is_forgotten(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    hass_storage: dict,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    storage = await async_get_storage(hass)
+    storage.state("0badc0de").address = "192.0.2.99"  # a device since removed
+    await _device_calls(hass, "1.0.0")  # a delayed save is now pending
+    # Forgetting the removed device writes at once, replacing the delayed save.
+    await storage.async_keep_only([KEY_ID])
+    assert set(hass_storage[f"{DOMAIN}.device_state"]["data"]) == {KEY_ID}
+
+    await _device_calls(hass, "1.0.1")
+    freezer.tick(timedelta(seconds=6))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    stored = hass_storage[f"{DOMAIN}.device_state"]["data"][KEY_ID]
+    assert stored["firmware_version"] == "1.0.1"

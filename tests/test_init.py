@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 import stat
 from typing import Any
+from unittest.mock import patch
 
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.helpers.storage import STORAGE_DIR, Store
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.providore.const import DOMAIN
-from custom_components.providore.storage import async_get_storage
+from custom_components.providore.storage import ProvidoreStorage, async_get_storage
 
 from .conftest import KEY_ID, SECRET_KEY
+
+# The stores' real file writer, taken before the test harness replaces it for each test.
+_WRITE_TO_DISK = Store._async_write_data
 
 
 async def test_setup_and_unload(
@@ -157,18 +163,21 @@ async def test_views_are_registered_once(
 
 
 async def test_secrets_are_written_for_the_owner_only(
-    hass: HomeAssistant, init_integration: MockConfigEntry, tmp_path: Path
+    hass: HomeAssistant, tmp_path: Path
 ) -> None:
-    storage = await async_get_storage(hass)
-    # Write through the secret store's real file writer, into a scratch folder.
-    secrets_path = tmp_path / "providore.secrets"
-    documents_path = tmp_path / "providore.documents"
-    await hass.async_add_executor_job(
-        storage._secrets_store._write_data, str(secrets_path), {"data": {}}
-    )
-    await hass.async_add_executor_job(
-        storage._documents_store._write_data, str(documents_path), {"data": {}}
-    )
+    # Save through the stores' real file writer (the harness swaps in an in-memory
+    # one), into a scratch config folder.
+    with (
+        patch.object(hass.config, "config_dir", str(tmp_path)),
+        patch.object(Store, "_async_write_data", _WRITE_TO_DISK),
+    ):
+        storage = ProvidoreStorage(hass)
+        await storage.async_set_secret(KEY_ID, SECRET_KEY)
+        await storage.async_set_document(KEY_ID, {"interval": 60})
+
+    secrets_path = tmp_path / STORAGE_DIR / f"{DOMAIN}.secrets"
+    documents_path = tmp_path / STORAGE_DIR / f"{DOMAIN}.documents"
+    assert json.loads(secrets_path.read_text())["data"] == {KEY_ID: SECRET_KEY}
     assert stat.S_IMODE(secrets_path.stat().st_mode) == 0o600
     # For contrast: an ordinary store is readable by others.
     assert stat.S_IMODE(documents_path.stat().st_mode) == 0o644

@@ -86,6 +86,7 @@ class ProvidoreStorage:
         self._documents: dict[str, DeviceDocuments] = {}
         self._states: dict[str, DeviceState] = {}
         self._state_save_pending = False
+        self._states_snapshot: dict[str, StoredState] = {}
 
     async def async_load(self) -> None:
         """Read all stores from disk."""
@@ -139,13 +140,17 @@ class ProvidoreStorage:
         The store's own delayed save postpones the write on every call, so a device
         calling every second would never be saved: schedule only when none is pending.
         """
+        # The store calls _states_to_save in a worker thread on Home Assistant 2025.4
+        # (in the event loop on 2026.2): it gets a copy made here, never live state.
+        self._states_snapshot = self._stored_states()
         if not self._state_save_pending:
             self._state_save_pending = True
             self._state_store.async_delay_save(self._states_to_save, STATE_SAVE_DELAY)
 
     def _states_to_save(self) -> dict[str, StoredState]:
+        # Clear the flag before reading: a request recorded meanwhile schedules anew.
         self._state_save_pending = False
-        return self._stored_states()
+        return self._states_snapshot
 
     def _stored_states(self) -> dict[str, StoredState]:
         return {key_id: state.to_stored() for key_id, state in self._states.items()}
@@ -164,11 +169,14 @@ class ProvidoreStorage:
         if stale := set(self._states) - keep:
             for key_id in stale:
                 del self._states[key_id]
+            # This write replaces a pending delayed one: let the next request schedule.
+            self._state_save_pending = False
             await self._state_store.async_save(self._stored_states())
 
     async def async_remove(self) -> None:
         """Delete every store from disk."""
         self._secrets, self._documents, self._states = {}, {}, {}
+        self._state_save_pending = False
         for store in (self._secrets_store, self._documents_store, self._state_store):
             await store.async_remove()
 
