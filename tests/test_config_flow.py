@@ -22,6 +22,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 import voluptuous as vol
 
 from custom_components.providore.const import (
+    CONF_CERTIFICATE_USAGE,
+    CONF_CERTIFICATE_VALIDITY,
     CONF_CONFIG,
     CONF_FIRMWARE_TYPE,
     CONF_KEY_ID,
@@ -30,6 +32,7 @@ from custom_components.providore.const import (
     CONF_ONLINE_INTERVAL,
     CONF_ROTATE_KEY,
     CONF_SECRET_KEY,
+    DEFAULT_CERTIFICATE_VALIDITY,
     DEFAULT_MAX_CLOCK_SKEW,
     DEFAULT_MAX_REQUEST_LIFETIME,
     DEFAULT_ONLINE_INTERVAL,
@@ -90,6 +93,7 @@ async def test_user_flow(hass: HomeAssistant) -> None:
         CONF_MAX_CLOCK_SKEW: DEFAULT_MAX_CLOCK_SKEW,
         CONF_MAX_REQUEST_LIFETIME: DEFAULT_MAX_REQUEST_LIFETIME,
         CONF_ONLINE_INTERVAL: DEFAULT_ONLINE_INTERVAL,
+        CONF_CERTIFICATE_VALIDITY: DEFAULT_CERTIFICATE_VALIDITY,
     }
 
     result = await hass.config_entries.flow.async_configure(
@@ -98,6 +102,7 @@ async def test_user_flow(hass: HomeAssistant) -> None:
             CONF_MAX_CLOCK_SKEW: 120.0,
             CONF_MAX_REQUEST_LIFETIME: 1800.0,
             CONF_ONLINE_INTERVAL: 300.0,
+            CONF_CERTIFICATE_VALIDITY: 90.0,
         },
     )
     await hass.async_block_till_done()
@@ -109,6 +114,7 @@ async def test_user_flow(hass: HomeAssistant) -> None:
         CONF_MAX_CLOCK_SKEW: 120,
         CONF_MAX_REQUEST_LIFETIME: 1800,
         CONF_ONLINE_INTERVAL: 300,
+        CONF_CERTIFICATE_VALIDITY: 90,
     }
     assert all(type(value) is int for value in result["options"].values())
     # Plain string keys: the options are stored as JSON.
@@ -150,6 +156,7 @@ async def test_user_flow_aborts_when_configured_during_flow(
             CONF_MAX_CLOCK_SKEW: 300.0,
             CONF_MAX_REQUEST_LIFETIME: 900.0,
             CONF_ONLINE_INTERVAL: 600.0,
+            CONF_CERTIFICATE_VALIDITY: 365.0,
         },
     )
 
@@ -161,6 +168,20 @@ async def test_user_flow_aborts_when_configured_during_flow(
 # The hub's options.
 
 
+async def _open_settings(hass: HomeAssistant, entry: MockConfigEntry) -> Any:
+    """Open the options menu and choose the settings form."""
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert result["type"] is FlowResultType.MENU
+    assert result["step_id"] == "init"
+    assert result["menu_options"] == ["settings", "import_ca"]
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"next_step_id": "settings"}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "settings"
+    return result
+
+
 async def test_options_flow_shows_current_values(hass: HomeAssistant) -> None:
     entry = MockConfigEntry(
         domain=DOMAIN,
@@ -170,15 +191,14 @@ async def test_options_flow_shows_current_values(hass: HomeAssistant) -> None:
     )
     entry.add_to_hass(hass)
 
-    result = await hass.config_entries.options.async_init(entry.entry_id)
+    result = await _open_settings(hass, entry)
 
-    assert result["type"] is FlowResultType.FORM
-    assert result["step_id"] == "init"
     # Current values win; a setting the entry lacks falls back to its default.
     assert _suggested_values(result["data_schema"]) == {
         CONF_MAX_CLOCK_SKEW: 30,
         CONF_MAX_REQUEST_LIFETIME: DEFAULT_MAX_REQUEST_LIFETIME,
         CONF_ONLINE_INTERVAL: 120,
+        CONF_CERTIFICATE_VALIDITY: DEFAULT_CERTIFICATE_VALIDITY,
     }
 
 
@@ -186,8 +206,7 @@ async def test_options_flow_saves(
     hass: HomeAssistant, init_integration: MockConfigEntry
 ) -> None:
     entry = init_integration
-    result = await hass.config_entries.options.async_init(entry.entry_id)
-    assert result["type"] is FlowResultType.FORM
+    result = await _open_settings(hass, entry)
 
     result = await hass.config_entries.options.async_configure(
         result["flow_id"],
@@ -195,6 +214,7 @@ async def test_options_flow_saves(
             CONF_MAX_CLOCK_SKEW: 60.0,
             CONF_MAX_REQUEST_LIFETIME: 3600.0,
             CONF_ONLINE_INTERVAL: 1200.0,
+            CONF_CERTIFICATE_VALIDITY: 30.0,
         },
     )
     await hass.async_block_till_done()
@@ -203,6 +223,7 @@ async def test_options_flow_saves(
         CONF_MAX_CLOCK_SKEW: 60,
         CONF_MAX_REQUEST_LIFETIME: 3600,
         CONF_ONLINE_INTERVAL: 1200,
+        CONF_CERTIFICATE_VALIDITY: 30,
     }
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["data"] == expected
@@ -213,6 +234,7 @@ async def test_options_flow_saves(
     assert entry.state is ConfigEntryState.LOADED
     assert entry.runtime_data.settings.online_interval.total_seconds() == 1200
     assert entry.runtime_data.settings.max_clock_skew.total_seconds() == 60
+    assert entry.runtime_data.settings.certificate_validity.days == 30
 
 
 # Adding a device.
@@ -249,7 +271,11 @@ async def test_add_device_generates_key(
     key_id = result["data"][CONF_KEY_ID]
     assert GENERATED_KEY_ID.fullmatch(key_id)
     assert key_id != KEY_ID
-    assert result["data"] == {CONF_KEY_ID: key_id, CONF_FIRMWARE_TYPE: ""}
+    assert result["data"] == {
+        CONF_KEY_ID: key_id,
+        CONF_FIRMWARE_TYPE: "",
+        CONF_CERTIFICATE_USAGE: "client",
+    }
     assert result["unique_id"] == key_id
     assert result["description_placeholders"] == {
         "name": "Porch light",
@@ -258,7 +284,7 @@ async def test_add_device_generates_key(
 
     subentry = _device_subentry(entry, key_id)
     assert subentry.title == "Porch light"
-    assert dict(subentry.data) == {CONF_KEY_ID: key_id, CONF_FIRMWARE_TYPE: ""}
+    assert dict(subentry.data) == result["data"]
     assert CONF_SECRET_KEY not in subentry.data
     assert len(entry.subentries) == 2
 
@@ -298,6 +324,7 @@ async def test_add_device_with_given_key(
             CONF_KEY_ID: "  Porch_Light-1 ",
             CONF_SECRET_KEY: NEW_SECRET,
             CONF_FIRMWARE_TYPE: " esp32c3-relay ",
+            CONF_CERTIFICATE_USAGE: "both",
         },
     )
     await hass.async_block_till_done()
@@ -308,6 +335,7 @@ async def test_add_device_with_given_key(
     assert result["data"] == {
         CONF_KEY_ID: "Porch_Light-1",
         CONF_FIRMWARE_TYPE: "esp32c3-relay",
+        CONF_CERTIFICATE_USAGE: "both",
     }
     assert result["description_placeholders"] == {
         "name": "Porch light",
@@ -405,7 +433,7 @@ async def test_add_device_errors(
     assert CONF_SECRET_KEY not in suggested
     assert suggested == {
         key: value for key, value in user_input.items() if key != CONF_SECRET_KEY
-    }
+    } | {CONF_CERTIFICATE_USAGE: "client"}
     # Nothing was added or stored.
     assert len(entry.subentries) == 1
     assert set(await _stored_secrets(hass, hass_storage)) == {KEY_ID}
@@ -422,7 +450,11 @@ async def test_add_device_errors(
     await hass.async_block_till_done()
 
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["data"] == {CONF_KEY_ID: "porch", CONF_FIRMWARE_TYPE: "esp32c3-relay"}
+    assert result["data"] == {
+        CONF_KEY_ID: "porch",
+        CONF_FIRMWARE_TYPE: "esp32c3-relay",
+        CONF_CERTIFICATE_USAGE: "client",
+    }
     assert _device_subentry(entry, "porch").title == "Porch light"
     assert (await _stored_secrets(hass, hass_storage))["porch"] == NEW_SECRET
     assert entry.state is ConfigEntryState.LOADED
@@ -443,6 +475,7 @@ async def test_add_device_error_without_secret(
     assert _suggested_values(result["data_schema"]) == {
         CONF_NAME: "",
         CONF_FIRMWARE_TYPE: "esp32c3-relay",
+        CONF_CERTIFICATE_USAGE: "client",
     }
     assert len(entry.subentries) == 1
 
@@ -476,6 +509,7 @@ async def test_reconfigure_form_suggests_current_values(
     assert _suggested_values(result["data_schema"]) == {
         CONF_NAME: DEVICE_NAME,
         CONF_FIRMWARE_TYPE: FIRMWARE_TYPE,
+        CONF_CERTIFICATE_USAGE: "client",
     }
 
 
@@ -491,6 +525,7 @@ async def test_reconfigure_form_suggests_default_document(
     assert _suggested_values(result["data_schema"]) == {
         CONF_NAME: DEVICE_NAME,
         CONF_FIRMWARE_TYPE: FIRMWARE_TYPE,
+        CONF_CERTIFICATE_USAGE: "client",
         CONF_CONFIG: {"interval": 60},
     }
 
@@ -517,6 +552,7 @@ async def test_reconfigure_without_firmware_type(
     assert _suggested_values(result["data_schema"]) == {
         CONF_NAME: DEVICE_NAME,
         CONF_FIRMWARE_TYPE: "",
+        CONF_CERTIFICATE_USAGE: "client",
     }
 
     result = await hass.config_entries.subentries.async_configure(
@@ -529,6 +565,7 @@ async def test_reconfigure_without_firmware_type(
     assert dict(_device_subentry(entry, KEY_ID).data) == {
         CONF_KEY_ID: KEY_ID,
         CONF_FIRMWARE_TYPE: "",
+        CONF_CERTIFICATE_USAGE: "client",
     }
 
 
@@ -550,6 +587,7 @@ async def test_reconfigure_rename(
         {
             CONF_NAME: "  Shed sensor ",
             CONF_FIRMWARE_TYPE: " esp32c6-sensor ",
+            CONF_CERTIFICATE_USAGE: "server",
             CONF_ROTATE_KEY: False,
         },
     )
@@ -563,6 +601,7 @@ async def test_reconfigure_rename(
     assert dict(subentry.data) == {
         CONF_KEY_ID: KEY_ID,
         CONF_FIRMWARE_TYPE: "esp32c6-sensor",
+        CONF_CERTIFICATE_USAGE: "server",
     }
     # The key and documents are untouched.
     assert (await _stored_secrets(hass, hass_storage)) == {KEY_ID: SECRET_KEY}
@@ -571,6 +610,7 @@ async def test_reconfigure_rename(
     # The reload renamed the device.
     assert entry.state is ConfigEntryState.LOADED
     assert entry.runtime_data.devices[KEY_ID].name == "Shed sensor"
+    assert entry.runtime_data.devices[KEY_ID].certificate_usage == "server"
     device = device_registry.async_get_device(identifiers={(DOMAIN, KEY_ID)})
     assert device is not None
     assert device.name == "Shed sensor"
@@ -734,6 +774,7 @@ async def test_reconfigure_rotate_key(
     assert dict(subentry.data) == {
         CONF_KEY_ID: KEY_ID,
         CONF_FIRMWARE_TYPE: FIRMWARE_TYPE,
+        CONF_CERTIFICATE_USAGE: "client",
     }
     assert new_secret not in str(entry.as_dict())
     assert entry.state is ConfigEntryState.LOADED

@@ -12,7 +12,7 @@ from homeassistant.config_entries import (
     OptionsFlow,
     SubentryFlowResult,
 )
-from homeassistant.const import CONF_NAME
+from homeassistant.const import CONF_NAME, CONF_PASSWORD
 from homeassistant.core import callback
 from homeassistant.helpers.selector import (
     BooleanSelector,
@@ -20,13 +20,22 @@ from homeassistant.helpers.selector import (
     NumberSelectorConfig,
     NumberSelectorMode,
     ObjectSelector,
+    SelectSelector,
+    SelectSelectorConfig,
+    SelectSelectorMode,
     TextSelector,
     TextSelectorConfig,
     TextSelectorType,
 )
 import voluptuous as vol
 
+from .certificate_authority import CAImportError, CertificateUsage
+from .certificates import async_get_certificates
 from .const import (
+    CONF_CA_CERTIFICATE,
+    CONF_CA_PRIVATE_KEY,
+    CONF_CERTIFICATE_USAGE,
+    CONF_CERTIFICATE_VALIDITY,
     CONF_CONFIG,
     CONF_FIRMWARE_TYPE,
     CONF_KEY_ID,
@@ -35,6 +44,7 @@ from .const import (
     CONF_ONLINE_INTERVAL,
     CONF_ROTATE_KEY,
     CONF_SECRET_KEY,
+    DEFAULT_CERTIFICATE_VALIDITY,
     DEFAULT_MAX_CLOCK_SKEW,
     DEFAULT_MAX_REQUEST_LIFETIME,
     DEFAULT_ONLINE_INTERVAL,
@@ -50,14 +60,14 @@ from .protocol import (
 from .storage import async_get_storage
 
 
-def _seconds(minimum: int, maximum: int) -> NumberSelector:
+def _seconds(minimum: int, maximum: int, unit: str = "s") -> NumberSelector:
     return NumberSelector(
         NumberSelectorConfig(
             min=minimum,
             max=maximum,
             step=1,
             mode=NumberSelectorMode.BOX,
-            unit_of_measurement="s",
+            unit_of_measurement=unit,
         )
     )
 
@@ -67,15 +77,44 @@ SETTINGS_SCHEMA = vol.Schema(
         vol.Required(CONF_MAX_CLOCK_SKEW): _seconds(0, 3600),
         vol.Required(CONF_MAX_REQUEST_LIFETIME): _seconds(60, 86400),
         vol.Required(CONF_ONLINE_INTERVAL): _seconds(60, 86400),
+        vol.Required(CONF_CERTIFICATE_VALIDITY): _seconds(1, 3650, "d"),
     }
 )
 DEFAULT_SETTINGS = {
     CONF_MAX_CLOCK_SKEW: DEFAULT_MAX_CLOCK_SKEW,
     CONF_MAX_REQUEST_LIFETIME: DEFAULT_MAX_REQUEST_LIFETIME,
     CONF_ONLINE_INTERVAL: DEFAULT_ONLINE_INTERVAL,
+    CONF_CERTIFICATE_VALIDITY: DEFAULT_CERTIFICATE_VALIDITY,
+}
+_MULTILINE = TextSelector(TextSelectorConfig(multiline=True))
+IMPORT_CA_SCHEMA = vol.Schema(
+    {
+        vol.Required(CONF_CA_CERTIFICATE): _MULTILINE,
+        vol.Required(CONF_CA_PRIVATE_KEY): _MULTILINE,
+        vol.Optional(CONF_PASSWORD): TextSelector(
+            TextSelectorConfig(type=TextSelectorType.PASSWORD)
+        ),
+    }
+)
+# The form field each CA import error belongs to (others show on the whole form).
+IMPORT_CA_ERROR_FIELDS = {
+    "unreadable_certificate": CONF_CA_CERTIFICATE,
+    "not_a_ca": CONF_CA_CERTIFICATE,
+    "expired": CONF_CA_CERTIFICATE,
+    "unreadable_key": CONF_CA_PRIVATE_KEY,
+    "unsupported_key": CONF_CA_PRIVATE_KEY,
+    "password_required": CONF_PASSWORD,
+    "wrong_password": CONF_PASSWORD,
 }
 
 _TEXT = TextSelector()
+_USAGE = SelectSelector(
+    SelectSelectorConfig(
+        options=[usage.value for usage in CertificateUsage],
+        translation_key=CONF_CERTIFICATE_USAGE,
+        mode=SelectSelectorMode.DROPDOWN,
+    )
+)
 ADD_DEVICE_SCHEMA = vol.Schema(
     {
         vol.Required(CONF_NAME): _TEXT,
@@ -84,12 +123,16 @@ ADD_DEVICE_SCHEMA = vol.Schema(
             TextSelectorConfig(type=TextSelectorType.PASSWORD)
         ),
         vol.Optional(CONF_FIRMWARE_TYPE): _TEXT,
+        vol.Required(
+            CONF_CERTIFICATE_USAGE, default=CertificateUsage.CLIENT.value
+        ): _USAGE,
     }
 )
 RECONFIGURE_DEVICE_SCHEMA = vol.Schema(
     {
         vol.Required(CONF_NAME): _TEXT,
         vol.Optional(CONF_FIRMWARE_TYPE): _TEXT,
+        vol.Optional(CONF_CERTIFICATE_USAGE): _USAGE,
         vol.Optional(CONF_CONFIG): ObjectSelector(),
         vol.Required(CONF_ROTATE_KEY, default=False): BooleanSelector(),
     }
@@ -139,19 +182,60 @@ class ProvidoreConfigFlow(ConfigFlow, domain=DOMAIN):
 
 
 class ProvidoreOptionsFlow(OptionsFlow):
-    """Change the hub settings."""
+    """Change the hub settings, or import a CA."""
 
     async def async_step_init(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
+        """Offer what can be changed."""
+        return self.async_show_menu(
+            step_id="init", menu_options=["settings", "import_ca"]
+        )
+
+    async def async_step_settings(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
         """Show the settings with their current values."""
         if user_input is not None:
-            return self.async_create_entry(data=_settings(user_input))
+            return self.async_create_entry(
+                data=dict(self.config_entry.options) | _settings(user_input)
+            )
         return self.async_show_form(
-            step_id="init",
+            step_id="settings",
             data_schema=self.add_suggested_values_to_schema(
                 SETTINGS_SCHEMA, DEFAULT_SETTINGS | dict(self.config_entry.options)
             ),
+        )
+
+    async def async_step_import_ca(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Replace Providore's CA with the user's own certificate and key."""
+        errors: dict[str, str] = {}
+        suggested: dict[str, Any] = {}
+        if user_input is not None:
+            certificates = await async_get_certificates(self.hass)
+            try:
+                await certificates.async_import_ca(
+                    user_input[CONF_CA_CERTIFICATE],
+                    user_input[CONF_CA_PRIVATE_KEY],
+                    user_input.get(CONF_PASSWORD),
+                )
+            except CAImportError as err:
+                errors[IMPORT_CA_ERROR_FIELDS.get(err.code, "base")] = err.code
+                # Only the certificate goes back to the browser: it is public.
+                suggested = {CONF_CA_CERTIFICATE: user_input[CONF_CA_CERTIFICATE]}
+            else:
+                self.hass.config_entries.async_schedule_reload(
+                    self.config_entry.entry_id
+                )
+                return self.async_abort(reason="ca_imported")
+        return self.async_show_form(
+            step_id="import_ca",
+            data_schema=self.add_suggested_values_to_schema(
+                IMPORT_CA_SCHEMA, suggested
+            ),
+            errors=errors,
         )
 
 
@@ -181,7 +265,11 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
                 await storage.async_set_secret(key_id, secret_key)
                 return self.async_create_entry(
                     title=name,
-                    data={CONF_KEY_ID: key_id, CONF_FIRMWARE_TYPE: firmware_type},
+                    data={
+                        CONF_KEY_ID: key_id,
+                        CONF_FIRMWARE_TYPE: firmware_type,
+                        CONF_CERTIFICATE_USAGE: user_input[CONF_CERTIFICATE_USAGE],
+                    },
                     unique_id=key_id,
                     description_placeholders={"name": name, "key_id": key_id},
                 )
@@ -201,6 +289,9 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
         """Rename the device, change its firmware type or document, or rotate its key."""
         subentry = self._get_reconfigure_subentry()
         key_id: str = subentry.data[CONF_KEY_ID]
+        usage: str = subentry.data.get(
+            CONF_CERTIFICATE_USAGE, CertificateUsage.CLIENT.value
+        )
         storage = await async_get_storage(self.hass)
         errors: dict[str, str] = {}
         if user_input is not None:
@@ -224,7 +315,10 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
                     | {
                         CONF_FIRMWARE_TYPE: user_input.get(
                             CONF_FIRMWARE_TYPE, ""
-                        ).strip()
+                        ).strip(),
+                        CONF_CERTIFICATE_USAGE: user_input.get(
+                            CONF_CERTIFICATE_USAGE, usage
+                        ),
                     },
                 )
                 return self.async_abort(
@@ -234,6 +328,7 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
         suggested: dict[str, Any] = {
             CONF_NAME: subentry.title,
             CONF_FIRMWARE_TYPE: subentry.data.get(CONF_FIRMWARE_TYPE, ""),
+            CONF_CERTIFICATE_USAGE: usage,
         }
         if (default := storage.documents(key_id).get("default")) is not None:
             suggested[CONF_CONFIG] = default

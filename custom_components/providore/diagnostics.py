@@ -15,7 +15,7 @@ from .hub import DeviceProfile, ProvidoreConfigEntry, ProvidoreHub
 
 # Secrets live in a private store and are never collected here; redacting the
 # names anyway keeps a future field from leaking one.
-TO_REDACT = {CONF_SECRET_KEY, "psk", "password", "token"}
+TO_REDACT = {CONF_SECRET_KEY, "psk", "password", "token", "private_key"}
 
 
 async def async_get_config_entry_diagnostics(
@@ -28,6 +28,7 @@ async def async_get_config_entry_diagnostics(
         {
             "entry": entry.as_dict(),
             "devices": [_device(hub, device) for device in hub.devices.values()],
+            "certificate_authority": _certificate_authority(hub),
             "addresses_with_failures": throttle.tracked_addresses,
             "throttled_addresses": throttle.throttled_addresses(dt_util.utcnow()),
         },
@@ -47,6 +48,7 @@ async def async_get_device_diagnostics(
 def _device(hub: ProvidoreHub, device: DeviceProfile) -> dict[str, Any]:
     """Describe a device; configuration documents by name only (they may hold passwords)."""
     state = hub.state(device.key_id)
+    current = hub.certificates.current(device.key_id, dt_util.utcnow())
     documents = hub.storage.documents(device.key_id)
     return {
         "key_id": device.key_id,
@@ -59,4 +61,23 @@ def _device(hub: ProvidoreHub, device: DeviceProfile) -> dict[str, Any]:
             "default": "default" in documents,
             "firmware_versions": sorted(documents.get("versions", {})),
         },
+        "certificate_usage": device.certificate_usage,
+        "certificate": None
+        if current is None
+        else {
+            "serial": current.serial_hex,
+            "not_before": current.not_before.isoformat(),
+            "not_after": current.not_after.isoformat(),
+        },
+    }
+
+
+def _certificate_authority(hub: ProvidoreHub) -> dict[str, Any]:
+    """Describe the CA by its public certificate only."""
+    certificate = hub.certificates.authority.certificate
+    return {
+        "subject": certificate.subject.rfc4514_string(),
+        "not_valid_before": certificate.not_valid_before_utc.isoformat(),
+        "not_valid_after": certificate.not_valid_after_utc.isoformat(),
+        "sha256_fingerprint": hub.certificates.authority.fingerprint,
     }

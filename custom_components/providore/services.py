@@ -39,7 +39,8 @@ from .hub import ProvidoreHub, async_get_loaded_hub
 
 SERVICE_PROVISIONING_BUNDLE = "provisioning_bundle"
 SERVICE_SET_CONFIG = "set_config"
-
+SERVICE_REVOKE_CERTIFICATE = "revoke_certificate"
+REVOKE_CERTIFICATE_SCHEMA = vol.Schema({vol.Required(CONF_KEY_ID): cv.string})
 PROVISIONING_BUNDLE_SCHEMA = vol.Schema({vol.Required(CONF_KEY_ID): cv.string})
 SET_CONFIG_SCHEMA = vol.Schema(
     {
@@ -62,6 +63,13 @@ def async_setup_services(hass: HomeAssistant) -> None:
     )
     async_register_admin_service(
         hass, DOMAIN, SERVICE_SET_CONFIG, _async_set_config, SET_CONFIG_SCHEMA
+    )
+    async_register_admin_service(
+        hass,
+        DOMAIN,
+        SERVICE_REVOKE_CERTIFICATE,
+        _async_revoke_certificate,
+        REVOKE_CERTIFICATE_SCHEMA,
     )
 
 
@@ -87,6 +95,7 @@ async def _async_provisioning_bundle(call: ServiceCall) -> ServiceResponse:
         CONF_SECRET_KEY: secret_key,
         "base_url": f"{base_url}{API_BASE_PATH}",
         "nvs_csv": nvs_csv(key_id, secret_key),
+        "ca_certificate": hub.certificates.authority.certificate_pem,
     }
 
 
@@ -97,6 +106,12 @@ async def _async_set_config(call: ServiceCall) -> None:
     await hub.storage.async_set_document(
         key_id, document, call.data.get(CONF_FIRMWARE_VERSION)
     )
+
+
+async def _async_revoke_certificate(call: ServiceCall) -> None:
+    """Revoke a device's valid certificates."""
+    hub, key_id = _hub_and_key_id(call)
+    await hub.certificates.async_revoke(key_id)
 
 
 def nvs_csv(key_id: str, secret_key: str) -> str:
