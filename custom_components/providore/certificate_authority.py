@@ -134,11 +134,7 @@ def load_csr(pem: bytes, key_id: str) -> x509.CertificateSigningRequest:
             raise CSRRejected("EC key must be on P-256 or P-384")
     else:
         raise CSRRejected("key must be RSA or EC")
-    try:
-        signature_valid = csr.is_signature_valid
-    except (ValueError, UnsupportedAlgorithm):
-        signature_valid = False
-    if not signature_valid:
+    if not csr.is_signature_valid:
         raise CSRRejected("CSR signature does not verify")
     names = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     if len(names) != 1 or names[0].value != key_id:
@@ -263,14 +259,15 @@ class CertificateAuthority:
         """
         try:
             certificate = x509.load_pem_x509_certificate(certificate_pem)
+            public_key = certificate.public_key()
         except ValueError as err:
             raise UnreadableCertificate(
                 "the certificate is not a PEM certificate"
             ) from err
+        except UnsupportedAlgorithm as err:
+            raise UnsupportedCAKey("the key must be RSA or EC") from err
         private_key = _load_key(key_pem, password)
-        if _public_der(private_key.public_key()) != _public_der(
-            certificate.public_key()
-        ):
+        if _public_der(private_key.public_key()) != _public_der(public_key):
             raise KeyMismatch("the key does not belong to the certificate")
         _check_is_ca(certificate)
         if now is not None and not (
