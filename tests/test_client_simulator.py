@@ -35,6 +35,7 @@ DEVICES = [
 ]  # fmt: skip
 FIRMWARE = b"\x00simulated firmware\xff" * 100
 TIME = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
+UPDATE_ENTITY = "update.garden_sensor_firmware"
 
 
 @pytest.fixture
@@ -226,23 +227,49 @@ async def test_simulated_device_against_the_integration(
     hass_client_no_auth: ClientSessionGenerator,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """Against the real integration the configuration step works and is seen by Home Assistant."""
+    """A whole round against the real integration: config, update, reboot, certificate."""
     await (await async_get_storage(hass)).async_set_document(KEY_ID, {"interval": 1})
+    build = Path(hass.config.path("demo.bin"))
+    await hass.async_add_executor_job(build.write_bytes, b"\xe9" + bytes(300_000))
+    await hass.services.async_call(
+        "providore",
+        "upload_firmware",
+        {"firmware_type": "esp32s2-sensor", "version": "3.1.0", "path": "demo.bin"},
+        blocking=True,
+    )
     client = await hass_client_no_auth()
+    # The device reports 3.0.0 once, so that Install has something to replace.
     status, lines = await _simulate(
         capsys, "--server", str(client.make_url(BASE)), "--device-id", KEY_ID,
         "--secret", SECRET_KEY, "--firmware-version", "3.0.0", "--once",
     )  # fmt: skip
-    assert lines[:2] == [
+    assert status == 0
+    assert f"{KEY_ID} firmware up to date" in lines
+    await hass.services.async_call(
+        "update", "install", {"entity_id": UPDATE_ENTITY}, blocking=True
+    )
+
+    status, lines = await _simulate(
+        capsys, "--server", str(client.make_url(BASE)), "--device-id", KEY_ID,
+        "--secret", SECRET_KEY, "--firmware-version", "3.0.0", "--once",
+    )  # fmt: skip
+    assert status == 0
+    assert lines[:5] == [
         f"{KEY_ID} started (simulated, firmware 3.0.0)",
         f"{KEY_ID} config fetched",
+        f"{KEY_ID} firmware 3.1.0 available",
+        f"{KEY_ID} firmware 3.1.0 downloaded (300001 bytes, sha256 ok)",
+        f"{KEY_ID} rebooted into 3.1.0",
     ]
-    # Firmware and certificates are not served by this branch's integration yet.
-    assert status == 1
+    assert any(line.startswith(f"{KEY_ID} certificate issued") for line in lines)
     await hass.async_block_till_done()
-    state = hass.states.get("sensor.garden_sensor_firmware_version")
-    assert state is not None
-    assert state.state == "3.0.0"
+    update = hass.states.get(UPDATE_ENTITY)
+    assert update is not None
+    assert update.state == "off"
+    assert update.attributes["installed_version"] == "3.1.0"
+    expires = hass.states.get("sensor.garden_sensor_certificate_expires")
+    assert expires is not None
+    assert expires.state not in ("unknown", "unavailable")
 
 
 async def test_too_few_devices(

@@ -10,7 +10,6 @@ from homeassistant.config_entries import (
     SOURCE_RECONFIGURE,
     SOURCE_USER,
     ConfigEntryState,
-    ConfigFlowResult,
     ConfigSubentry,
     ConfigSubentryData,
 )
@@ -23,6 +22,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 import voluptuous as vol
 
 from custom_components.providore.const import (
+    CONF_CERTIFICATE_USAGE,
+    CONF_CERTIFICATE_VALIDITY,
     CONF_CONFIG,
     CONF_FIRMWARE_TYPE,
     CONF_KEY_ID,
@@ -32,6 +33,7 @@ from custom_components.providore.const import (
     CONF_ROTATE_KEY,
     CONF_SECRET_KEY,
     CONF_UPDATE_TIMEOUT,
+    DEFAULT_CERTIFICATE_VALIDITY,
     DEFAULT_MAX_CLOCK_SKEW,
     DEFAULT_MAX_REQUEST_LIFETIME,
     DEFAULT_ONLINE_INTERVAL,
@@ -94,6 +96,7 @@ async def test_user_flow(hass: HomeAssistant) -> None:
         CONF_MAX_REQUEST_LIFETIME: DEFAULT_MAX_REQUEST_LIFETIME,
         CONF_ONLINE_INTERVAL: DEFAULT_ONLINE_INTERVAL,
         CONF_UPDATE_TIMEOUT: DEFAULT_UPDATE_TIMEOUT,
+        CONF_CERTIFICATE_VALIDITY: DEFAULT_CERTIFICATE_VALIDITY,
     }
 
     result = await hass.config_entries.flow.async_configure(
@@ -103,6 +106,7 @@ async def test_user_flow(hass: HomeAssistant) -> None:
             CONF_MAX_REQUEST_LIFETIME: 1800.0,
             CONF_ONLINE_INTERVAL: 300.0,
             CONF_UPDATE_TIMEOUT: 900.0,
+            CONF_CERTIFICATE_VALIDITY: 90.0,
         },
     )
     await hass.async_block_till_done()
@@ -115,6 +119,7 @@ async def test_user_flow(hass: HomeAssistant) -> None:
         CONF_MAX_REQUEST_LIFETIME: 1800,
         CONF_ONLINE_INTERVAL: 300,
         CONF_UPDATE_TIMEOUT: 900,
+        CONF_CERTIFICATE_VALIDITY: 90,
     }
     assert all(type(value) is int for value in result["options"].values())
     # Plain string keys: the options are stored as JSON.
@@ -157,6 +162,7 @@ async def test_user_flow_aborts_when_configured_during_flow(
             CONF_MAX_REQUEST_LIFETIME: 900.0,
             CONF_ONLINE_INTERVAL: 600.0,
             CONF_UPDATE_TIMEOUT: 600.0,
+            CONF_CERTIFICATE_VALIDITY: 365.0,
         },
     )
 
@@ -166,6 +172,20 @@ async def test_user_flow_aborts_when_configured_during_flow(
 
 
 # The hub's options.
+
+
+async def _open_settings(hass: HomeAssistant, entry: MockConfigEntry) -> Any:
+    """Open the options menu and choose the settings form."""
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert result["type"] is FlowResultType.MENU
+    assert result["step_id"] == "init"
+    assert result["menu_options"] == ["settings", "upload_firmware", "import_ca"]
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"next_step_id": "settings"}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "settings"
+    return result
 
 
 async def test_options_flow_shows_current_values(hass: HomeAssistant) -> None:
@@ -179,27 +199,14 @@ async def test_options_flow_shows_current_values(hass: HomeAssistant) -> None:
 
     result = await _open_settings(hass, entry)
 
-    assert result["type"] is FlowResultType.FORM
-    assert result["step_id"] == "settings"
     # Current values win; a setting the entry lacks falls back to its default.
     assert _suggested_values(result["data_schema"]) == {
         CONF_MAX_CLOCK_SKEW: 30,
         CONF_MAX_REQUEST_LIFETIME: DEFAULT_MAX_REQUEST_LIFETIME,
         CONF_ONLINE_INTERVAL: 120,
         CONF_UPDATE_TIMEOUT: DEFAULT_UPDATE_TIMEOUT,
+        CONF_CERTIFICATE_VALIDITY: DEFAULT_CERTIFICATE_VALIDITY,
     }
-
-
-async def _open_settings(
-    hass: HomeAssistant, entry: MockConfigEntry
-) -> ConfigFlowResult:
-    """Open the options flow and pick the settings from its menu."""
-    result = await hass.config_entries.options.async_init(entry.entry_id)
-    assert result["type"] is FlowResultType.MENU
-    assert result["menu_options"] == ["settings", "upload_firmware"]
-    return await hass.config_entries.options.async_configure(
-        result["flow_id"], {"next_step_id": "settings"}
-    )
 
 
 async def test_options_flow_saves(
@@ -216,6 +223,7 @@ async def test_options_flow_saves(
             CONF_MAX_REQUEST_LIFETIME: 3600.0,
             CONF_ONLINE_INTERVAL: 1200.0,
             CONF_UPDATE_TIMEOUT: 300.0,
+            CONF_CERTIFICATE_VALIDITY: 30.0,
         },
     )
     await hass.async_block_till_done()
@@ -225,6 +233,7 @@ async def test_options_flow_saves(
         CONF_MAX_REQUEST_LIFETIME: 3600,
         CONF_ONLINE_INTERVAL: 1200,
         CONF_UPDATE_TIMEOUT: 300,
+        CONF_CERTIFICATE_VALIDITY: 30,
     }
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["data"] == expected
@@ -235,6 +244,7 @@ async def test_options_flow_saves(
     assert entry.state is ConfigEntryState.LOADED
     assert entry.runtime_data.settings.online_interval.total_seconds() == 1200
     assert entry.runtime_data.settings.max_clock_skew.total_seconds() == 60
+    assert entry.runtime_data.settings.certificate_validity.days == 30
 
 
 # Adding a device.
@@ -271,7 +281,11 @@ async def test_add_device_generates_key(
     key_id = result["data"][CONF_KEY_ID]
     assert GENERATED_KEY_ID.fullmatch(key_id)
     assert key_id != KEY_ID
-    assert result["data"] == {CONF_KEY_ID: key_id, CONF_FIRMWARE_TYPE: ""}
+    assert result["data"] == {
+        CONF_KEY_ID: key_id,
+        CONF_FIRMWARE_TYPE: "",
+        CONF_CERTIFICATE_USAGE: "client",
+    }
     assert result["unique_id"] == key_id
     assert result["description_placeholders"] == {
         "name": "Porch light",
@@ -280,7 +294,7 @@ async def test_add_device_generates_key(
 
     subentry = _device_subentry(entry, key_id)
     assert subentry.title == "Porch light"
-    assert dict(subentry.data) == {CONF_KEY_ID: key_id, CONF_FIRMWARE_TYPE: ""}
+    assert dict(subentry.data) == result["data"]
     assert CONF_SECRET_KEY not in subentry.data
     assert len(entry.subentries) == 2
 
@@ -320,6 +334,7 @@ async def test_add_device_with_given_key(
             CONF_KEY_ID: "  Porch_Light-1 ",
             CONF_SECRET_KEY: NEW_SECRET,
             CONF_FIRMWARE_TYPE: " esp32c3-relay ",
+            CONF_CERTIFICATE_USAGE: "both",
         },
     )
     await hass.async_block_till_done()
@@ -330,6 +345,7 @@ async def test_add_device_with_given_key(
     assert result["data"] == {
         CONF_KEY_ID: "Porch_Light-1",
         CONF_FIRMWARE_TYPE: "esp32c3-relay",
+        CONF_CERTIFICATE_USAGE: "both",
     }
     assert result["description_placeholders"] == {
         "name": "Porch light",
@@ -427,7 +443,7 @@ async def test_add_device_errors(
     assert CONF_SECRET_KEY not in suggested
     assert suggested == {
         key: value for key, value in user_input.items() if key != CONF_SECRET_KEY
-    }
+    } | {CONF_CERTIFICATE_USAGE: "client"}
     # Nothing was added or stored.
     assert len(entry.subentries) == 1
     assert set(await _stored_secrets(hass, hass_storage)) == {KEY_ID}
@@ -444,7 +460,11 @@ async def test_add_device_errors(
     await hass.async_block_till_done()
 
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["data"] == {CONF_KEY_ID: "porch", CONF_FIRMWARE_TYPE: "esp32c3-relay"}
+    assert result["data"] == {
+        CONF_KEY_ID: "porch",
+        CONF_FIRMWARE_TYPE: "esp32c3-relay",
+        CONF_CERTIFICATE_USAGE: "client",
+    }
     assert _device_subentry(entry, "porch").title == "Porch light"
     assert (await _stored_secrets(hass, hass_storage))["porch"] == NEW_SECRET
     assert entry.state is ConfigEntryState.LOADED
@@ -465,6 +485,7 @@ async def test_add_device_error_without_secret(
     assert _suggested_values(result["data_schema"]) == {
         CONF_NAME: "",
         CONF_FIRMWARE_TYPE: "esp32c3-relay",
+        CONF_CERTIFICATE_USAGE: "client",
     }
     assert len(entry.subentries) == 1
 
@@ -498,6 +519,7 @@ async def test_reconfigure_form_suggests_current_values(
     assert _suggested_values(result["data_schema"]) == {
         CONF_NAME: DEVICE_NAME,
         CONF_FIRMWARE_TYPE: FIRMWARE_TYPE,
+        CONF_CERTIFICATE_USAGE: "client",
     }
 
 
@@ -513,6 +535,7 @@ async def test_reconfigure_form_suggests_default_document(
     assert _suggested_values(result["data_schema"]) == {
         CONF_NAME: DEVICE_NAME,
         CONF_FIRMWARE_TYPE: FIRMWARE_TYPE,
+        CONF_CERTIFICATE_USAGE: "client",
         CONF_CONFIG: {"interval": 60},
     }
 
@@ -539,6 +562,7 @@ async def test_reconfigure_without_firmware_type(
     assert _suggested_values(result["data_schema"]) == {
         CONF_NAME: DEVICE_NAME,
         CONF_FIRMWARE_TYPE: "",
+        CONF_CERTIFICATE_USAGE: "client",
     }
 
     result = await hass.config_entries.subentries.async_configure(
@@ -551,6 +575,7 @@ async def test_reconfigure_without_firmware_type(
     assert dict(_device_subentry(entry, KEY_ID).data) == {
         CONF_KEY_ID: KEY_ID,
         CONF_FIRMWARE_TYPE: "",
+        CONF_CERTIFICATE_USAGE: "client",
     }
 
 
@@ -572,6 +597,7 @@ async def test_reconfigure_rename(
         {
             CONF_NAME: "  Shed sensor ",
             CONF_FIRMWARE_TYPE: " esp32c6-sensor ",
+            CONF_CERTIFICATE_USAGE: "server",
             CONF_ROTATE_KEY: False,
         },
     )
@@ -585,6 +611,7 @@ async def test_reconfigure_rename(
     assert dict(subentry.data) == {
         CONF_KEY_ID: KEY_ID,
         CONF_FIRMWARE_TYPE: "esp32c6-sensor",
+        CONF_CERTIFICATE_USAGE: "server",
     }
     # The key and documents are untouched.
     assert (await _stored_secrets(hass, hass_storage)) == {KEY_ID: SECRET_KEY}
@@ -593,6 +620,7 @@ async def test_reconfigure_rename(
     # The reload renamed the device.
     assert entry.state is ConfigEntryState.LOADED
     assert entry.runtime_data.devices[KEY_ID].name == "Shed sensor"
+    assert entry.runtime_data.devices[KEY_ID].certificate_usage == "server"
     device = device_registry.async_get_device(identifiers={(DOMAIN, KEY_ID)})
     assert device is not None
     assert device.name == "Shed sensor"
@@ -756,6 +784,7 @@ async def test_reconfigure_rotate_key(
     assert dict(subentry.data) == {
         CONF_KEY_ID: KEY_ID,
         CONF_FIRMWARE_TYPE: FIRMWARE_TYPE,
+        CONF_CERTIFICATE_USAGE: "client",
     }
     assert new_secret not in str(entry.as_dict())
     assert entry.state is ConfigEntryState.LOADED

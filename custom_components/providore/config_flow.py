@@ -13,7 +13,7 @@ from homeassistant.config_entries import (
     OptionsFlow,
     SubentryFlowResult,
 )
-from homeassistant.const import CONF_NAME
+from homeassistant.const import CONF_NAME, CONF_PASSWORD
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.selector import (
@@ -33,7 +33,13 @@ from homeassistant.helpers.selector import (
 )
 import voluptuous as vol
 
+from .certificate_authority import CAImportError, CertificateUsage
+from .certificates import async_get_certificates
 from .const import (
+    CONF_CA_CERTIFICATE,
+    CONF_CA_PRIVATE_KEY,
+    CONF_CERTIFICATE_USAGE,
+    CONF_CERTIFICATE_VALIDITY,
     CONF_CONFIG,
     CONF_FIRMWARE_FILE,
     CONF_FIRMWARE_TYPE,
@@ -47,6 +53,7 @@ from .const import (
     CONF_SECRET_KEY,
     CONF_UPDATE_TIMEOUT,
     CONF_VERSION,
+    DEFAULT_CERTIFICATE_VALIDITY,
     DEFAULT_MAX_CLOCK_SKEW,
     DEFAULT_MAX_REQUEST_LIFETIME,
     DEFAULT_ONLINE_INTERVAL,
@@ -64,14 +71,14 @@ from .protocol import (
 from .storage import async_get_storage
 
 
-def _seconds(minimum: int, maximum: int) -> NumberSelector:
+def _seconds(minimum: int, maximum: int, unit: str = "s") -> NumberSelector:
     return NumberSelector(
         NumberSelectorConfig(
             min=minimum,
             max=maximum,
             step=1,
             mode=NumberSelectorMode.BOX,
-            unit_of_measurement="s",
+            unit_of_measurement=unit,
         )
     )
 
@@ -82,6 +89,7 @@ SETTINGS_SCHEMA = vol.Schema(
         vol.Required(CONF_MAX_REQUEST_LIFETIME): _seconds(60, 86400),
         vol.Required(CONF_ONLINE_INTERVAL): _seconds(60, 86400),
         vol.Required(CONF_UPDATE_TIMEOUT): _seconds(60, 86400),
+        vol.Required(CONF_CERTIFICATE_VALIDITY): _seconds(1, 3650, "d"),
     }
 )
 DEFAULT_SETTINGS = {
@@ -89,9 +97,37 @@ DEFAULT_SETTINGS = {
     CONF_MAX_REQUEST_LIFETIME: DEFAULT_MAX_REQUEST_LIFETIME,
     CONF_ONLINE_INTERVAL: DEFAULT_ONLINE_INTERVAL,
     CONF_UPDATE_TIMEOUT: DEFAULT_UPDATE_TIMEOUT,
+    CONF_CERTIFICATE_VALIDITY: DEFAULT_CERTIFICATE_VALIDITY,
+}
+_MULTILINE = TextSelector(TextSelectorConfig(multiline=True))
+IMPORT_CA_SCHEMA = vol.Schema(
+    {
+        vol.Required(CONF_CA_CERTIFICATE): _MULTILINE,
+        vol.Required(CONF_CA_PRIVATE_KEY): _MULTILINE,
+        vol.Optional(CONF_PASSWORD): TextSelector(
+            TextSelectorConfig(type=TextSelectorType.PASSWORD)
+        ),
+    }
+)
+# The form field each CA import error belongs to (others show on the whole form).
+IMPORT_CA_ERROR_FIELDS = {
+    "unreadable_certificate": CONF_CA_CERTIFICATE,
+    "not_a_ca": CONF_CA_CERTIFICATE,
+    "expired": CONF_CA_CERTIFICATE,
+    "unreadable_key": CONF_CA_PRIVATE_KEY,
+    "unsupported_key": CONF_CA_PRIVATE_KEY,
+    "password_required": CONF_PASSWORD,
+    "wrong_password": CONF_PASSWORD,
 }
 
 _TEXT = TextSelector()
+_USAGE = SelectSelector(
+    SelectSelectorConfig(
+        options=[usage.value for usage in CertificateUsage],
+        translation_key=CONF_CERTIFICATE_USAGE,
+        mode=SelectSelectorMode.DROPDOWN,
+    )
+)
 ADD_DEVICE_SCHEMA = vol.Schema(
     {
         vol.Required(CONF_NAME): _TEXT,
@@ -100,12 +136,16 @@ ADD_DEVICE_SCHEMA = vol.Schema(
             TextSelectorConfig(type=TextSelectorType.PASSWORD)
         ),
         vol.Optional(CONF_FIRMWARE_TYPE): _TEXT,
+        vol.Required(
+            CONF_CERTIFICATE_USAGE, default=CertificateUsage.CLIENT.value
+        ): _USAGE,
     }
 )
 RECONFIGURE_DEVICE_SCHEMA = vol.Schema(
     {
         vol.Required(CONF_NAME): _TEXT,
         vol.Optional(CONF_FIRMWARE_TYPE): _TEXT,
+        vol.Optional(CONF_CERTIFICATE_USAGE): _USAGE,
         vol.Optional(CONF_CONFIG): ObjectSelector(),
         vol.Required(CONF_ROTATE_KEY, default=False): BooleanSelector(),
     }
@@ -155,14 +195,14 @@ class ProvidoreConfigFlow(ConfigFlow, domain=DOMAIN):
 
 
 class ProvidoreOptionsFlow(OptionsFlow):
-    """Change the hub settings, or upload a firmware build."""
+    """Change the hub settings, upload a firmware build, or import a CA."""
 
     async def async_step_init(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """Offer what can be done."""
         return self.async_show_menu(
-            step_id="init", menu_options=["settings", "upload_firmware"]
+            step_id="init", menu_options=["settings", "upload_firmware", "import_ca"]
         )
 
     async def async_step_settings(
@@ -170,7 +210,9 @@ class ProvidoreOptionsFlow(OptionsFlow):
     ) -> ConfigFlowResult:
         """Show the settings with their current values."""
         if user_input is not None:
-            return self.async_create_entry(data=_settings(user_input))
+            return self.async_create_entry(
+                data=dict(self.config_entry.options) | _settings(user_input)
+            )
         return self.async_show_form(
             step_id="settings",
             data_schema=self.add_suggested_values_to_schema(
@@ -209,6 +251,37 @@ class ProvidoreOptionsFlow(OptionsFlow):
             step_id="upload_firmware",
             data_schema=self.add_suggested_values_to_schema(
                 await self._async_upload_schema(), user_input or {}
+            ),
+            errors=errors,
+        )
+
+    async def async_step_import_ca(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Replace Providore's CA with the user's own certificate and key."""
+        errors: dict[str, str] = {}
+        suggested: dict[str, Any] = {}
+        if user_input is not None:
+            certificates = await async_get_certificates(self.hass)
+            try:
+                await certificates.async_import_ca(
+                    user_input[CONF_CA_CERTIFICATE],
+                    user_input[CONF_CA_PRIVATE_KEY],
+                    user_input.get(CONF_PASSWORD),
+                )
+            except CAImportError as err:
+                errors[IMPORT_CA_ERROR_FIELDS.get(err.code, "base")] = err.code
+                # Only the certificate goes back to the browser: it is public.
+                suggested = {CONF_CA_CERTIFICATE: user_input[CONF_CA_CERTIFICATE]}
+            else:
+                self.hass.config_entries.async_schedule_reload(
+                    self.config_entry.entry_id
+                )
+                return self.async_abort(reason="ca_imported")
+        return self.async_show_form(
+            step_id="import_ca",
+            data_schema=self.add_suggested_values_to_schema(
+                IMPORT_CA_SCHEMA, suggested
             ),
             errors=errors,
         )
@@ -295,7 +368,11 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
                 await storage.async_set_secret(key_id, secret_key)
                 return self.async_create_entry(
                     title=name,
-                    data={CONF_KEY_ID: key_id, CONF_FIRMWARE_TYPE: firmware_type},
+                    data={
+                        CONF_KEY_ID: key_id,
+                        CONF_FIRMWARE_TYPE: firmware_type,
+                        CONF_CERTIFICATE_USAGE: user_input[CONF_CERTIFICATE_USAGE],
+                    },
                     unique_id=key_id,
                     description_placeholders={"name": name, "key_id": key_id},
                 )
@@ -315,6 +392,9 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
         """Rename the device, change its firmware type or document, or rotate its key."""
         subentry = self._get_reconfigure_subentry()
         key_id: str = subentry.data[CONF_KEY_ID]
+        usage: str = subentry.data.get(
+            CONF_CERTIFICATE_USAGE, CertificateUsage.CLIENT.value
+        )
         storage = await async_get_storage(self.hass)
         errors: dict[str, str] = {}
         if user_input is not None:
@@ -338,7 +418,10 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
                     | {
                         CONF_FIRMWARE_TYPE: user_input.get(
                             CONF_FIRMWARE_TYPE, ""
-                        ).strip()
+                        ).strip(),
+                        CONF_CERTIFICATE_USAGE: user_input.get(
+                            CONF_CERTIFICATE_USAGE, usage
+                        ),
                     },
                 )
                 return self.async_abort(
@@ -348,6 +431,7 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
         suggested: dict[str, Any] = {
             CONF_NAME: subentry.title,
             CONF_FIRMWARE_TYPE: subentry.data.get(CONF_FIRMWARE_TYPE, ""),
+            CONF_CERTIFICATE_USAGE: usage,
         }
         if (default := storage.documents(key_id).get("default")) is not None:
             suggested[CONF_CONFIG] = default

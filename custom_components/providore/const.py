@@ -46,3 +46,14 @@ STATE_SAVE_DELAY: Final = 5
 NVS_NAMESPACE: Final = "providore"
 NVS_KEY_DEVICE_ID: Final = "device_id"
 NVS_KEY_PSK: Final = "psk"
+
+# Certificates: hub option, device subentry field, CA import fields.
+CONF_CERTIFICATE_VALIDITY: Final = "certificate_validity"
+DEFAULT_CERTIFICATE_VALIDITY: Final = 365  # days
+CONF_CERTIFICATE_USAGE: Final = "certificate_usage"
+CONF_CA_CERTIFICATE: Final = "ca_certificate"
+CONF_CA_PRIVATE_KEY: Final = "ca_private_key"
+# A repair is raised this many days before a device's certificate expires.
+CERTIFICATE_EXPIRY_WARNING_DAYS: Final = 14
+CA_PATH: Final = "/certificates/ca.pem"
+CRL_PATH: Final = "/certificates/crl.pem"

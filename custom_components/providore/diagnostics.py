@@ -15,7 +15,7 @@ from .hub import DeviceProfile, ProvidoreConfigEntry, ProvidoreHub
 
 # Secrets live in a private store and are never collected here; redacting the
 # names anyway keeps a future field from leaking one.
-TO_REDACT = {CONF_SECRET_KEY, "psk", "password", "token"}
+TO_REDACT = {CONF_SECRET_KEY, "psk", "password", "token", "private_key"}
 
 
 async def async_get_config_entry_diagnostics(
@@ -40,6 +40,7 @@ async def async_get_config_entry_diagnostics(
                 ]
                 for firmware_type in hub.firmware.catalog.firmware_types()
             },
+            "certificate_authority": _certificate_authority(hub),
             "addresses_with_failures": throttle.tracked_addresses,
             "throttled_addresses": throttle.throttled_addresses(dt_util.utcnow()),
         },
@@ -59,6 +60,7 @@ async def async_get_device_diagnostics(
 def _device(hub: ProvidoreHub, device: DeviceProfile) -> dict[str, Any]:
     """Describe a device; configuration documents by name only (they may hold passwords)."""
     state = hub.state(device.key_id)
+    current = hub.certificates.current(device.key_id, dt_util.utcnow())
     documents = hub.storage.documents(device.key_id)
     plan = hub.firmware.plan(device.key_id)
     return {
@@ -76,4 +78,23 @@ def _device(hub: ProvidoreHub, device: DeviceProfile) -> dict[str, Any]:
             **plan.to_stored(),
             "progress": hub.firmware.progress(device.key_id),
         },
+        "certificate_usage": device.certificate_usage,
+        "certificate": None
+        if current is None
+        else {
+            "serial": current.serial_hex,
+            "not_before": current.not_before.isoformat(),
+            "not_after": current.not_after.isoformat(),
+        },
+    }
+
+
+def _certificate_authority(hub: ProvidoreHub) -> dict[str, Any]:
+    """Describe the CA by its public certificate only."""
+    certificate = hub.certificates.authority.certificate
+    return {
+        "subject": certificate.subject.rfc4514_string(),
+        "not_valid_before": certificate.not_valid_before_utc.isoformat(),
+        "not_valid_after": certificate.not_valid_after_utc.isoformat(),
+        "sha256_fingerprint": hub.certificates.authority.fingerprint,
     }

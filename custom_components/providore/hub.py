@@ -12,13 +12,18 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 
+from .certificate_authority import CertificateUsage
+from .certificates import ProvidoreCertificates
 from .const import (
+    CONF_CERTIFICATE_USAGE,
+    CONF_CERTIFICATE_VALIDITY,
     CONF_FIRMWARE_TYPE,
     CONF_KEY_ID,
     CONF_MAX_CLOCK_SKEW,
     CONF_MAX_REQUEST_LIFETIME,
     CONF_ONLINE_INTERVAL,
     CONF_UPDATE_TIMEOUT,
+    DEFAULT_CERTIFICATE_VALIDITY,
     DEFAULT_MAX_CLOCK_SKEW,
     DEFAULT_MAX_REQUEST_LIFETIME,
     DEFAULT_ONLINE_INTERVAL,
@@ -47,6 +52,7 @@ class HubSettings:
     max_request_lifetime: timedelta
     online_interval: timedelta
     update_timeout: timedelta
+    certificate_validity: timedelta
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> HubSettings:
@@ -66,6 +72,11 @@ class HubSettings:
             update_timeout=timedelta(
                 seconds=options.get(CONF_UPDATE_TIMEOUT, DEFAULT_UPDATE_TIMEOUT)
             ),
+            certificate_validity=timedelta(
+                days=options.get(
+                    CONF_CERTIFICATE_VALIDITY, DEFAULT_CERTIFICATE_VALIDITY
+                )
+            ),
         )
 
 
@@ -77,6 +88,7 @@ class DeviceProfile:
     key_id: str
     name: str
     firmware_type: str | None
+    certificate_usage: CertificateUsage = CertificateUsage.CLIENT
 
 
 class ProvidoreHub:
@@ -89,10 +101,12 @@ class ProvidoreHub:
         storage: ProvidoreStorage,
         catalog: FirmwareCatalog,
         updates: FirmwareUpdates,
+        certificates: ProvidoreCertificates,
     ) -> None:
         """Build the hub from the entry's options and device subentries."""
         self._hass = hass
         self.storage = storage
+        self.certificates = certificates
         self.settings = HubSettings.from_options(entry.options)
         self.devices: dict[str, DeviceProfile] = {
             subentry.data[CONF_KEY_ID]: DeviceProfile(
@@ -100,6 +114,9 @@ class ProvidoreHub:
                 key_id=subentry.data[CONF_KEY_ID],
                 name=subentry.title,
                 firmware_type=subentry.data.get(CONF_FIRMWARE_TYPE) or None,
+                certificate_usage=CertificateUsage(
+                    subentry.data.get(CONF_CERTIFICATE_USAGE, CertificateUsage.CLIENT)
+                ),
             )
             for subentry in entry.subentries.values()
             if subentry.subentry_type == SUBENTRY_TYPE_DEVICE

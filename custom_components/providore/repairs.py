@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from homeassistant import data_entry_flow
 from homeassistant.components.repairs import ConfirmRepairFlow, RepairsFlow
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 
-from .const import DOMAIN
+from .const import CERTIFICATE_EXPIRY_WARNING_DAYS, DOMAIN
 from .device_auth import DATA_GUARDS
 from .hub import ProvidoreHub
 from .protocol import generate_secret_key
 from .storage import async_get_storage
 
 NO_KEY_ISSUE_PREFIX = "missing_secret_"
+EXPIRING_ISSUE_PREFIX = "certificate_expiring_"
 
 
 @callback
@@ -35,6 +38,41 @@ def async_update_missing_secret_issues(hass: HomeAssistant, hub: ProvidoreHub) -
                 translation_placeholders={"name": device.name, "key_id": device.key_id},
                 data={"key_id": device.key_id},
             )
+
+
+@callback
+def async_update_certificate_issues(
+    hass: HomeAssistant, hub: ProvidoreHub, now: datetime
+) -> None:
+    """Warn of each device certificate that expires soon with no newer one requested."""
+    warn_before = now + timedelta(days=CERTIFICATE_EXPIRY_WARNING_DAYS)
+    expiring = {}
+    for device in hub.devices.values():
+        current = hub.certificates.current(device.key_id, now)
+        if current is not None and current.not_after <= warn_before:
+            expiring[f"{EXPIRING_ISSUE_PREFIX}{device.key_id}"] = (device, current)
+    registry = ir.async_get(hass)
+    for domain, issue_id in list(registry.issues):
+        if (
+            domain == DOMAIN
+            and issue_id.startswith(EXPIRING_ISSUE_PREFIX)
+            and issue_id not in expiring
+        ):
+            ir.async_delete_issue(hass, DOMAIN, issue_id)
+    for issue_id, (device, current) in expiring.items():
+        ir.async_create_issue(
+            hass,
+            DOMAIN,
+            issue_id,
+            is_fixable=False,
+            severity=ir.IssueSeverity.WARNING,
+            translation_key="certificate_expiring",
+            translation_placeholders={
+                "name": device.name,
+                "key_id": device.key_id,
+                "expires": current.not_after.date().isoformat(),
+            },
+        )
 
 
 class UnblockAddressRepairFlow(ConfirmRepairFlow):

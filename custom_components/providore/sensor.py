@@ -12,9 +12,12 @@ from homeassistant.components.sensor import (
     SensorEntityDescription,
 )
 from homeassistant.const import EntityCategory
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.util import dt as dt_util
 
+from .certificates import SIGNAL_CERTIFICATES_UPDATED
 from .entity import ProvidoreEntity
 from .hub import ProvidoreConfigEntry
 from .storage import DeviceState
@@ -51,6 +54,13 @@ SENSORS: tuple[ProvidoreSensorEntityDescription, ...] = (
     ),
 )
 
+CERTIFICATE_EXPIRES = SensorEntityDescription(
+    key="certificate_expires",
+    translation_key="certificate_expires",
+    device_class=SensorDeviceClass.TIMESTAMP,
+    entity_category=EntityCategory.DIAGNOSTIC,
+)
+
 
 async def async_setup_entry(
     hass: HomeAssistant,
@@ -64,6 +74,10 @@ async def async_setup_entry(
             (ProvidoreSensor(hub, device, description) for description in SENSORS),
             config_subentry_id=device.subentry_id,
         )
+        async_add_entities(
+            [ProvidoreCertificateSensor(hub, device, CERTIFICATE_EXPIRES)],
+            config_subentry_id=device.subentry_id,
+        )
 
 
 class ProvidoreSensor(ProvidoreEntity, SensorEntity):
@@ -75,3 +89,27 @@ class ProvidoreSensor(ProvidoreEntity, SensorEntity):
     def native_value(self) -> str | datetime | None:
         """Return the reported value."""
         return self.entity_description.value_fn(self.device_state)
+
+
+class ProvidoreCertificateSensor(ProvidoreEntity, SensorEntity):
+    """When the device's current certificate expires; unknown without one."""
+
+    @property
+    def native_value(self) -> datetime | None:
+        """Return the expiry of the newest valid certificate."""
+        current = self.hub.certificates.current(self.device.key_id, dt_util.utcnow())
+        return current.not_after if current else None
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the device's certificates too."""
+        await super().async_added_to_hass()
+        self.async_on_remove(
+            async_dispatcher_connect(
+                self.hass, SIGNAL_CERTIFICATES_UPDATED, self._certificates_updated
+            )
+        )
+
+    @callback
+    def _certificates_updated(self, key_id: str) -> None:
+        if key_id == self.device.key_id:
+            self.async_write_ha_state()

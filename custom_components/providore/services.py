@@ -49,6 +49,9 @@ SERVICE_SET_CONFIG = "set_config"
 SERVICE_UPLOAD_FIRMWARE = "upload_firmware"
 SERVICE_DELETE_FIRMWARE = "delete_firmware"
 
+SERVICE_REVOKE_CERTIFICATE = "revoke_certificate"
+REVOKE_CERTIFICATE_SCHEMA = vol.Schema({vol.Required(CONF_KEY_ID): cv.string})
+
 PROVISIONING_BUNDLE_SCHEMA = vol.Schema({vol.Required(CONF_KEY_ID): cv.string})
 SET_CONFIG_SCHEMA = vol.Schema(
     {
@@ -102,6 +105,13 @@ def async_setup_services(hass: HomeAssistant) -> None:
         _async_delete_firmware,
         DELETE_FIRMWARE_SCHEMA,
     )
+    async_register_admin_service(
+        hass,
+        DOMAIN,
+        SERVICE_REVOKE_CERTIFICATE,
+        _async_revoke_certificate,
+        REVOKE_CERTIFICATE_SCHEMA,
+    )
 
 
 async def _async_provisioning_bundle(call: ServiceCall) -> ServiceResponse:
@@ -126,6 +136,7 @@ async def _async_provisioning_bundle(call: ServiceCall) -> ServiceResponse:
         CONF_SECRET_KEY: secret_key,
         "base_url": f"{base_url}{API_BASE_PATH}",
         "nvs_csv": nvs_csv(key_id, secret_key),
+        "ca_certificate": hub.certificates.authority.certificate_pem,
     }
 
 
@@ -172,6 +183,12 @@ def _readable_source(hass: HomeAssistant, path: str) -> Path:
     if not source.is_file():
         raise FirmwareError("firmware_not_found", path=path)
     return source
+
+
+async def _async_revoke_certificate(call: ServiceCall) -> None:
+    """Revoke a device's valid certificates."""
+    hub, key_id = _hub_and_key_id(call)
+    await hub.certificates.async_revoke(key_id)
 
 
 def nvs_csv(key_id: str, secret_key: str) -> str:

@@ -14,8 +14,10 @@ from aiohttp import hdrs, web
 from homeassistant.const import CONTENT_TYPE_JSON
 from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
 from homeassistant.helpers.json import json_bytes
+from homeassistant.util import dt as dt_util
 
-from .const import API_BASE_PATH
+from .certificate_authority import CSRRejected
+from .const import API_BASE_PATH, CA_PATH, CRL_PATH
 from .device_auth import (
     AuthenticatedRequest,
     ThrottledError,
@@ -23,7 +25,7 @@ from .device_auth import (
     signed_response,
 )
 from .firmware_delivery import async_send_firmware
-from .hub import async_get_loaded_hub
+from .hub import ProvidoreHub, async_get_loaded_hub
 from .protocol import ProtocolError
 
 
@@ -141,4 +143,96 @@ class FirmwareView(SignedView):
             raise
 
 
-VIEWS: tuple[type[SignedView], ...] = (ConfigView, FirmwareCheckView, FirmwareView)
+CONTENT_TYPE_PEM = "application/x-pem-file"
+
+
+class CertificateRequestView(SignedView):
+    """POST /certificates/request: issue a certificate for the device's CSR."""
+
+    url = f"{API_BASE_PATH}/certificates/request"
+    name = "api:providore:certificates:request"
+
+    async def post(self, request: web.Request) -> web.StreamResponse:
+        """Serve the certificate request."""
+        return await self._serve(request)
+
+    async def respond(self, device: AuthenticatedRequest) -> web.StreamResponse:
+        """Issue the certificate; a bad CSR gets 400 and issues nothing."""
+        hub = device.hub
+        try:
+            issued = await hub.certificates.async_issue(
+                device.key_id,
+                device.body or b"",
+                hub.devices[device.key_id].certificate_usage,
+                hub.settings.certificate_validity,
+            )
+        except CSRRejected as err:
+            return _error(HTTPStatus.BAD_REQUEST, str(err))
+        return signed_response(device, issued.pem.encode(), CONTENT_TYPE_PEM)
+
+
+class CertificateView(SignedView):
+    """GET /certificate: the device's current certificate."""
+
+    url = f"{API_BASE_PATH}/certificate"
+    name = "api:providore:certificate"
+
+    async def get(self, request: web.Request) -> web.StreamResponse:
+        """Serve the current certificate."""
+        return await self._serve(request)
+
+    async def respond(self, device: AuthenticatedRequest) -> web.StreamResponse:
+        """Return the newest valid certificate of the device."""
+        current = device.hub.certificates.current(device.key_id, dt_util.utcnow())
+        if current is None:
+            return _error(HTTPStatus.NOT_FOUND, "no certificate for this device")
+        return signed_response(device, current.pem.encode(), CONTENT_TYPE_PEM)
+
+
+class PublicCertificateFileView(HomeAssistantView):
+    """A public, unsigned file of the CA: for devices and brokers to trust it."""
+
+    requires_auth = False
+
+    async def get(self, request: web.Request) -> web.StreamResponse:
+        """Serve the file while the hub is loaded."""
+        if (hub := async_get_loaded_hub(request.app[KEY_HASS])) is None:
+            return _error(HTTPStatus.NOT_FOUND, "Providore is not set up")
+        return web.Response(text=self.content(hub), content_type=CONTENT_TYPE_PEM)
+
+    @abstractmethod
+    def content(self, hub: ProvidoreHub) -> str:
+        """Return the PEM to serve."""
+
+
+class CACertificateView(PublicCertificateFileView):
+    """GET /certificates/ca.pem: the CA certificate."""
+
+    url = f"{API_BASE_PATH}{CA_PATH}"
+    name = "api:providore:certificates:ca"
+
+    def content(self, hub: ProvidoreHub) -> str:
+        """Return the CA certificate."""
+        return hub.certificates.authority.certificate_pem
+
+
+class CRLView(PublicCertificateFileView):
+    """GET /certificates/crl.pem: the current certificate revocation list."""
+
+    url = f"{API_BASE_PATH}{CRL_PATH}"
+    name = "api:providore:certificates:crl"
+
+    def content(self, hub: ProvidoreHub) -> str:
+        """Return the revocation list."""
+        return hub.certificates.crl_pem
+
+
+VIEWS: tuple[type[HomeAssistantView], ...] = (
+    ConfigView,
+    FirmwareCheckView,
+    FirmwareView,
+    CertificateRequestView,
+    CertificateView,
+    CACertificateView,
+    CRLView,
+)

@@ -1,0 +1,41 @@
+"""A button per device that revokes its certificate."""
+
+from __future__ import annotations
+
+from homeassistant.components.button import ButtonEntity, ButtonEntityDescription
+from homeassistant.const import EntityCategory
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from .entity import ProvidoreEntity
+from .hub import ProvidoreConfigEntry
+
+PARALLEL_UPDATES = 1
+
+REVOKE_CERTIFICATE = ButtonEntityDescription(
+    key="revoke_certificate",
+    translation_key="revoke_certificate",
+    entity_category=EntityCategory.CONFIG,
+)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: ProvidoreConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add the revoke button of every device."""
+    hub = entry.runtime_data
+    for device in hub.devices.values():
+        async_add_entities(
+            [ProvidoreRevokeButton(hub, device, REVOKE_CERTIFICATE)],
+            config_subentry_id=device.subentry_id,
+        )
+
+
+class ProvidoreRevokeButton(ProvidoreEntity, ButtonEntity):
+    """Revoke the device's valid certificates; they appear in the next CRL."""
+
+    async def async_press(self) -> None:
+        """Revoke, or tell the user there is nothing to revoke."""
+        await self.hub.certificates.async_revoke(self.device.key_id)

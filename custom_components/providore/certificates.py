@@ -1,0 +1,384 @@
+"""Providore's certificate authority in Home Assistant: its key, issued certificates, the CRL.
+
+The CA (certificate and private key) lives in a private store (mode 0600, written
+atomically); the issued-certificate records and the CRL number in an ordinary one.
+The CRL itself is public and cheap: it is signed again at load, on every
+revocation, and daily, always valid for a week. The X.509 work is done by
+`certificate_authority` in the executor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from typing import TypedDict
+
+from cryptography import x509
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ServiceValidationError
+from homeassistant.helpers.dispatcher import async_dispatcher_send
+from homeassistant.helpers.network import NoURLAvailableError, get_url
+from homeassistant.helpers.singleton import singleton
+from homeassistant.helpers.storage import Store
+from homeassistant.util import dt as dt_util
+from homeassistant.util.hass_dict import HassKey
+
+from .certificate_authority import (
+    CertificateAuthority,
+    CertificateUsage,
+    Revocation,
+    certificate_pem,
+    crl_pem,
+    load_csr,
+)
+from .const import API_BASE_PATH, CRL_PATH, DOMAIN, LOGGER
+
+STORAGE_VERSION = 1
+DATA_CERTIFICATES: HassKey[ProvidoreCertificates] = HassKey(f"{DOMAIN}_certificates")
+# Sent with the key id of a device whose certificates changed.
+SIGNAL_CERTIFICATES_UPDATED = f"{DOMAIN}_certificates_updated"
+
+
+class StoredCA(TypedDict):
+    """The CA as kept in the private store."""
+
+    certificate: str
+    private_key: str
+
+
+class StoredCertificate(TypedDict):
+    """An issued certificate as kept in the store."""
+
+    serial: str
+    key_id: str
+    not_before: str
+    not_after: str
+    revoked_at: str | None
+    reason: str | None
+    certificate: str
+
+
+class StoredCertificates(TypedDict):
+    """The certificate store."""
+
+    certificates: list[StoredCertificate]
+    crl_number: int
+
+
+@dataclass(slots=True, kw_only=True)
+class IssuedCertificate:
+    """A certificate the CA issued to a device, and whether it was revoked."""
+
+    serial: int
+    key_id: str
+    not_before: datetime
+    not_after: datetime
+    pem: str
+    revoked_at: datetime | None = None
+    reason: x509.ReasonFlags | None = None
+
+    @classmethod
+    def from_certificate(
+        cls, key_id: str, certificate: x509.Certificate
+    ) -> IssuedCertificate:
+        """Describe a newly issued certificate."""
+        return cls(
+            serial=certificate.serial_number,
+            key_id=key_id,
+            not_before=certificate.not_valid_before_utc,
+            not_after=certificate.not_valid_after_utc,
+            pem=certificate_pem(certificate),
+        )
+
+    @classmethod
+    def from_stored(cls, stored: StoredCertificate) -> IssuedCertificate:
+        """Read a stored record."""
+        revoked_at, reason = stored["revoked_at"], stored["reason"]
+        return cls(
+            serial=int(stored["serial"], 16),
+            key_id=stored["key_id"],
+            not_before=datetime.fromisoformat(stored["not_before"]),
+            not_after=datetime.fromisoformat(stored["not_after"]),
+            pem=stored["certificate"],
+            revoked_at=datetime.fromisoformat(revoked_at) if revoked_at else None,
+            reason=x509.ReasonFlags(reason) if reason else None,
+        )
+
+    def to_stored(self) -> StoredCertificate:
+        """Serialise for the store (the serial as hex: it does not fit a JSON number)."""
+        return StoredCertificate(
+            serial=f"{self.serial:x}",
+            key_id=self.key_id,
+            not_before=self.not_before.isoformat(),
+            not_after=self.not_after.isoformat(),
+            revoked_at=self.revoked_at.isoformat() if self.revoked_at else None,
+            reason=self.reason.value if self.reason else None,
+            certificate=self.pem,
+        )
+
+    @property
+    def serial_hex(self) -> str:
+        """Return the serial number as colon-separated hex, as openssl shows it."""
+        return self.serial.to_bytes(17).lstrip(b"\0").hex(":").upper()
+
+    def is_valid(self, now: datetime) -> bool:
+        """Return whether the certificate is neither revoked nor expired."""
+        return self.revoked_at is None and now < self.not_after
+
+
+def _issue(
+    authority: CertificateAuthority,
+    csr_pem: bytes,
+    key_id: str,
+    *,
+    usage: CertificateUsage,
+    now: datetime,
+    validity: timedelta,
+    crl_url: str | None,
+) -> x509.Certificate:
+    """Check a device's CSR and issue its certificate (executor)."""
+    csr = load_csr(csr_pem, key_id)
+    return authority.issue(
+        csr, usage=usage, now=now, validity=validity, crl_url=crl_url
+    )
+
+
+class ProvidoreCertificates:
+    """The CA, the certificates it issued, and its current revocation list."""
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        ca_store: Store[StoredCA],
+        store: Store[StoredCertificates],
+        authority: CertificateAuthority,
+        stored: StoredCertificates,
+    ) -> None:
+        """Hold the loaded CA and records; call async_publish_crl before serving."""
+        self._hass = hass
+        self._ca_store = ca_store
+        self._store = store
+        self._authority = authority
+        self._records = [
+            IssuedCertificate.from_stored(record) for record in stored["certificates"]
+        ]
+        self._crl_number = stored["crl_number"]
+        self._crl_pem = ""
+        self._lock = asyncio.Lock()
+
+    @property
+    def authority(self) -> CertificateAuthority:
+        """Return the CA."""
+        return self._authority
+
+    @property
+    def crl_pem(self) -> str:
+        """Return the current revocation list in PEM."""
+        return self._crl_pem
+
+    def current(self, key_id: str, now: datetime) -> IssuedCertificate | None:
+        """Return the device's newest certificate that is neither revoked nor expired."""
+        valid = [
+            record
+            for record in self._records
+            if record.key_id == key_id and record.is_valid(now)
+        ]
+        if not valid:
+            return None
+        return max(valid, key=lambda record: record.not_before)
+
+    async def async_issue(
+        self,
+        key_id: str,
+        csr_pem: bytes,
+        usage: CertificateUsage,
+        validity: timedelta,
+    ) -> IssuedCertificate:
+        """Issue a certificate for a CSR; the device's earlier ones are superseded.
+
+        Raises CSRRejected (and issues nothing) when the CSR is unacceptable.
+        """
+        async with self._lock:
+            now = dt_util.utcnow()
+            certificate = await self._hass.async_add_executor_job(
+                partial(
+                    _issue,
+                    self._authority,
+                    csr_pem,
+                    key_id,
+                    usage=usage,
+                    now=now,
+                    validity=validity,
+                    crl_url=self._crl_url(),
+                )
+            )
+            issued = IssuedCertificate.from_certificate(key_id, certificate)
+            superseded = self._revoke(
+                lambda record: record.key_id == key_id,
+                x509.ReasonFlags.superseded,
+                now,
+            )
+            self._records.append(issued)
+            if superseded:
+                await self._async_publish_crl(now)
+            else:
+                await self._async_save()
+        LOGGER.info(
+            "Issued certificate %s to device %s", issued.serial_hex, issued.key_id
+        )
+        async_dispatcher_send(self._hass, SIGNAL_CERTIFICATES_UPDATED, key_id)
+        return issued
+
+    async def async_revoke(self, key_id: str) -> None:
+        """Revoke a device's valid certificates at the user's request.
+
+        Raises ServiceValidationError when the device has none.
+        """
+        if not await self._async_revoke(
+            lambda record: record.key_id == key_id, x509.ReasonFlags.unspecified
+        ):
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="no_certificate",
+                translation_placeholders={"key_id": key_id},
+            )
+
+    async def async_revoke_all_but(self, key_ids: Iterable[str]) -> None:
+        """Revoke the certificates of every device not in `key_ids` (removed devices)."""
+        keep = set(key_ids)
+        await self._async_revoke(
+            lambda record: record.key_id not in keep,
+            x509.ReasonFlags.cessation_of_operation,
+        )
+
+    async def async_import_ca(
+        self, certificate: str, private_key: str, password: str | None
+    ) -> None:
+        """Replace the CA with the user's own; raise CAImportError when it is unusable.
+
+        Certificates issued by another CA are forgotten: devices request new ones.
+        """
+        authority = await self._hass.async_add_executor_job(
+            CertificateAuthority.load,
+            certificate.encode(),
+            private_key.encode(),
+            password.encode() if password else None,
+            dt_util.utcnow(),
+        )
+        async with self._lock:
+            if authority.certificate != self._authority.certificate:
+                self._records = []
+            self._authority = authority
+            await self._ca_store.async_save(_stored_ca(authority))
+            await self._async_publish_crl(dt_util.utcnow())
+        LOGGER.info("Imported certificate authority %s", authority.fingerprint)
+
+    async def async_publish_crl(self) -> None:
+        """Sign a fresh revocation list (valid for a week)."""
+        async with self._lock:
+            await self._async_publish_crl(dt_util.utcnow())
+
+    async def async_remove(self) -> None:
+        """Delete the CA and every record; a new hub gets a new CA."""
+        await self._ca_store.async_remove()
+        await self._store.async_remove()
+        self._hass.data.pop(DATA_CERTIFICATES, None)
+
+    async def _async_revoke(
+        self, selects: Callable[[IssuedCertificate], bool], reason: x509.ReasonFlags
+    ) -> set[str]:
+        """Revoke the selected valid certificates; return the devices they belonged to."""
+        async with self._lock:
+            now = dt_util.utcnow()
+            if revoked := self._revoke(selects, reason, now):
+                await self._async_publish_crl(now)
+        for key_id in revoked:
+            LOGGER.info("Revoked the certificates of device %s (%s)", key_id, reason)
+            async_dispatcher_send(self._hass, SIGNAL_CERTIFICATES_UPDATED, key_id)
+        return revoked
+
+    def _revoke(
+        self,
+        selects: Callable[[IssuedCertificate], bool],
+        reason: x509.ReasonFlags,
+        now: datetime,
+    ) -> set[str]:
+        revoked: set[str] = set()
+        for record in self._records:
+            if record.is_valid(now) and selects(record):
+                record.revoked_at, record.reason = now, reason
+                revoked.add(record.key_id)
+        return revoked
+
+    async def _async_publish_crl(self, now: datetime) -> None:
+        self._crl_number += 1
+        revocations = [
+            Revocation(
+                record.serial,
+                record.revoked_at,
+                record.reason or x509.ReasonFlags.unspecified,
+            )
+            for record in self._records
+            if record.revoked_at is not None and record.not_after > now
+        ]
+        crl = await self._hass.async_add_executor_job(
+            partial(
+                self._authority.build_crl, revocations, now=now, number=self._crl_number
+            )
+        )
+        self._crl_pem = crl_pem(crl)
+        await self._async_save()
+
+    async def _async_save(self) -> None:
+        await self._store.async_save(
+            StoredCertificates(
+                certificates=[record.to_stored() for record in self._records],
+                crl_number=self._crl_number,
+            )
+        )
+
+    def _crl_url(self) -> str | None:
+        """Return where devices fetch the CRL, or None when Home Assistant has no URL."""
+        try:
+            base_url = get_url(self._hass, allow_cloud=False, prefer_external=False)
+        except NoURLAvailableError:
+            return None
+        return f"{base_url}{API_BASE_PATH}{CRL_PATH}"
+
+
+def _stored_ca(authority: CertificateAuthority) -> StoredCA:
+    return StoredCA(
+        certificate=authority.certificate_pem, private_key=authority.private_key_pem
+    )
+
+
+@singleton(DATA_CERTIFICATES, async_=True)
+async def async_get_certificates(hass: HomeAssistant) -> ProvidoreCertificates:
+    """Return the loaded CA and records; the first call ever creates the CA."""
+    ca_store: Store[StoredCA] = Store(
+        hass, STORAGE_VERSION, f"{DOMAIN}.ca", private=True, atomic_writes=True
+    )
+    store: Store[StoredCertificates] = Store(
+        hass, STORAGE_VERSION, f"{DOMAIN}.certificates", atomic_writes=True
+    )
+    if (stored_ca := await ca_store.async_load()) is None:
+        authority = await hass.async_add_executor_job(
+            CertificateAuthority.create, hass.config.location_name, dt_util.utcnow()
+        )
+        await ca_store.async_save(_stored_ca(authority))
+        LOGGER.info("Created certificate authority %s", authority.fingerprint)
+    else:
+        authority = await hass.async_add_executor_job(
+            CertificateAuthority.load,
+            stored_ca["certificate"].encode(),
+            stored_ca["private_key"].encode(),
+        )
+    stored = await store.async_load() or StoredCertificates(
+        certificates=[], crl_number=0
+    )
+    certificates = ProvidoreCertificates(hass, ca_store, store, authority, stored)
+    await certificates.async_publish_crl()
+    return certificates
