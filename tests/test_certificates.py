@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 import stat
 from typing import Any
+from unittest.mock import patch
 
 from cryptography import x509
 from freezegun.api import FrozenDateTimeFactory
@@ -16,6 +17,7 @@ from homeassistant.core import Context, HomeAssistant
 from homeassistant.core_config import async_process_ha_core_config
 from homeassistant.exceptions import ServiceValidationError, Unauthorized
 from homeassistant.helpers import device_registry as dr, issue_registry as ir
+from homeassistant.helpers.storage import STORAGE_DIR, Store
 from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 import pytest
@@ -42,6 +44,8 @@ from .conftest import KEY_ID
 from .pki import ec_key, make_csr
 
 CA_STORE = f"{DOMAIN}.ca"
+# The stores' real file writer, taken before the test harness replaces it for each test.
+_WRITE_TO_DISK = Store._async_write_data
 CERTIFICATES_STORE = f"{DOMAIN}.certificates"
 SENSOR = "sensor.garden_sensor_certificate_expires"
 BUTTON = "button.garden_sensor_revoke_certificate"
@@ -74,7 +78,6 @@ async def test_ca_is_created_once_and_stored_privately(
     hass: HomeAssistant,
     init_integration: MockConfigEntry,
     hass_storage: dict[str, Any],
-    tmp_path: Path,
 ) -> None:
     certificates = _certificates(init_integration)
     authority = certificates.authority
@@ -92,11 +95,11 @@ async def test_ca_is_created_once_and_stored_privately(
         authority.fingerprint
     )
 
-    # The CA store is written through the private store's file writer: mode 0600.
-    path = tmp_path / CA_STORE
-    await hass.async_add_executor_job(
-        certificates._ca_store._write_data, str(path), {"data": stored}
-    )
+    # Saved through the stores' real file writer (the harness swaps in an in-memory
+    # one), into the test's own config folder: the private store's file is 0600.
+    with patch.object(Store, "_async_write_data", _WRITE_TO_DISK):
+        await certificates._ca_store.async_save(stored)
+    path = Path(hass.config.path(STORAGE_DIR, CA_STORE))
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert json.loads(path.read_text())["data"]["private_key"].startswith(
         "-----BEGIN PRIVATE KEY-----"
