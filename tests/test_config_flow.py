@@ -141,8 +141,9 @@ async def test_user_flow_single_instance(
         DOMAIN, context={"source": SOURCE_USER}
     )
 
+    # The manifest's single_config_entry: Home Assistant refuses before the flow starts.
     assert result["type"] is FlowResultType.ABORT
-    assert result["reason"] == "already_configured"
+    assert result["reason"] == "single_instance_allowed"
     assert hass.config_entries.async_entries(DOMAIN) == [mock_config_entry]
 
 

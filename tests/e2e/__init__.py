@@ -1,0 +1,1 @@
+"""Browser end-to-end tests: a real Home Assistant driven through its own frontend."""

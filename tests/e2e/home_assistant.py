@@ -1,0 +1,326 @@
+"""A real Home Assistant in a child process, on a fresh config folder, and its REST API.
+
+Started from the test's own Python (the project's .venv) with this checkout's
+integration linked into the config folder, onboarded through the REST onboarding
+API, and always stopped with its whole process group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+import json
+import os
+from pathlib import Path
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+import urllib.error
+import urllib.parse
+import urllib.request
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+INTEGRATION = REPOSITORY / "custom_components" / "providore"
+
+USERNAME = "e2e"
+PASSWORD = "end-to-end-test-password"
+
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 15.0
+
+CONFIGURATION = """\
+homeassistant:
+  name: Providore end-to-end
+  internal_url: {url}
+  unit_system: metric
+  time_zone: UTC
+  country: DE
+  currency: EUR
+
+frontend:
+config:
+
+http:
+  server_host: 127.0.0.1
+  server_port: {port}
+
+logger:
+  default: warning
+  logs:
+    custom_components.providore: debug
+"""
+
+
+class RestError(AssertionError):
+    """Home Assistant answered a REST call with an error status."""
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """A REST answer: its status, headers and body."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        """Return the body parsed as JSON."""
+        return json.loads(self.body)
+
+
+def request(
+    url: str,
+    *,
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+) -> Response:
+    """Send one HTTP request to the Home Assistant under test; never raise on a status."""
+    if not url.startswith("http://127.0.0.1:"):
+        raise ValueError(f"the end-to-end test only talks to 127.0.0.1, not {url}")
+    req = urllib.request.Request(  # noqa: S310 (checked above: http to 127.0.0.1)
+        url, data=body, method=method, headers=headers or {}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as answer:  # noqa: S310
+            return Response(answer.status, dict(answer.headers), answer.read())
+    except urllib.error.HTTPError as err:
+        return Response(err.code, dict(err.headers), err.read())
+
+
+def wait_for[T](what: str, probe: Callable[[], T | None], timeout: float = 15.0) -> T:
+    """Poll `probe` until it returns something other than None (or False)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if result := probe():
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.1)
+
+
+class HomeAssistantApi:
+    """The REST API of the Home Assistant under test, as the onboarded user."""
+
+    def __init__(self, url: str, access_token: str) -> None:
+        """Talk to `url` with a user's access token."""
+        self.url = url
+        self._auth = {"Authorization": f"Bearer {access_token}"}
+
+    def get(self, path: str) -> Any:
+        """GET a path and return its JSON."""
+        return self._checked("GET", path, None)
+
+    def post(self, path: str, data: dict[str, Any]) -> Any:
+        """POST JSON to a path and return its JSON."""
+        return self._checked("POST", path, data)
+
+    def state(self, entity_id: str) -> dict[str, Any] | None:
+        """Return an entity's state object, or None while it does not exist."""
+        answer = request(f"{self.url}/api/states/{entity_id}", headers=self._auth)
+        if answer.status == 404:
+            return None
+        self._raise_for(answer, f"GET /api/states/{entity_id}")
+        state: dict[str, Any] = answer.json()
+        return state
+
+    def state_value(self, entity_id: str) -> str:
+        """Return an entity's state; fail when the entity does not exist."""
+        state = self.state(entity_id)
+        assert state is not None, f"{entity_id} does not exist"
+        value: str = state["state"]
+        return value
+
+    def call_service(
+        self, domain: str, service: str, data: dict[str, Any], *, response: bool = False
+    ) -> Any:
+        """Call an action; with `response`, return its service response."""
+        query = "?return_response" if response else ""
+        result = self.post(f"/api/services/{domain}/{service}{query}", data)
+        return result["service_response"] if response else result
+
+    def config_entries(self, domain: str) -> list[dict[str, Any]]:
+        """Return the config entries of an integration."""
+        entries: list[dict[str, Any]] = self.get(
+            f"/api/config/config_entries/entry?domain={domain}"
+        )
+        return entries
+
+    def _checked(self, method: str, path: str, data: dict[str, Any] | None) -> Any:
+        headers = dict(self._auth)
+        body = None
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+            body = json.dumps(data).encode()
+        answer = request(f"{self.url}{path}", method=method, headers=headers, body=body)
+        self._raise_for(answer, f"{method} {path}")
+        return answer.json()
+
+    @staticmethod
+    def _raise_for(answer: Response, what: str) -> None:
+        if answer.status >= 400:
+            raise RestError(f"{what} answered {answer.status}: {answer.body[:500]!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class RunningHomeAssistant:
+    """A started and onboarded Home Assistant."""
+
+    url: str
+    config_dir: Path
+    api: HomeAssistantApi
+
+    @property
+    def log(self) -> Path:
+        """Return Home Assistant's log file."""
+        return self.config_dir / "home-assistant.log"
+
+
+def free_port() -> int:
+    """Return a TCP port on the loopback interface that nobody listens on now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _child_environment() -> dict[str, str]:
+    """Return the environment for Home Assistant, without pytest-cov's subprocess hooks.
+
+    The integration's coverage is measured in-process by the rest of the suite; the
+    child must not write coverage data of its own.
+    """
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("COV_CORE_", "COVERAGE_"))
+    }
+
+
+@contextmanager
+def running_home_assistant(logs_to: Path) -> Iterator[RunningHomeAssistant]:
+    """Start Home Assistant on a fresh config folder, onboard it, and stop it afterwards.
+
+    Its logs are copied to `logs_to` before the config folder is removed.
+    """
+    config_dir = Path(tempfile.mkdtemp(prefix="providore-e2e-"))
+    process: subprocess.Popen[bytes] | None = None
+    try:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        (config_dir / "configuration.yaml").write_text(
+            CONFIGURATION.format(url=url, port=port)
+        )
+        (config_dir / "custom_components").mkdir()
+        (config_dir / "custom_components" / "providore").symlink_to(INTEGRATION)
+        with (config_dir / "console.log").open("wb") as console:
+            process = subprocess.Popen(  # noqa: S603 (our own interpreter, fixed arguments)
+                [
+                    sys.executable,
+                    "-m",
+                    "homeassistant",
+                    "--config",
+                    str(config_dir),
+                    "--skip-pip",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=console,
+                stderr=subprocess.STDOUT,
+                env=_child_environment(),
+                start_new_session=True,
+            )
+        _wait_until_serving(url, process)
+        yield RunningHomeAssistant(
+            url=url, config_dir=config_dir, api=HomeAssistantApi(url, _onboard(url))
+        )
+    finally:
+        if process is not None:
+            _stop(process)
+        for log in ("console.log", "home-assistant.log"):
+            if (config_dir / log).exists():
+                shutil.copy(config_dir / log, logs_to / log)
+        shutil.rmtree(config_dir, ignore_errors=True)
+
+
+def _wait_until_serving(url: str, process: subprocess.Popen[bytes]) -> None:
+    """Wait until the onboarding API answers (the HTTP server and frontend are up)."""
+
+    def serving() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"Home Assistant exited with {process.returncode}")
+        try:
+            return request(f"{url}/api/onboarding").status == 200
+        except OSError:
+            return False
+
+    wait_for("Home Assistant to answer", serving, START_TIMEOUT)
+
+
+def _onboard(url: str) -> str:
+    """Create the user and finish every onboarding step; return the user's access token."""
+    client_id = f"{url}/"
+
+    def post(path: str, data: dict[str, Any], token: str | None = None) -> Any:
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        answer = request(
+            f"{url}{path}",
+            method="POST",
+            headers=headers,
+            body=json.dumps(data).encode(),
+        )
+        if answer.status != 200:
+            raise RestError(f"POST {path} answered {answer.status}: {answer.body!r}")
+        return answer.json()
+
+    auth_code = post(
+        "/api/onboarding/users",
+        {
+            "client_id": client_id,
+            "name": "End-to-end",
+            "username": USERNAME,
+            "password": PASSWORD,
+            "language": "en",
+        },
+    )["auth_code"]
+    token_answer = request(
+        f"{url}/auth/token",
+        method="POST",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        body=urllib.parse.urlencode(
+            {
+                "grant_type": "authorization_code",
+                "code": auth_code,
+                "client_id": client_id,
+            }
+        ).encode(),
+    )
+    if token_answer.status != 200:
+        raise RestError(f"POST /auth/token answered {token_answer.status}")
+    token: str = token_answer.json()["access_token"]
+    post("/api/onboarding/core_config", {}, token)
+    post("/api/onboarding/analytics", {}, token)
+    post(
+        "/api/onboarding/integration",
+        {"client_id": client_id, "redirect_uri": f"{url}/?auth_callback=1"},
+        token,
+    )
+    return token
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop Home Assistant and everything it started: SIGTERM, then SIGKILL."""
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    with suppress(subprocess.TimeoutExpired):
+        process.wait(STOP_TIMEOUT)
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()

@@ -1,0 +1,174 @@
+"""A user's path through Home Assistant's own frontend, in a real Chromium.
+
+Each step is one function that drives the browser like a person would, saves a
+screenshot of what they see, and checks the outcome over the REST API as well.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+
+from .browser import Screenshots, missing_parts
+
+if (missing := missing_parts()) is not None:
+    if os.environ.get("CI"):
+        pytest.fail(
+            f"CI must run the browser test, but it lacks {missing}", pytrace=False
+        )
+    pytest.skip(f"browser test needs {missing}", allow_module_level=True)
+
+from playwright.sync_api import Locator, Page, expect  # only once it is installed
+
+from .home_assistant import (
+    PASSWORD,
+    USERNAME,
+    HomeAssistantApi,
+    RunningHomeAssistant,
+    wait_for,
+)
+from .simulated_device import SimulatedDevice
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+
+DEVICE_NAME = "Weather station"
+DEVICE_SLUG = "weather_station"
+FIRMWARE_TYPE = "esp32s2-sensor"
+CONNECTIVITY = f"binary_sensor.{DEVICE_SLUG}_connectivity"
+DEVICE_ENTITIES = (
+    CONNECTIVITY,
+    f"sensor.{DEVICE_SLUG}_last_seen",
+    f"sensor.{DEVICE_SLUG}_firmware_version",
+    f"sensor.{DEVICE_SLUG}_address",
+)
+CONFIG_DOCUMENT = {"interval": 60, "labels": ["garden"]}
+KEY_ID_IN_TEXT = re.compile(r"with key ID (\S+)\.")
+
+
+def test_user_adds_providore_and_a_device(
+    home_assistant: RunningHomeAssistant, page: Page, screenshots: Screenshots
+) -> None:
+    """Log in, add the hub and a device in the UI, and see the device come online."""
+    log_in(page, home_assistant, screenshots)
+    add_hub(page, home_assistant.api, screenshots)
+    key_id = add_device(page, home_assistant.api, screenshots)
+    device_calls_in(page, home_assistant.api, key_id, screenshots)
+
+
+def log_in(
+    page: Page, home_assistant: RunningHomeAssistant, shots: Screenshots
+) -> None:
+    """Step 1: log in through Home Assistant's login page."""
+    page.goto(home_assistant.url)
+    page.get_by_role("textbox", name="Username").fill(USERNAME)
+    page.get_by_role("textbox", name="Password").fill(PASSWORD)
+    shots.take(page, "login")
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(re.compile("/lovelace"))
+    expect(page.get_by_role("option", name="Settings").first).to_be_visible()
+
+
+def add_hub(page: Page, api: HomeAssistantApi, shots: Screenshots) -> None:
+    """Step 2: Settings → Devices & services → Add integration → Providore, with the defaults."""
+    page.get_by_role("option", name="Settings").first.click()
+    page.get_by_role("menuitem", name="Devices & services").click()
+    page.get_by_role("button", name="Add integration").click()
+    search = page.locator("dialog-add-integration")
+    search.get_by_label("Search for a brand name").fill("Providore")
+    shots.take(page, "add-integration")
+    search.get_by_text("Providore", exact=True).click()
+
+    flow = page.locator("dialog-data-entry-flow")
+    expect(flow.get_by_role("heading", name="Set up Providore")).to_be_visible()
+    expect(flow.get_by_role("spinbutton", name="Online interval")).to_have_value("600")
+    shots.take(page, "hub-form")
+    flow.get_by_role("button", name="Submit").click()
+    expect(flow.get_by_role("heading", name="Success!")).to_be_visible()
+    expect(flow).to_contain_text("⋮ → Add device")
+    shots.take(page, "hub-added")
+    flow.get_by_role("button", name="Finish").click()
+    page.wait_for_url(re.compile("/config/integrations/integration/providore"))
+
+    entries = api.config_entries("providore")
+    assert [(entry["title"], entry["state"]) for entry in entries] == [
+        ("Providore", "loaded")
+    ]
+
+
+def add_device(page: Page, api: HomeAssistantApi, shots: Screenshots) -> str:
+    """Step 3: "Add device" on the hub's entry, keys generated; return the device's key ID."""
+    hub_row = page.locator("ha-md-list-item").filter(has_text="Providore")
+    hub_row.get_by_role("button", name="Menu").click()
+    add_device_item = page.get_by_role("menuitem", name="Add device")
+    expect(add_device_item).to_be_visible()
+    shots.take(page, "hub-menu")
+    add_device_item.click()
+
+    flow = page.locator("dialog-data-entry-flow")
+    expect(flow.get_by_role("heading", name="Add a device")).to_be_visible()
+    flow.get_by_role("textbox", name="Name").fill(DEVICE_NAME)
+    flow.get_by_role("textbox", name="Firmware type").fill(FIRMWARE_TYPE)
+    shots.take(page, "device-form")
+    flow.get_by_role("button", name="Submit").click()
+    expect(flow.get_by_role("heading", name="Success!")).to_be_visible()
+    message = flow.get_by_text(f"{DEVICE_NAME} was added with key ID")
+    expect(message).to_be_visible()
+    shots.take(page, "device-added")
+    key_id_match = KEY_ID_IN_TEXT.search(message.inner_text())
+    assert key_id_match, "the success message names the generated key ID"
+    key_id = key_id_match.group(1)
+    flow.get_by_role("button", name="Finish").click()
+
+    device_row = page.locator("ha-md-list-item").filter(has_text=DEVICE_NAME)
+    device_row.get_by_role("link", name="1 device").click()
+    expect(page.get_by_text(f"Serial number: {key_id}")).to_be_visible()
+    expect(page.get_by_text(FIRMWARE_TYPE)).to_be_visible()
+    sensors, diagnostic = entity_card(page, "Sensors"), entity_card(page, "Diagnostic")
+    expect(sensors).to_contain_text("Connectivity")
+    expect(sensors).to_contain_text(re.compile(r"\bDisconnected\b"))
+    for name in ("Address", "Firmware version", "Last seen"):
+        expect(diagnostic).to_contain_text(name)
+    shots.take(page, "device-page")
+
+    for entity_id in DEVICE_ENTITIES:
+        wait_for(entity_id, lambda entity_id=entity_id: api.state(entity_id))
+    assert api.state_value(CONNECTIVITY) == "off"
+    return key_id
+
+
+def device_calls_in(
+    page: Page, api: HomeAssistantApi, key_id: str, shots: Screenshots
+) -> SimulatedDevice:
+    """Step 4: the device, flashed with its bundle, fetches its config and shows as connected."""
+    bundle = api.call_service(
+        "providore", "provisioning_bundle", {"key_id": key_id}, response=True
+    )
+    assert bundle["base_url"] == f"{api.url}/api/providore"
+    api.call_service(
+        "providore", "set_config", {"key_id": key_id, "config": CONFIG_DOCUMENT}
+    )
+    device = SimulatedDevice.flashed_with(bundle)
+
+    answer = device.call("GET", "/config")
+    assert answer.status == 200, answer.body
+    assert answer.json() == CONFIG_DOCUMENT
+    assert device.answer_is_signed(answer)
+
+    expect(entity_card(page, "Sensors")).to_contain_text(re.compile(r"\bConnected\b"))
+    diagnostic = entity_card(page, "Diagnostic")
+    expect(diagnostic).to_contain_text(device.firmware_version)
+    expect(diagnostic).to_contain_text("127.0.0.1")
+    shots.take(page, "device-connected")
+    assert api.state_value(CONNECTIVITY) == "on"
+    assert api.state_value(f"sensor.{DEVICE_SLUG}_firmware_version") == "1.0.0"
+    assert api.state_value(f"sensor.{DEVICE_SLUG}_address") == "127.0.0.1"
+    return device
+
+
+def entity_card(page: Page, heading: str) -> Locator:
+    """Return the card of a device page that lists the entities under `heading`."""
+    return page.locator("ha-card").filter(
+        has=page.get_by_role("heading", name=heading, exact=True)
+    )
