@@ -14,7 +14,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.event import async_track_point_in_utc_time
 from homeassistant.util import dt as dt_util
 
-from .entity import ProvidoreEntity
+from .entity import ProvidoreEntity, async_add_device_entities
 from .hub import ProvidoreConfigEntry
 
 PARALLEL_UPDATES = 0
@@ -32,12 +32,9 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the connectivity sensor of every device."""
-    hub = entry.runtime_data
-    for device in hub.devices.values():
-        async_add_entities(
-            [ProvidoreConnectivitySensor(hub, device, CONNECTIVITY)],
-            config_subentry_id=device.subentry_id,
-        )
+    async_add_device_entities(
+        entry, async_add_entities, ProvidoreConnectivitySensor, [CONNECTIVITY]
+    )
 
 
 class ProvidoreConnectivitySensor(ProvidoreEntity, BinarySensorEntity):

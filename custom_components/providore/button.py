@@ -7,7 +7,7 @@ from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .entity import ProvidoreEntity
+from .entity import ProvidoreEntity, async_add_device_entities
 from .hub import ProvidoreConfigEntry
 
 PARALLEL_UPDATES = 1
@@ -25,12 +25,9 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the revoke button of every device."""
-    hub = entry.runtime_data
-    for device in hub.devices.values():
-        async_add_entities(
-            [ProvidoreRevokeButton(hub, device, REVOKE_CERTIFICATE)],
-            config_subentry_id=device.subentry_id,
-        )
+    async_add_device_entities(
+        entry, async_add_entities, ProvidoreRevokeButton, [REVOKE_CERTIFICATE]
+    )
 
 
 class ProvidoreRevokeButton(ProvidoreEntity, ButtonEntity):

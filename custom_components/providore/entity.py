@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity import Entity, EntityDescription
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import DOMAIN
-from .hub import DeviceProfile, ProvidoreHub, signal_device_updated
+from .hub import (
+    DeviceProfile,
+    ProvidoreConfigEntry,
+    ProvidoreHub,
+    signal_device_updated,
+)
 from .storage import DeviceState
 
 
@@ -54,3 +62,19 @@ class ProvidoreEntity(Entity):
     def _handle_device_update(self) -> None:
         """Write the new state after the device called in."""
         self.async_write_ha_state()
+
+
+@callback
+def async_add_device_entities[DescriptionT: EntityDescription](
+    entry: ProvidoreConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+    entity_class: Callable[[ProvidoreHub, DeviceProfile, DescriptionT], Entity],
+    descriptions: Iterable[DescriptionT],
+) -> None:
+    """Add one entity per description to every device, each under its subentry."""
+    hub = entry.runtime_data
+    for device in hub.devices.values():
+        async_add_entities(
+            (entity_class(hub, device, description) for description in descriptions),
+            config_subentry_id=device.subentry_id,
+        )

@@ -18,7 +18,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util import dt as dt_util
 
 from .certificates import SIGNAL_CERTIFICATES_UPDATED
-from .entity import ProvidoreEntity
+from .entity import ProvidoreEntity, async_add_device_entities
 from .hub import ProvidoreConfigEntry
 from .storage import DeviceState
 
@@ -68,16 +68,10 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the sensors of every device."""
-    hub = entry.runtime_data
-    for device in hub.devices.values():
-        async_add_entities(
-            (ProvidoreSensor(hub, device, description) for description in SENSORS),
-            config_subentry_id=device.subentry_id,
-        )
-        async_add_entities(
-            [ProvidoreCertificateSensor(hub, device, CERTIFICATE_EXPIRES)],
-            config_subentry_id=device.subentry_id,
-        )
+    async_add_device_entities(entry, async_add_entities, ProvidoreSensor, SENSORS)
+    async_add_device_entities(
+        entry, async_add_entities, ProvidoreCertificateSensor, [CERTIFICATE_EXPIRES]
+    )
 
 
 class ProvidoreSensor(ProvidoreEntity, SensorEntity):

@@ -9,7 +9,7 @@ from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .entity import ProvidoreEntity
+from .entity import ProvidoreEntity, async_add_device_entities
 from .hub import ProvidoreConfigEntry
 
 PARALLEL_UPDATES = 0
@@ -27,12 +27,9 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the automatic updates switch of every device."""
-    hub = entry.runtime_data
-    for device in hub.devices.values():
-        async_add_entities(
-            [AutomaticUpdatesSwitch(hub, device, AUTOMATIC_UPDATES)],
-            config_subentry_id=device.subentry_id,
-        )
+    async_add_device_entities(
+        entry, async_add_entities, AutomaticUpdatesSwitch, [AUTOMATIC_UPDATES]
+    )
 
 
 class AutomaticUpdatesSwitch(ProvidoreEntity, SwitchEntity):

@@ -13,7 +13,7 @@ from homeassistant.components.update import (
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .entity import ProvidoreEntity
+from .entity import ProvidoreEntity, async_add_device_entities
 from .firmware_catalog import Firmware
 from .hub import ProvidoreConfigEntry
 
@@ -32,12 +32,9 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the firmware update of every device."""
-    hub = entry.runtime_data
-    for device in hub.devices.values():
-        async_add_entities(
-            [ProvidoreFirmwareUpdate(hub, device, FIRMWARE_UPDATE)],
-            config_subentry_id=device.subentry_id,
-        )
+    async_add_device_entities(
+        entry, async_add_entities, ProvidoreFirmwareUpdate, [FIRMWARE_UPDATE]
+    )
 
 
 class ProvidoreFirmwareUpdate(ProvidoreEntity, UpdateEntity):
