@@ -26,7 +26,12 @@ from homeassistant.components.update import (
     ATTR_RELEASE_URL,
     ATTR_UPDATE_PERCENTAGE,
 )
-from homeassistant.const import ATTR_ENTITY_ID, STATE_OFF, STATE_ON
+from homeassistant.const import (
+    ATTR_ENTITY_ID,
+    ATTR_ENTITY_PICTURE,
+    STATE_OFF,
+    STATE_ON,
+)
 from homeassistant.core import HomeAssistant, State
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import issue_registry as ir
@@ -345,6 +350,8 @@ async def test_update_cycle(hass: HomeAssistant, client: TestClient) -> None:
     assert state.state == STATE_OFF
     assert state.attributes[ATTR_INSTALLED_VERSION] == OLD_VERSION
     assert state.attributes[ATTR_LATEST_VERSION] == OLD_VERSION
+    # No brand image from the internet: the frontend shows the update icon.
+    assert ATTR_ENTITY_PICTURE not in state.attributes
 
     await _upload(
         hass,

@@ -48,6 +48,11 @@ class ProvidoreFirmwareUpdate(ProvidoreEntity, UpdateEntity):
     )
 
     @property
+    def entity_picture(self) -> str | None:
+        """Show the update icon: Providore has no brand image to replace it with."""
+        return None
+
+    @property
     def _shown_build(self) -> Firmware | None:
         """The build on its way to the device, else the newest of its type."""
         firmware = self.hub.firmware

@@ -74,6 +74,17 @@ class Response:
         return json.loads(self.body)
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Hand a redirect back to the caller instead of following it."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        """Follow no redirect: the caller sees the 3xx answer."""
+        return
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
 def request(
     url: str,
     *,
@@ -81,14 +92,17 @@ def request(
     headers: dict[str, str] | None = None,
     body: bytes | None = None,
 ) -> Response:
-    """Send one HTTP request to the Home Assistant under test; never raise on a status."""
+    """Send one HTTP request to the Home Assistant under test; never raise on a status.
+
+    Redirects are not followed: a device must see where it is sent.
+    """
     if not url.startswith("http://127.0.0.1:"):
         raise ValueError(f"the end-to-end test only talks to 127.0.0.1, not {url}")
     req = urllib.request.Request(  # noqa: S310 (checked above: http to 127.0.0.1)
         url, data=body, method=method, headers=headers or {}
     )
     try:
-        with urllib.request.urlopen(req, timeout=10) as answer:  # noqa: S310
+        with _OPENER.open(req, timeout=10) as answer:
             return Response(answer.status, dict(answer.headers), answer.read())
     except urllib.error.HTTPError as err:
         return Response(err.code, dict(err.headers), err.read())

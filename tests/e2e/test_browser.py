@@ -7,7 +7,9 @@ screenshot of what they see, and checks the outcome over the REST API as well.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 import re
+from typing import Any
 
 import pytest
 
@@ -45,16 +47,28 @@ DEVICE_ENTITIES = (
 )
 CONFIG_DOCUMENT = {"interval": 60, "labels": ["garden"]}
 KEY_ID_IN_TEXT = re.compile(r"with key ID (\S+)\.")
+FIRMWARE_UPDATE = f"update.{DEVICE_SLUG}_firmware"
+NEW_VERSION = "1.1.0"
+RELEASE_NOTES = "Reads the **rain gauge** twice as often."
+RELEASE_NOTES_SHOWN = "Reads the rain gauge twice as often."
+# Several of the server's 256 KiB chunks, so a download has visible progress.
+FIRMWARE_SIZE = 640 * 1024
 
 
 def test_user_adds_providore_and_a_device(
-    home_assistant: RunningHomeAssistant, page: Page, screenshots: Screenshots
+    home_assistant: RunningHomeAssistant,
+    page: Page,
+    screenshots: Screenshots,
+    tmp_path: Path,
 ) -> None:
-    """Log in, add the hub and a device in the UI, and see the device come online."""
+    """Log in, add the hub and a device in the UI, see it come online, update its firmware."""
     log_in(page, home_assistant, screenshots)
     add_hub(page, home_assistant.api, screenshots)
     key_id = add_device(page, home_assistant.api, screenshots)
-    device_calls_in(page, home_assistant.api, key_id, screenshots)
+    device = device_calls_in(page, home_assistant.api, key_id, screenshots)
+    image = upload_firmware(page, home_assistant, tmp_path, screenshots)
+    dialog = open_firmware_update(page, home_assistant.api, screenshots)
+    install_firmware(page, dialog, home_assistant.api, device, image, screenshots)
 
 
 def log_in(
@@ -165,6 +179,133 @@ def device_calls_in(
     assert api.state_value(f"sensor.{DEVICE_SLUG}_firmware_version") == "1.0.0"
     assert api.state_value(f"sensor.{DEVICE_SLUG}_address") == "127.0.0.1"
     return device
+
+
+def upload_firmware(
+    page: Page, home_assistant: RunningHomeAssistant, folder: Path, shots: Screenshots
+) -> bytes:
+    """Step 5a: Providore's Configure → Upload firmware, with a file chosen from disk."""
+    image = os.urandom(FIRMWARE_SIZE)
+    firmware_file = folder / f"weather-{NEW_VERSION}.bin"
+    firmware_file.write_bytes(image)
+
+    page.get_by_role("option", name="Settings").first.click()
+    page.get_by_role("menuitem", name="Devices & services").click()
+    page.locator("ha-integration-card").filter(has_text="Providore").click()
+    hub_row = page.locator("ha-md-list-item").filter(has_text="Providore")
+    hub_row.get_by_role("button", name="Configure").click()
+    flow = page.locator("dialog-data-entry-flow")
+    upload_item = flow.get_by_text("Upload firmware", exact=True)
+    expect(upload_item).to_be_visible()
+    shots.take(page, "hub-options")
+    upload_item.click()
+
+    expect(flow.get_by_role("heading", name="Upload firmware")).to_be_visible()
+    flow.locator("input[type=file]").set_input_files(firmware_file)
+    expect(flow).to_contain_text(firmware_file.name)  # uploaded to Home Assistant
+    flow.get_by_role("combobox", name="Firmware type").click()
+    page.get_by_role("option", name=FIRMWARE_TYPE, exact=True).click()
+    flow.get_by_role("textbox", name="Version").fill(NEW_VERSION)
+    flow.get_by_role("textbox", name="Release notes").fill(RELEASE_NOTES)
+    shots.take(page, "firmware-form")
+    flow.get_by_role("button", name="Submit").click()
+    expect(flow.get_by_text("Firmware uploaded", exact=True)).to_be_visible()
+    expect(flow).to_contain_text(f"Firmware {FIRMWARE_TYPE} {NEW_VERSION} was added.")
+    shots.take(page, "firmware-uploaded")
+    flow.locator("mwc-button", has_text="Close").click()
+
+    stored = home_assistant.config_dir.joinpath(
+        "providore", "firmware", FIRMWARE_TYPE, f"{NEW_VERSION}.bin"
+    )
+    assert stored.read_bytes() == image
+    return image
+
+
+def open_firmware_update(
+    page: Page, api: HomeAssistantApi, shots: Screenshots
+) -> Locator:
+    """Step 5b: the device's Firmware offers the new build with its release notes."""
+    device_row = page.locator("ha-md-list-item").filter(has_text=DEVICE_NAME)
+    device_row.get_by_role("link", name="1 device").click()
+    configuration = entity_card(page, "Configuration")
+    expect(configuration).to_contain_text("Update available")
+    shots.take(page, "update-available")
+    configuration.get_by_text("Firmware", exact=True).click()
+
+    dialog = page.locator("ha-more-info-dialog")
+    expect(dialog).to_contain_text("Update available")
+    expect(dialog).to_contain_text(version_line("Latest", NEW_VERSION))
+    expect(dialog).to_contain_text(RELEASE_NOTES_SHOWN)  # rendered from Markdown
+    expect(dialog.get_by_role("button", name="Update", exact=True)).to_be_enabled()
+    shots.take(page, "update-dialog")
+    assert api.state_value(FIRMWARE_UPDATE) == "on"
+    offered = update_attributes(api)
+    assert offered["installed_version"] == "1.0.0"
+    assert offered["latest_version"] == NEW_VERSION
+    assert offered["release_summary"] == RELEASE_NOTES
+    assert offered["in_progress"] is False
+    # No brand image from the internet hides the update icon.
+    assert "entity_picture" not in offered
+    return dialog
+
+
+def install_firmware(
+    page: Page,
+    dialog: Locator,
+    api: HomeAssistantApi,
+    device: SimulatedDevice,
+    image: bytes,
+    shots: Screenshots,
+) -> None:
+    """Step 5c: Update; the device downloads half, then the rest, verifies and reboots."""
+    dialog.get_by_role("button", name="Update", exact=True).click()
+    expect(dialog).to_contain_text("Installing")
+    expect(dialog.get_by_role("progressbar")).to_be_visible()
+    shots.take(page, "update-installing")
+    assigned = update_attributes(api)
+    assert assigned["in_progress"] is True
+    assert assigned["update_percentage"] is None
+
+    location = device.firmware_location()
+    half = len(image) // 2
+    first = device.download_range(location, 0, half - 1)
+    expect(dialog).to_contain_text("Installing (50%)")
+    shots.take(page, "update-progress")
+    halfway = update_attributes(api)
+    assert halfway["in_progress"] is True
+    assert 1 <= halfway["update_percentage"] <= 99, halfway
+
+    rest = device.download_range(location, half, None)
+    expect(dialog).to_contain_text("Installing (100%)")
+    downloaded = first.body + rest.body
+    assert first.headers["X-Firmware-Version"] == NEW_VERSION
+    assert downloaded == image
+    for answer in (first, rest):
+        device.verify_firmware(answer, downloaded)
+
+    rebooted = device.rebooted_into(NEW_VERSION)
+    assert rebooted.call("GET", "/firmware/check").status == 204
+    expect(dialog).to_contain_text("Up-to-date")
+    expect(dialog).to_contain_text(version_line("Installed", NEW_VERSION))
+    expect(dialog.get_by_role("progressbar")).to_have_count(0)
+    shots.take(page, "up-to-date")
+    assert api.state_value(FIRMWARE_UPDATE) == "off"
+    done = update_attributes(api)
+    assert done["installed_version"] == NEW_VERSION
+    assert done["in_progress"] is False
+
+
+def version_line(which: str, version: str) -> re.Pattern[str]:
+    """Match a more-info dialog's "Installed version" or "Latest version" line."""
+    return re.compile(rf"{which} version\s+{re.escape(version)}\b")
+
+
+def update_attributes(api: HomeAssistantApi) -> dict[str, Any]:
+    """Return the attributes of the device's firmware update entity."""
+    state = api.state(FIRMWARE_UPDATE)
+    assert state is not None, f"{FIRMWARE_UPDATE} does not exist"
+    attributes: dict[str, Any] = state["attributes"]
+    return attributes
 
 
 def entity_card(page: Page, heading: str) -> Locator:
