@@ -45,6 +45,20 @@ async def needs_onboarding(session: aiohttp.ClientSession, url: str) -> bool:
 
 async def onboard(session: aiohttp.ClientSession, url: str, login: Login) -> str:
     """Create the owner, finish every onboarding step; return an access token."""
+    token = await create_owner(session, url, login)
+    client_id = f"{url}/"
+    rest = HomeAssistantRest(session, url, token)
+    await rest.post(f"{ONBOARDING_PATH}/core_config", {})
+    await rest.post(f"{ONBOARDING_PATH}/analytics", {})
+    await rest.post(
+        f"{ONBOARDING_PATH}/integration",
+        {"client_id": client_id, "redirect_uri": f"{url}/?auth_callback=1"},
+    )
+    return token
+
+
+async def create_owner(session: aiohttp.ClientSession, url: str, login: Login) -> str:
+    """Create the owner (the first onboarding step); return an access token."""
     client_id = f"{url}/"
     async with session.post(
         f"{url}{ONBOARDING_PATH}/users",
@@ -66,13 +80,6 @@ async def onboard(session: aiohttp.ClientSession, url: str, login: Login) -> str
         },
     ) as response:
         token: str = (await _json(response, "POST /auth/token"))["access_token"]
-    rest = HomeAssistantRest(session, url, token)
-    await rest.post(f"{ONBOARDING_PATH}/core_config", {})
-    await rest.post(f"{ONBOARDING_PATH}/analytics", {})
-    await rest.post(
-        f"{ONBOARDING_PATH}/integration",
-        {"client_id": client_id, "redirect_uri": f"{url}/?auth_callback=1"},
-    )
     return token
 
 
