@@ -68,11 +68,6 @@ class Simulator:
             if rebooted := self.events.feed(line):
                 await asyncio.to_thread(record_version, self._devices_path, *rebooted)
 
-    @property
-    def exit_status(self) -> int | None:
-        """Return the simulator's exit status, or None while it runs."""
-        return self._process.returncode
-
     async def stop(self) -> None:
         """Stop the simulated devices and wait until their last line is read."""
         await stop_process(self._process, STOP_TIMEOUT)
