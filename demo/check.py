@@ -1,0 +1,175 @@
+"""`./scripts/demo --check`: the demo, headless, on a fresh temporary Home Assistant.
+
+It sets up the demo, lets the simulated devices provision themselves, installs the new
+firmware on one device through `update.install`, and passes only when every device has
+fetched its configuration and holds a certificate, and the updated one runs the new
+version, as seen both in the devices' events and over Home Assistant's REST API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from pathlib import Path
+import shutil
+import sys
+import tempfile
+import time
+
+import aiohttp
+
+from .events import DeviceEvents
+from .home_assistant import (
+    free_port,
+    prepare_temporary_config,
+    start_home_assistant,
+    wait_until_answering,
+    wait_until_running,
+)
+from .processes import stop_process
+from .rest import HomeAssistantRest, Login, onboard
+from .scenario import DEMO_DEVICES, NEW_VERSION, DemoDevice, devices_file, set_up_demo
+from .simulator import Simulator
+from .waiting import Deadline, DemoError, wait_until
+
+CHECK_TIMEOUT = 110.0
+CHECK_INTERVAL = 2.0
+HOME_ASSISTANT_STOP_TIMEOUT = 15.0
+LOG_TAIL_LINES = 40
+CHECK_LOGIN = Login("demo-check", "demo-check-password")
+UNKNOWN_STATES = (None, "unknown", "unavailable")
+
+type Outcome = Callable[[], Awaitable[list[str]]]
+
+
+async def run_check() -> int:
+    """Run the check; return 0 when the demo works, 1 when something is missing."""
+    started = time.monotonic()
+    deadline = Deadline(CHECK_TIMEOUT)
+    config_dir = Path(tempfile.mkdtemp(prefix="providore-demo-check-"))
+    events: DeviceEvents | None = None
+    try:
+        async with AsyncExitStack() as stack:
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            prepare_temporary_config(config_dir, url, port)
+            console = stack.enter_context((config_dir / "console.log").open("wb"))
+            hass = await start_home_assistant(config_dir, console)
+            stack.push_async_callback(stop_process, hass, HOME_ASSISTANT_STOP_TIMEOUT)
+            session = await stack.enter_async_context(aiohttp.ClientSession())
+            _say(f"Home Assistant starting at {url} on {config_dir}")
+            await wait_until_answering(session, url, hass, deadline)
+            rest = HomeAssistantRest(
+                session, url, await onboard(session, url, CHECK_LOGIN)
+            )
+            await wait_until_running(rest, deadline)
+            await set_up_demo(rest, config_dir)
+            _say("demo set up: Providore, three devices, firmware " + NEW_VERSION)
+            simulator = await Simulator.start(
+                url, devices_file(config_dir), CHECK_INTERVAL, _say
+            )
+            stack.push_async_callback(simulator.stop)
+            events = simulator.events
+            await _drive_update(rest, events, deadline)
+    except (DemoError, aiohttp.ClientError, OSError) as err:
+        _report_failure(err, events, config_dir)
+        return 1
+    else:
+        _say(f"demo check passed in {time.monotonic() - started:.0f} s")
+        return 0
+    finally:
+        shutil.rmtree(config_dir, ignore_errors=True)
+
+
+async def _drive_update(
+    rest: HomeAssistantRest, events: DeviceEvents, deadline: Deadline
+) -> None:
+    """Wait for the devices to provision, install the new firmware on one, see it run."""
+    updated = DEMO_DEVICES[0]
+
+    async def provisioned() -> list[str]:
+        return events.missing() + await _offer_missing(rest, updated)
+
+    async def finished() -> list[str]:
+        return events.missing(updated.key_id, NEW_VERSION) + await _rest_missing(
+            rest, updated
+        )
+
+    await _wait_for_nothing_missing(
+        "every device to provision itself", provisioned, deadline
+    )
+    _say(f"installing {NEW_VERSION} on {updated.name} through update.install")
+    await rest.call_service("update", "install", {"entity_id": updated.update_entity})
+    await _wait_for_nothing_missing(
+        f"{updated.name} to run {NEW_VERSION}", finished, deadline
+    )
+
+
+async def _wait_for_nothing_missing(
+    what: str, outcome: Outcome, deadline: Deadline
+) -> None:
+    async def complete() -> bool:
+        return not await outcome()
+
+    try:
+        await wait_until(what, complete, deadline)
+    except DemoError as err:
+        raise _IncompleteError(str(err), await outcome()) from None
+
+
+async def _offer_missing(rest: HomeAssistantRest, device: DemoDevice) -> list[str]:
+    """Return what keeps the update entity from offering the new firmware."""
+    state = await rest.state(device.update_entity)
+    latest = None if state is None else state["attributes"].get("latest_version")
+    if latest != NEW_VERSION:
+        return [f"{device.update_entity} offers {latest}, not {NEW_VERSION}"]
+    return []
+
+
+async def _rest_missing(rest: HomeAssistantRest, updated: DemoDevice) -> list[str]:
+    """Return what Home Assistant's REST API does not show yet."""
+    missing = []
+    state = await rest.state(updated.update_entity)
+    installed = None if state is None else state["attributes"].get("installed_version")
+    if installed != NEW_VERSION:
+        missing.append(f"{updated.update_entity} shows {installed}, not {NEW_VERSION}")
+    for device in DEMO_DEVICES:
+        sensor = await rest.state(device.certificate_sensor)
+        if (None if sensor is None else sensor["state"]) in UNKNOWN_STATES:
+            missing.append(f"{device.certificate_sensor} has no value")
+    return missing
+
+
+class _IncompleteError(DemoError):
+    """A wait ran out with these conditions still missing."""
+
+    def __init__(self, message: str, missing: list[str]) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
+def _report_failure(
+    err: Exception, events: DeviceEvents | None, config_dir: Path
+) -> None:
+    """Say what was missing, the devices' last failures, and the tail of the log."""
+    _say(f"demo check FAILED: {err or type(err).__name__}")
+    for item in err.missing if isinstance(err, _IncompleteError) else []:
+        _say(f"  missing: {item}")
+    for failure in events.last_failures() if events is not None else []:
+        _say(f"  {failure}")
+    log = config_dir / "home-assistant.log"
+    if not log.exists():
+        log = config_dir / "console.log"
+    lines = (
+        log.read_text(encoding="utf-8", errors="replace").splitlines()
+        if log.exists()
+        else []
+    )
+    _say(f"--- last {LOG_TAIL_LINES} lines of {log.name} ---")
+    for line in lines[-LOG_TAIL_LINES:]:
+        _say(line)
+
+
+def _say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()

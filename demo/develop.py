@@ -1,0 +1,120 @@
+"""`./scripts/develop`: Home Assistant on config/, with the demo set up on its first run.
+
+The first run (an instance nobody has onboarded) onboards a development user, sets up
+the demo and starts the simulated devices; later runs restart the simulated devices from
+the saved devices file. Home Assistant's output stays on the terminal; the devices' event
+lines go to a log file beside the devices file. Stopping (Ctrl+C) stops everything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from pathlib import Path
+import sys
+from typing import IO
+
+import aiohttp
+
+from .home_assistant import (
+    start_home_assistant,
+    wait_until_answering,
+    wait_until_running,
+)
+from .processes import stop_process
+from .rest import HomeAssistantRest, Login, needs_onboarding, onboard
+from .scenario import DEMO_DEVICES, NEW_VERSION, devices_file, set_up_demo
+from .simulator import Simulator
+from .waiting import Deadline, DemoError
+
+DEVELOP_URL = "http://127.0.0.1:8123"
+BROWSER_URL = "http://localhost:8123"
+DEVELOPMENT_LOGIN = Login("dev", "providore-dev")
+START_TIMEOUT = 300.0
+DEVICE_INTERVAL = 10.0
+HOME_ASSISTANT_STOP_TIMEOUT = 60.0
+
+
+async def run_develop(config_dir: Path) -> int:
+    """Run Home Assistant (and the demo) until it stops; return its exit status."""
+    stack = AsyncExitStack()
+    try:
+        hass = await start_home_assistant(config_dir)
+        stack.push_async_callback(stop_process, hass, HOME_ASSISTANT_STOP_TIMEOUT)
+        async with aiohttp.ClientSession() as session:
+            await wait_until_answering(
+                session, DEVELOP_URL, hass, Deadline(START_TIMEOUT)
+            )
+            if await needs_onboarding(session, DEVELOP_URL):
+                await _set_up(session, config_dir)
+        path = devices_file(config_dir)
+        if path.exists():
+            log = stack.enter_context(
+                (path.parent / "simulator.log").open("a", encoding="utf-8")
+            )
+            simulator = await Simulator.start(
+                DEVELOP_URL, path, DEVICE_INTERVAL, _writer(log)
+            )
+            stack.push_async_callback(simulator.stop)
+            _banner(_instructions(config_dir))
+        return await hass.wait()
+    finally:
+        await stack.aclose()
+
+
+async def _set_up(session: aiohttp.ClientSession, config_dir: Path) -> None:
+    """Onboard the development user and set up the demo; a failure leaves HA running."""
+    _banner(
+        [
+            "This is a DEVELOPMENT instance: onboarding it with a fixed user,",
+            f"user name '{DEVELOPMENT_LOGIN.username}', "
+            f"password '{DEVELOPMENT_LOGIN.password}'.",
+            "Setting up the Providore demo...",
+        ]
+    )
+    try:
+        rest = HomeAssistantRest(
+            session, DEVELOP_URL, await onboard(session, DEVELOP_URL, DEVELOPMENT_LOGIN)
+        )
+        await wait_until_running(rest, Deadline(START_TIMEOUT))
+        await set_up_demo(rest, config_dir)
+    except (DemoError, aiohttp.ClientError, OSError) as err:
+        _banner(
+            [
+                f"The demo could not be set up: {err}",
+                "Home Assistant keeps running. To start over: stop it, empty config/",
+                "(keep configuration.yaml) and run ./scripts/develop again.",
+            ]
+        )
+
+
+def _instructions(config_dir: Path) -> list[str]:
+    names = ", ".join(device.name for device in DEMO_DEVICES)
+    return [
+        "Providore demo: three simulated devices are calling Home Assistant",
+        f"({names}), every {DEVICE_INTERVAL:g} s.",
+        "",
+        f"1. Open {BROWSER_URL} and log in as '{DEVELOPMENT_LOGIN.username}',",
+        f"   password '{DEVELOPMENT_LOGIN.password}' (a DEVELOPMENT instance).",
+        "2. Settings -> Devices & services -> Providore: open a device. It is",
+        "   connected, has fetched its configuration and holds a certificate.",
+        f"3. Its Firmware update offers {NEW_VERSION}: press Install and watch the",
+        "   device download it, reboot and report the new version.",
+        "",
+        f"Device events: {devices_file(config_dir).parent / 'simulator.log'}",
+        "Ctrl+C stops Home Assistant and the devices.",
+    ]
+
+
+def _banner(lines: list[str]) -> None:
+    rule = "=" * 72
+    sys.stdout.write("\n".join([rule, *lines, rule]) + "\n")
+    sys.stdout.flush()
+
+
+def _writer(log: IO[str]) -> Callable[[str], None]:
+    def write(line: str) -> None:
+        log.write(line + "\n")
+        log.flush()
+
+    return write

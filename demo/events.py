@@ -1,0 +1,75 @@
+"""What the simulated devices have done so far, read from `providore-client simulate` events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import re
+
+_STARTED = re.compile(r"started \(.*, firmware (?P<version>\S+)\)")
+_REBOOTED = re.compile(r"rebooted into (?P<version>\S+)")
+_CERTIFICATE = re.compile(r"certificate (issued, expires|valid until) \S+")
+_FAILED = re.compile(r"failed (?P<step>\w+): (?P<reason>.*)")
+
+
+@dataclass(slots=True)
+class DeviceProgress:
+    """One simulated device's progress."""
+
+    version: str | None = None
+    config_fetched: bool = False
+    has_certificate: bool = False
+    failures: list[str] = field(default_factory=list)
+
+
+class DeviceEvents:
+    """Progress of every simulated device, fed one event line at a time."""
+
+    def __init__(self, device_ids: list[str]) -> None:
+        """Track the given devices; lines about other devices are ignored."""
+        self.devices = {device_id: DeviceProgress() for device_id in device_ids}
+
+    def feed(self, line: str) -> tuple[str, str] | None:
+        """Record one event line; return (device id, new version) when a device rebooted."""
+        device_id, _, event = line.strip().partition(" ")
+        if (progress := self.devices.get(device_id)) is None:
+            return None
+        if match := _STARTED.fullmatch(event):
+            progress.version = match["version"]
+        elif match := _REBOOTED.fullmatch(event):
+            progress.version = match["version"]
+            return device_id, progress.version
+        elif event == "config fetched":
+            progress.config_fetched = True
+        elif _CERTIFICATE.fullmatch(event):
+            progress.has_certificate = True
+        elif match := _FAILED.fullmatch(event):
+            progress.failures.append(f"{match['step']}: {match['reason']}")
+        return None
+
+    def missing(
+        self, updated_device: str | None = None, version: str = ""
+    ) -> list[str]:
+        """Return what is still missing for the demo to count as working.
+
+        Every device must have fetched its configuration and hold a certificate;
+        `updated_device`, when given, must run `version`.
+        """
+        missing = []
+        for device_id, progress in self.devices.items():
+            if not progress.config_fetched:
+                missing.append(f"{device_id} has not fetched its configuration")
+            if not progress.has_certificate:
+                missing.append(f"{device_id} has no certificate")
+            if device_id == updated_device and progress.version != version:
+                missing.append(
+                    f"{device_id} runs {progress.version or 'nothing yet'}, not {version}"
+                )
+        return missing
+
+    def last_failures(self) -> list[str]:
+        """Return each device's most recent failed step, to explain a missing outcome."""
+        return [
+            f"{device_id} last failed {progress.failures[-1]}"
+            for device_id, progress in self.devices.items()
+            if progress.failures
+        ]

@@ -1,0 +1,159 @@
+"""Home Assistant's REST API as the demo uses it: onboarding, flows, states and actions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+import aiohttp
+
+from .waiting import DemoError
+
+ONBOARDING_PATH = "/api/onboarding"
+
+
+class RestError(DemoError):
+    """Home Assistant answered a REST call with an error status."""
+
+
+@dataclass(frozen=True, slots=True)
+class Login:
+    """A user name and password."""
+
+    username: str
+    password: str
+
+
+async def answers(session: aiohttp.ClientSession, url: str) -> bool:
+    """Return whether Home Assistant's HTTP server answers (onboarded or not)."""
+    try:
+        async with session.get(f"{url}{ONBOARDING_PATH}") as response:
+            return response.status in (HTTPStatus.OK, HTTPStatus.NOT_FOUND)
+    except aiohttp.ClientError:
+        return False
+
+
+async def needs_onboarding(session: aiohttp.ClientSession, url: str) -> bool:
+    """Return whether the instance still waits for its first user."""
+    async with session.get(f"{url}{ONBOARDING_PATH}") as response:
+        if response.status == HTTPStatus.NOT_FOUND:
+            return False
+        steps = await _json(response, f"GET {ONBOARDING_PATH}")
+    return any(step["step"] == "user" and not step["done"] for step in steps)
+
+
+async def onboard(session: aiohttp.ClientSession, url: str, login: Login) -> str:
+    """Create the owner, finish every onboarding step; return an access token."""
+    token = await create_owner(session, url, login)
+    client_id = f"{url}/"
+    rest = HomeAssistantRest(session, url, token)
+    await rest.post(f"{ONBOARDING_PATH}/core_config", {})
+    await rest.post(f"{ONBOARDING_PATH}/analytics", {})
+    await rest.post(
+        f"{ONBOARDING_PATH}/integration",
+        {"client_id": client_id, "redirect_uri": f"{url}/?auth_callback=1"},
+    )
+    return token
+
+
+async def create_owner(session: aiohttp.ClientSession, url: str, login: Login) -> str:
+    """Create the owner (the first onboarding step); return an access token."""
+    client_id = f"{url}/"
+    async with session.post(
+        f"{url}{ONBOARDING_PATH}/users",
+        json={
+            "client_id": client_id,
+            "name": "Developer",
+            "username": login.username,
+            "password": login.password,
+            "language": "en",
+        },
+    ) as response:
+        auth_code = (await _json(response, "POST /api/onboarding/users"))["auth_code"]
+    async with session.post(
+        f"{url}/auth/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": auth_code,
+            "client_id": client_id,
+        },
+    ) as response:
+        token: str = (await _json(response, "POST /auth/token"))["access_token"]
+    return token
+
+
+class HomeAssistantRest:
+    """Authenticated calls to one Home Assistant."""
+
+    def __init__(self, session: aiohttp.ClientSession, url: str, token: str) -> None:
+        """Talk to `url` (no trailing slash) with a user's access token."""
+        self._session = session
+        self._url = url
+        self._headers = {"Authorization": f"Bearer {token}"}
+
+    async def get(self, path: str) -> Any:
+        """GET a path and return its JSON."""
+        async with self._session.get(
+            f"{self._url}{path}", headers=self._headers
+        ) as response:
+            return await _json(response, f"GET {path}")
+
+    async def post(self, path: str, data: dict[str, Any]) -> Any:
+        """POST JSON to a path and return its JSON."""
+        async with self._session.post(
+            f"{self._url}{path}", json=data, headers=self._headers
+        ) as response:
+            return await _json(response, f"POST {path}")
+
+    async def state(self, entity_id: str) -> dict[str, Any] | None:
+        """Return an entity's state object, or None while it does not exist."""
+        async with self._session.get(
+            f"{self._url}/api/states/{entity_id}", headers=self._headers
+        ) as response:
+            if response.status == HTTPStatus.NOT_FOUND:
+                return None
+            state: dict[str, Any] = await _json(
+                response, f"GET /api/states/{entity_id}"
+            )
+            return state
+
+    async def call_service(
+        self, domain: str, service: str, data: dict[str, Any]
+    ) -> Any:
+        """Call an action and return its service response (or its changed states)."""
+        return await self.post(f"/api/services/{domain}/{service}", data)
+
+    async def service_response(
+        self, domain: str, service: str, data: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Call an action that answers with data and return that data."""
+        answer = await self.post(
+            f"/api/services/{domain}/{service}?return_response", data
+        )
+        response: dict[str, Any] = answer["service_response"]
+        return response
+
+    async def finish_flow(
+        self, index_path: str, start: dict[str, Any], user_input: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Start a flow, submit its one form, and return the created entry's result.
+
+        `index_path` is a flow manager's REST path (config entries or subentries).
+        """
+        form = await self.post(index_path, start)
+        if form.get("type") != "form":
+            raise RestError(f"{index_path} did not show a form: {form}")
+        result: dict[str, Any] = await self.post(
+            f"{index_path}/{form['flow_id']}", user_input
+        )
+        if result.get("type") != "create_entry":
+            raise RestError(f"{index_path} did not create an entry: {result}")
+        return result
+
+
+async def _json(response: aiohttp.ClientResponse, what: str) -> Any:
+    if response.status >= HTTPStatus.BAD_REQUEST:
+        body = await response.text()
+        raise RestError(f"{what} answered {response.status}: {body[:500]}")
+    return await response.json()

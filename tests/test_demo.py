@@ -1,0 +1,240 @@
+"""The demo's logic: its REST steps against a real Home Assistant, the devices file, events."""
+
+from __future__ import annotations
+
+from pathlib import Path
+import stat
+
+from aiohttp import ClientSession
+from aiohttp.test_utils import TestClient
+from homeassistant.core import HomeAssistant
+from homeassistant.setup import async_setup_component
+import pytest
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+
+from custom_components.providore.const import DOMAIN
+from custom_components.providore.firmware_catalog import async_get_firmware_catalog
+from custom_components.providore.storage import async_get_storage
+from demo.devices_file import (
+    SimulatedDevice,
+    read_devices,
+    record_version,
+    write_devices,
+)
+from demo.events import DeviceEvents
+from demo.home_assistant import free_port
+from demo.rest import (
+    HomeAssistantRest,
+    Login,
+    RestError,
+    answers,
+    create_owner,
+    needs_onboarding,
+)
+from demo.scenario import (
+    CONFIG_FLOW_PATH,
+    DEMO_DEVICES,
+    FIRMWARE_SIZE,
+    FIRMWARE_TYPE,
+    HUB_SETTINGS,
+    NEW_VERSION,
+    START_VERSION,
+    SUBENTRY_FLOW_PATH,
+    demo_firmware,
+    devices_file,
+    set_up_demo,
+)
+from demo.waiting import Deadline, DemoError, wait_until
+from providore_client.simulator import load_devices
+
+DEVICES = [
+    SimulatedDevice(
+        "garden-sensor", "garden-secret-0123456789", "demo-sensor", "1.0.0"
+    ),
+    SimulatedDevice("garage-door", "garage-secret-0123456789", "demo-sensor", "1.0.0"),
+]
+
+
+async def _serve_config_api_and_providore(hass: HomeAssistant) -> None:
+    """Set up what the demo talks to, before the test client freezes the routes."""
+    for domain in ("config", "api", DOMAIN):
+        assert await async_setup_component(hass, domain, {})
+
+
+def _url(client: TestClient) -> str:
+    return str(client.make_url("")).rstrip("/")
+
+
+async def test_set_up_demo_over_rest(
+    hass: HomeAssistant, hass_client: ClientSessionGenerator, hass_access_token: str
+) -> None:
+    """The scenario adds the hub, three devices, documents and a build; keys match."""
+    await _serve_config_api_and_providore(hass)
+    client = await hass_client()
+    rest = HomeAssistantRest(client.session, _url(client), hass_access_token)
+    config_dir = Path(hass.config.config_dir)
+
+    devices = await set_up_demo(rest, config_dir)
+    await hass.async_block_till_done()
+
+    entry = hass.config_entries.async_entries(DOMAIN)[0]
+    assert sorted(s.title for s in entry.subentries.values()) == sorted(
+        d.name for d in DEMO_DEVICES
+    )
+    storage = await async_get_storage(hass)
+    for demo_device, simulated in zip(DEMO_DEVICES, devices, strict=True):
+        assert simulated.id == demo_device.key_id
+        assert storage.secret(simulated.id) == simulated.secret
+        assert storage.document(simulated.id, None) == demo_device.config
+        assert hass.states.get(demo_device.update_entity) is not None
+        assert hass.states.get(demo_device.certificate_sensor) is not None
+    catalog = await async_get_firmware_catalog(hass)
+    build = catalog.latest(FIRMWARE_TYPE)
+    assert build is not None
+    assert (build.version, build.size) == (NEW_VERSION, FIRMWARE_SIZE)
+    saved = read_devices(devices_file(config_dir))
+    assert saved == devices
+    assert {d.version for d in saved} == {START_VERSION}
+
+
+async def test_rest_errors_name_the_call(
+    hass: HomeAssistant, hass_client: ClientSessionGenerator, hass_access_token: str
+) -> None:
+    """An error status becomes a RestError that says which call failed and why."""
+    await _serve_config_api_and_providore(hass)
+    client = await hass_client()
+    rest = HomeAssistantRest(client.session, _url(client), hass_access_token)
+
+    with pytest.raises(RestError, match="POST /api/services/providore/set_config"):
+        await rest.call_service(DOMAIN, "set_config", {"key_id": "x"})
+    await rest.finish_flow(CONFIG_FLOW_PATH, {"handler": DOMAIN}, HUB_SETTINGS)
+    with pytest.raises(RestError, match="did not show a form: .*single_instance"):
+        await rest.finish_flow(CONFIG_FLOW_PATH, {"handler": DOMAIN}, HUB_SETTINGS)
+    entry_id = hass.config_entries.async_entries(DOMAIN)[0].entry_id
+    with pytest.raises(RestError, match="did not create an entry: .*invalid_key_id"):
+        await rest.finish_flow(
+            SUBENTRY_FLOW_PATH,
+            {"handler": [entry_id, "device"]},
+            {"name": "Broken", "key_id": "no spaces allowed"},
+        )
+    assert await rest.state("update.nothing_here") is None
+
+
+@pytest.mark.usefixtures("local_auth")
+async def test_onboarding_over_rest(
+    hass: HomeAssistant, hass_client_no_auth: ClientSessionGenerator
+) -> None:
+    """A fresh instance gets the development user as its owner, then counts as onboarded.
+
+    The remaining onboarding steps set up integrations this environment lacks; the demo
+    check (./scripts/demo --check, run by CI) goes through them on a real instance.
+    """
+    assert await async_setup_component(hass, "onboarding", {})
+    assert await async_setup_component(hass, "api", {})
+    client = await hass_client_no_auth()
+    url = _url(client)
+    assert await answers(client.session, url)
+    assert await needs_onboarding(client.session, url)
+
+    token = await create_owner(client.session, url, Login("dev", "providore-dev"))
+
+    rest = HomeAssistantRest(client.session, url, token)
+    assert (await rest.get("/api/"))["message"] == "API running."
+    assert not await needs_onboarding(client.session, url)
+    users = [u for u in await hass.auth.async_get_users() if not u.system_generated]
+    assert [(u.name, u.is_owner) for u in users] == [("Developer", True)]
+
+
+@pytest.mark.usefixtures("socket_enabled")
+async def test_answers_is_false_without_a_server() -> None:
+    """Nobody listening is 'not answering yet', not an error."""
+    async with ClientSession() as session:
+        assert not await answers(session, f"http://127.0.0.1:{free_port()}")
+
+
+def test_demo_firmware_is_deterministic() -> None:
+    """The build has its size, a readable header, and the same bytes every time."""
+    build = demo_firmware()
+    assert len(build) == FIRMWARE_SIZE
+    assert build.startswith(
+        f"Providore demo firmware {FIRMWARE_TYPE} {NEW_VERSION}".encode()
+    )
+    assert build == demo_firmware()
+
+
+def test_devices_file_is_private_and_read_by_the_client(tmp_path: Path) -> None:
+    """The file is 0600, round-trips, and is what `providore-client simulate` reads."""
+    path = tmp_path / "demo" / "devices.yaml"
+    write_devices(path, DEVICES)
+
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert read_devices(path) == DEVICES
+    specs = load_devices(path, "0.0.0")
+    assert [(s.device_id, s.secret, s.version, s.firmware_type) for s in specs] == [
+        (d.id, d.secret, d.version, d.firmware_type) for d in DEVICES
+    ]
+    assert [p.name for p in path.parent.iterdir()] == ["devices.yaml"]
+
+
+def test_record_version_changes_one_device(tmp_path: Path) -> None:
+    """A reboot is remembered for that device only, so a restart reports it."""
+    path = tmp_path / "devices.yaml"
+    write_devices(path, DEVICES)
+
+    record_version(path, "garage-door", "1.1.0")
+
+    assert [d.version for d in read_devices(path)] == ["1.0.0", "1.1.0"]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_events_track_progress() -> None:
+    """Event lines fill in each device's progress; missing names what is left."""
+    events = DeviceEvents(["garden-sensor", "garage-door"])
+    assert events.missing("garden-sensor", "1.1.0") == [
+        "garden-sensor has not fetched its configuration",
+        "garden-sensor has no certificate",
+        "garden-sensor runs nothing yet, not 1.1.0",
+        "garage-door has not fetched its configuration",
+        "garage-door has no certificate",
+    ]
+    lines = [
+        "garden-sensor started (demo-sensor, firmware 1.0.0)",
+        "garage-door started (demo-sensor, firmware 1.0.0)",
+        "garden-sensor config fetched",
+        "garage-door config missing",
+        "garage-door failed certificate: the server answered 503",
+        "garden-sensor certificate issued, expires 2027-11-28T19:46:07Z",
+        "someone-else config fetched",
+        "garage-door certificate valid until 2027-11-28T19:46:07Z",
+    ]
+    assert [events.feed(line) for line in lines] == [None] * len(lines)
+    assert events.missing() == ["garage-door has not fetched its configuration"]
+    assert "garden-sensor runs 1.0.0, not 1.1.0" in events.missing(
+        "garden-sensor", "1.1.0"
+    )
+    assert events.last_failures() == [
+        "garage-door last failed certificate: the server answered 503"
+    ]
+
+    assert events.feed("garden-sensor rebooted into 1.1.0\n") == (
+        "garden-sensor",
+        "1.1.0",
+    )
+    events.feed("garage-door config fetched")
+    assert events.missing("garden-sensor", "1.1.0") == []
+
+
+async def test_wait_until_returns_the_result_or_fails_at_the_deadline() -> None:
+    """A probe is polled until it gives something; past the deadline the wait says what."""
+    answers_given = iter([None, 0, "ready"])
+
+    async def probe() -> str | int | None:
+        return next(answers_given)
+
+    assert await wait_until("readiness", probe, Deadline(5)) == "ready"
+
+    async def never() -> None:
+        return None
+
+    with pytest.raises(DemoError, match="timed out waiting for nothing"):
+        await wait_until("nothing", never, Deadline(0.3))
