@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 import re
 from typing import Any
+from unittest.mock import PropertyMock, patch
 
 from homeassistant.config_entries import ConfigSubentryData
 from homeassistant.core import HomeAssistant
@@ -86,6 +87,17 @@ def config_dir(hass: HomeAssistant, tmp_path_factory: pytest.TempPathFactory) ->
     directory = tmp_path_factory.mktemp("config")
     hass.config.config_dir = str(directory)
     return directory
+
+
+@pytest.fixture
+def entity_registry_enabled_by_default() -> Iterator[None]:
+    """Create the entities that are disabled by default as enabled."""
+    with patch(
+        "homeassistant.helpers.entity.Entity.entity_registry_enabled_default",
+        new_callable=PropertyMock,
+        return_value=True,
+    ):
+        yield
 
 
 @pytest.fixture

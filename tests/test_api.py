@@ -767,6 +767,7 @@ async def test_repair_flow_unblocks_address(
 # --- 6. state ------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
 async def test_success_updates_state(
     hass: HomeAssistant,
     client: TestClient,
@@ -822,6 +823,7 @@ def _snapshot(
     )
 
 
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
 async def test_failure_updates_nothing(
     hass: HomeAssistant,
     client: TestClient,

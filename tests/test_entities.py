@@ -9,6 +9,7 @@ from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNKNOWN
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from homeassistant.util import dt as dt_util
+import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_fire_time_changed,
@@ -29,6 +30,7 @@ async def _device_calls(hass: HomeAssistant, version: str = "1.0.0") -> None:
     await hass.async_block_till_done()
 
 
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
 async def test_entities_before_the_device_called(
     hass: HomeAssistant, init_integration: MockConfigEntry
 ) -> None:
@@ -40,6 +42,7 @@ async def test_entities_before_the_device_called(
     )
 
 
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
 async def test_a_request_updates_every_entity_and_the_device(
     hass: HomeAssistant,
     init_integration: MockConfigEntry,

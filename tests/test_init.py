@@ -12,6 +12,7 @@ from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.helpers.storage import STORAGE_DIR, Store
+import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.providore.const import DOMAIN
@@ -53,7 +54,10 @@ async def test_device_and_entities_belong_to_the_subentry(
     assert device.config_entries_subentries == {
         init_integration.entry_id: {subentry_id}
     }
-    entities = er.async_entries_for_device(entity_registry, device.id)
+    entities = er.async_entries_for_device(
+        entity_registry, device.id, include_disabled_entities=True
+    )
+    assert [e.unique_id for e in entities if e.disabled_by] == [f"{KEY_ID}_last_seen"]
     assert sorted(entity.unique_id for entity in entities) == [
         f"{KEY_ID}_address",
         f"{KEY_ID}_automatic_updates",
@@ -112,6 +116,7 @@ async def test_removing_the_hub_deletes_its_stores(
     assert storage.secret(KEY_ID) is None
 
 
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
 async def test_state_survives_a_restart(
     hass: HomeAssistant,
     mock_config_entry: MockConfigEntry,

@@ -36,6 +36,8 @@ SENSORS: tuple[ProvidoreSensorEntityDescription, ...] = (
     ProvidoreSensorEntityDescription(
         key="last_seen",
         translation_key="last_seen",
+        # It changes on every request: enabled, it would fill the logbook and history.
+        entity_registry_enabled_default=False,
         device_class=SensorDeviceClass.TIMESTAMP,
         entity_category=EntityCategory.DIAGNOSTIC,
         value_fn=lambda state: state.last_seen,

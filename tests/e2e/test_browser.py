@@ -41,7 +41,6 @@ FIRMWARE_TYPE = "esp32s2-sensor"
 CONNECTIVITY = f"binary_sensor.{DEVICE_SLUG}_connectivity"
 DEVICE_ENTITIES = (
     CONNECTIVITY,
-    f"sensor.{DEVICE_SLUG}_last_seen",
     f"sensor.{DEVICE_SLUG}_firmware_version",
     f"sensor.{DEVICE_SLUG}_address",
 )
@@ -142,7 +141,7 @@ def add_device(page: Page, api: HomeAssistantApi, shots: Screenshots) -> str:
     sensors, diagnostic = entity_card(page, "Sensors"), entity_card(page, "Diagnostic")
     expect(sensors).to_contain_text("Connectivity")
     expect(sensors).to_contain_text(re.compile(r"\bDisconnected\b"))
-    for name in ("Address", "Firmware version", "Last seen"):
+    for name in ("Address", "Firmware version"):
         expect(diagnostic).to_contain_text(name)
     shots.take(page, "device-page")
 
