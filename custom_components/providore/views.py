@@ -62,15 +62,19 @@ class SignedView(HomeAssistantView):
         """Answer an authenticated request."""
 
 
-class ConfigView(SignedView):
+class SignedGetView(SignedView):
+    """An endpoint a device calls with a signed GET."""
+
+    async def get(self, request: web.Request) -> web.StreamResponse:
+        """Authenticate, then answer."""
+        return await self._serve(request)
+
+
+class ConfigView(SignedGetView):
     """GET /config: the device's configuration document."""
 
     url = f"{API_BASE_PATH}/config"
     name = "api:providore:config"
-
-    async def get(self, request: web.Request) -> web.StreamResponse:
-        """Serve the configuration document."""
-        return await self._serve(request)
 
     async def respond(self, device: AuthenticatedRequest) -> web.StreamResponse:
         """Return the document for the version the device runs."""
@@ -80,15 +84,11 @@ class ConfigView(SignedView):
         return signed_response(device, json_bytes(document), CONTENT_TYPE_JSON)
 
 
-class FirmwareCheckView(SignedView):
+class FirmwareCheckView(SignedGetView):
     """GET /firmware/check: whether the device should install another firmware."""
 
     url = f"{API_BASE_PATH}/firmware/check"
     name = "api:providore:firmware:check"
-
-    async def get(self, request: web.Request) -> web.StreamResponse:
-        """Answer the check."""
-        return await self._serve(request)
 
     async def respond(self, device: AuthenticatedRequest) -> web.StreamResponse:
         """Redirect to the pending build, or say there is nothing to do."""
@@ -103,15 +103,11 @@ class FirmwareCheckView(SignedView):
         )
 
 
-class FirmwareView(SignedView):
+class FirmwareView(SignedGetView):
     """GET /firmware: the build assigned to the device."""
 
     url = f"{API_BASE_PATH}/firmware"
     name = "api:providore:firmware"
-
-    async def get(self, request: web.Request) -> web.StreamResponse:
-        """Serve the firmware."""
-        return await self._serve(request)
 
     async def respond(self, device: AuthenticatedRequest) -> web.StreamResponse:
         """Stream the assigned build; the unsigned query may only confirm it."""
@@ -171,15 +167,11 @@ class CertificateRequestView(SignedView):
         return signed_response(device, issued.pem.encode(), CONTENT_TYPE_PEM)
 
 
-class CertificateView(SignedView):
+class CertificateView(SignedGetView):
     """GET /certificate: the device's current certificate."""
 
     url = f"{API_BASE_PATH}/certificate"
     name = "api:providore:certificate"
-
-    async def get(self, request: web.Request) -> web.StreamResponse:
-        """Serve the current certificate."""
-        return await self._serve(request)
 
     async def respond(self, device: AuthenticatedRequest) -> web.StreamResponse:
         """Return the newest valid certificate of the device."""
