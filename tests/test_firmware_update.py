@@ -593,3 +593,33 @@ async def test_signer_cache_keeps_the_most_recent(
 def _progress(hass: HomeAssistant) -> int | None:
     hub = hass.config_entries.async_entries(DOMAIN)[0].runtime_data
     return hub.firmware.progress(KEY_ID)
+
+
+async def test_cancel_a_pending_update(
+    hass: HomeAssistant, assigned: TestClient, freezer: FrozenDateTimeFactory
+) -> None:
+    """A pending install can be withdrawn, after which another version can be chosen."""
+    await (await _download(assigned)).read()
+    await hass.services.async_call(
+        DOMAIN, "cancel_firmware_update", {"key_id": KEY_ID}, blocking=True
+    )
+    await hass.async_block_till_done()
+    state = _update_state(hass)
+    assert state.attributes[ATTR_IN_PROGRESS] is False
+    assert state.attributes[ATTR_UPDATE_PERCENTAGE] is None
+    assert (await _check(assigned)).status == HTTPStatus.NO_CONTENT
+    assert (await _download(assigned)).status == HTTPStatus.NOT_FOUND
+    # The rollback watch of the withdrawn download is gone too.
+    freezer.tick(timedelta(seconds=DEFAULT_UPDATE_TIMEOUT + 1))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert ir.async_get(hass).async_get_issue(DOMAIN, ISSUE_ID) is None
+
+    with pytest.raises(HomeAssistantError) as err:
+        await hass.services.async_call(
+            DOMAIN, "cancel_firmware_update", {"key_id": KEY_ID}, blocking=True
+        )
+    assert err.value.translation_key == "no_pending_update"
+    await _upload(hass, "1.0.5")
+    await _install(hass, "1.0.5")
+    assert (await _check(assigned)).headers["Location"].endswith("?version=1.0.5")

@@ -121,6 +121,19 @@ class FirmwareManager:
             )
         await self._async_assign(key_id, build)
 
+    async def async_cancel(self, key_id: str) -> None:
+        """Withdraw an assigned build the device has not reported running yet."""
+        if self.pending(key_id) is None:
+            raise FirmwareError("no_pending_update", key_id=key_id)
+        self._cancel_deadline(key_id)
+        plan = self.plan(key_id)
+        plan.assigned_version = None
+        plan.downloaded_at = None
+        plan.bytes_sent = None
+        await self._updates.async_save()
+        LOGGER.info("Withdrew the firmware update of %s", key_id)
+        self._notify(key_id)
+
     async def async_set_auto_update(self, key_id: str, enabled: bool) -> None:
         """Turn automatic assignment of new uploads on or off for a device."""
         self.plan(key_id).auto_update = enabled

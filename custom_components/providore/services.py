@@ -48,11 +48,11 @@ SERVICE_PROVISIONING_BUNDLE = "provisioning_bundle"
 SERVICE_SET_CONFIG = "set_config"
 SERVICE_UPLOAD_FIRMWARE = "upload_firmware"
 SERVICE_DELETE_FIRMWARE = "delete_firmware"
+SERVICE_CANCEL_FIRMWARE_UPDATE = "cancel_firmware_update"
 
 SERVICE_REVOKE_CERTIFICATE = "revoke_certificate"
-REVOKE_CERTIFICATE_SCHEMA = vol.Schema({vol.Required(CONF_KEY_ID): cv.string})
+KEY_ID_SCHEMA = vol.Schema({vol.Required(CONF_KEY_ID): cv.string})
 
-PROVISIONING_BUNDLE_SCHEMA = vol.Schema({vol.Required(CONF_KEY_ID): cv.string})
 SET_CONFIG_SCHEMA = vol.Schema(
     {
         vol.Required(CONF_KEY_ID): cv.string,
@@ -85,7 +85,7 @@ def async_setup_services(hass: HomeAssistant) -> None:
         DOMAIN,
         SERVICE_PROVISIONING_BUNDLE,
         _async_provisioning_bundle,
-        schema=PROVISIONING_BUNDLE_SCHEMA,
+        schema=KEY_ID_SCHEMA,
         supports_response=SupportsResponse.ONLY,
     )
     async_register_admin_service(
@@ -108,9 +108,16 @@ def async_setup_services(hass: HomeAssistant) -> None:
     async_register_admin_service(
         hass,
         DOMAIN,
+        SERVICE_CANCEL_FIRMWARE_UPDATE,
+        _async_cancel_firmware_update,
+        KEY_ID_SCHEMA,
+    )
+    async_register_admin_service(
+        hass,
+        DOMAIN,
         SERVICE_REVOKE_CERTIFICATE,
         _async_revoke_certificate,
-        REVOKE_CERTIFICATE_SCHEMA,
+        KEY_ID_SCHEMA,
     )
 
 
@@ -183,6 +190,12 @@ def _readable_source(hass: HomeAssistant, path: str) -> Path:
     if not source.is_file():
         raise FirmwareError("firmware_not_found", path=path)
     return source
+
+
+async def _async_cancel_firmware_update(call: ServiceCall) -> None:
+    """Withdraw a device's pending firmware update."""
+    hub, key_id = _hub_and_key_id(call)
+    await hub.firmware.async_cancel(key_id)
 
 
 async def _async_revoke_certificate(call: ServiceCall) -> None:
