@@ -26,12 +26,17 @@ from homeassistant.helpers import device_registry as dr, issue_registry as ir
 from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_time_changed,
+)
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.providore.const import DOMAIN
 from custom_components.providore.device_auth import (
+    DATA_GUARDS,
     AuthenticatedRequest,
+    RequestGuards,
     signed_response,
 )
 from custom_components.providore.storage import async_get_storage
@@ -573,6 +578,36 @@ async def test_reload_does_not_reopen_replay_window(
     assert init_integration.state is ConfigEntryState.LOADED
 
     await _assert_refused(await _post_echo(client, body, headers), 401, headers)
+
+
+async def test_restart_does_not_reopen_replay_window(
+    hass: HomeAssistant,
+    client: TestClient,
+    hass_storage: dict[str, Any],
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """Accepted POST signatures are saved and refused again after a restart."""
+    body = b"restart me"
+    headers = signed_headers("POST", ECHO_PATH, body=body)
+    assert await _assert_signed_ok(await _post_echo(client, body, headers)) == body
+    freezer.tick(timedelta(seconds=2))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    saved = hass_storage[f"{DOMAIN}.replay"]["data"]
+    assert list(saved) == [_signature(headers)]
+
+    # What async_setup does when Home Assistant starts again.
+    restarted = RequestGuards(hass)
+    await restarted.async_load()
+    hass.data[DATA_GUARDS] = restarted
+    assert len(restarted.replay) == 1
+    await _assert_refused(await _post_echo(client, body, headers), 401, headers)
+
+    # Once the request has expired, a restart forgets its signature.
+    freezer.tick(timedelta(minutes=16))
+    later = RequestGuards(hass)
+    await later.async_load()
+    assert len(later.replay) == 0
 
 
 # --- 5. throttling -------------------------------------------------------------

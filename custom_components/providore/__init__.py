@@ -40,7 +40,9 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Register the device API and the service actions, once per run."""
-    hass.data[DATA_GUARDS] = RequestGuards()
+    guards = RequestGuards(hass)
+    await guards.async_load()
+    hass.data[DATA_GUARDS] = guards
     for view in VIEWS:
         hass.http.register_view(view())
     async_setup_services(hass)
@@ -106,3 +108,4 @@ async def async_remove_entry(hass: HomeAssistant, entry: ProvidoreConfigEntry) -
     await (await async_get_firmware_updates(hass)).async_remove()
     await (await async_get_firmware_catalog(hass)).async_remove()
     await (await async_get_certificates(hass)).async_remove()
+    await hass.data[DATA_GUARDS].async_remove()

@@ -8,12 +8,13 @@ Assistant runs, so reloading the entry never re-opens a window for a replay.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from aiohttp import web
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 from homeassistant.util.hass_dict import HassKey
 
@@ -39,19 +40,52 @@ from .protocol import (
 )
 
 BODY_METHODS = frozenset({"POST", "PUT"})
+STORAGE_VERSION = 1
+# Seconds an accepted POST signature may wait before it is written to disk.
+REPLAY_SAVE_DELAY = 1
 UNKNOWN_ADDRESS = "unknown"
 
 
-@dataclass(slots=True)
 class RequestGuards:
-    """State kept across requests to refuse floods and replays."""
+    """State kept across requests to refuse floods and replays.
 
-    throttle: FailureThrottle = field(
-        default_factory=lambda: FailureThrottle(
+    Accepted POST signatures are also saved, so that a restart of Home Assistant
+    does not reopen their replay window either.
+    """
+
+    def __init__(self, hass: HomeAssistant) -> None:
+        """Start with nothing throttled; call async_load for the saved signatures."""
+        self.throttle = FailureThrottle(
             THROTTLE_LIMIT, timedelta(seconds=THROTTLE_WINDOW_SECONDS)
         )
-    )
-    replay: ReplayCache = field(default_factory=ReplayCache)
+        self.replay = ReplayCache()
+        self._replay_store: Store[dict[str, str]] = Store(
+            hass, STORAGE_VERSION, f"{DOMAIN}.replay", atomic_writes=True
+        )
+
+    async def async_load(self) -> None:
+        """Refuse again the signatures accepted before a restart, until they expire."""
+        now = dt_util.utcnow()
+        for signature, expiry in (await self._replay_store.async_load() or {}).items():
+            if (moment := dt_util.parse_datetime(expiry)) is not None:
+                self.replay.remember(signature, moment, now)
+
+    @callback
+    def remember(self, signature: str, expiry: datetime, now: datetime) -> bool:
+        """Return False for a replayed signature, else remember it and save soon."""
+        if not self.replay.remember(signature, expiry, now):
+            return False
+        # A snapshot taken here: the store may call for its data in another thread.
+        snapshot = {
+            remembered: moment.isoformat()
+            for remembered, moment in self.replay.remembered(now).items()
+        }
+        self._replay_store.async_delay_save(lambda: snapshot, REPLAY_SAVE_DELAY)
+        return True
+
+    async def async_remove(self) -> None:
+        """Delete the saved signatures (when the hub is removed)."""
+        await self._replay_store.async_remove()
 
 
 DATA_GUARDS: HassKey[RequestGuards] = HassKey(f"{DOMAIN}_guards")
@@ -100,7 +134,7 @@ async def async_authenticate(
         secret_key = verify_request(
             signed, hub.secret(key_id), request.method, _signed_path(request), body
         )
-        if request.method in BODY_METHODS and not guards.replay.remember(
+        if request.method in BODY_METHODS and not guards.remember(
             signed.signature, signed.expiry, now
         ):
             raise Unauthorized("request already used")

@@ -122,6 +122,11 @@ class ReplayCache:
             heapq.heappush(self._heap, (expiry, signature))
         return True
 
+    def remembered(self, now: datetime) -> dict[str, datetime]:
+        """Return the signatures still refused, with their expiry (to save them)."""
+        self._prune(now)
+        return dict(self._expiries)
+
     def __len__(self) -> int:
         """Return how many signatures are remembered."""
         return len(self._expiries)
