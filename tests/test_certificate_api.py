@@ -8,6 +8,7 @@ public endpoints serve.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 import json
 from pathlib import Path
 from unittest.mock import patch
@@ -17,6 +18,7 @@ from aiohttp.test_utils import TestClient
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
+from freezegun.api import FrozenDateTimeFactory
 from homeassistant.config_entries import ConfigSubentry
 from homeassistant.core import HomeAssistant
 from homeassistant.core_config import async_process_ha_core_config
@@ -25,6 +27,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
+from custom_components.providore.certificates import MAX_CERTIFICATES_PER_DAY
 from custom_components.providore.const import CONF_CERTIFICATE_USAGE
 
 from .conftest import KEY_ID, SECRET_KEY
@@ -300,3 +303,51 @@ async def test_public_files_need_a_loaded_hub(
     for name in ("ca.pem", "crl.pem"):
         resp = await client.get(f"{BASE}/certificates/{name}")
         assert resp.status == 404
+
+
+async def test_certificates_per_day_are_limited(
+    init_integration: MockConfigEntry,
+    client: TestClient,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """One device (or a leaked key) cannot grow the records and the CRL without bound."""
+    for _ in range(MAX_CERTIFICATES_PER_DAY):
+        await _issued(client, make_csr(ec_key(), KEY_ID))
+    resp = await _request(client, make_csr(ec_key(), KEY_ID))
+    assert resp.status == 429
+    assert json.loads(await resp.text()) == {"message": "too many certificate requests"}
+    retry_after = int(resp.headers["Retry-After"])
+    assert 0 < retry_after <= 24 * 3600
+    certificates = init_integration.runtime_data.certificates
+    assert len(certificates._records) == MAX_CERTIFICATES_PER_DAY
+
+    freezer.tick(timedelta(seconds=retry_after))
+    await _issued(client, make_csr(ec_key(), KEY_ID))
+
+
+async def test_expired_records_are_dropped(
+    init_integration: MockConfigEntry,
+    client: TestClient,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    await _issued(client, make_csr(ec_key(), KEY_ID))
+    await _issued(client, make_csr(ec_key(), KEY_ID))
+    certificates = init_integration.runtime_data.certificates
+    assert len(certificates._records) == 2
+    freezer.tick(timedelta(days=366))
+    await certificates.async_publish_crl()
+    assert certificates._records == []
+    crl = x509.load_pem_x509_crl(certificates.crl_pem.encode())
+    assert len(crl) == 0
+
+
+async def test_expired_ca_issues_nothing(
+    init_integration: MockConfigEntry,
+    client: TestClient,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    freezer.tick(timedelta(days=3651))
+    resp = await _request(client, make_csr(ec_key(), KEY_ID))
+    assert resp.status == 503
+    assert json.loads(await resp.text()) == {"message": "certificate authority expired"}
+    assert init_integration.runtime_data.certificates._records == []

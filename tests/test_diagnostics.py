@@ -88,6 +88,7 @@ async def test_device_diagnostics(
     assert diagnostics["firmware_type"] == "esp32s2-sensor"
     assert diagnostics["state"]["firmware_version"] == "1.0.0"
     assert diagnostics["firmware_update"] == {
+        "firmware_type": FIRMWARE_TYPE,
         "assigned_version": "1.1.0",
         "auto_update": False,
         "downloaded_at": None,

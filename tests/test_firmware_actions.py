@@ -231,6 +231,34 @@ async def test_what_is_not_a_file_is_refused(
     _assert_nothing_added(init_integration)
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        ".storage/providore.secrets",
+        ".storage/providore.ca",
+        "secrets.yaml",
+        "providore/notes.bin",
+        "builds/.hidden.bin",
+    ],
+)
+async def test_private_files_are_never_firmware(
+    hass: HomeAssistant, init_integration: MockConfigEntry, config_dir: Path, name: str
+) -> None:
+    """Keys, the CA and secrets.yaml can never be handed to a device as firmware."""
+    _in_config(config_dir, name)
+    for path in (name, config_dir / name):
+        with pytest.raises(HomeAssistantError) as err:
+            await _upload(hass, path)
+        assert err.value.translation_key == "path_private"
+
+    # Nor through a link that looks harmless.
+    (config_dir / "innocent.bin").symlink_to(config_dir / name)
+    with pytest.raises(HomeAssistantError) as err:
+        await _upload(hass, "innocent.bin")
+    assert err.value.translation_key == "path_private"
+    _assert_nothing_added(init_integration)
+
+
 async def test_upload_refuses_bad_names_and_duplicates(
     hass: HomeAssistant, init_integration: MockConfigEntry, config_dir: Path
 ) -> None:

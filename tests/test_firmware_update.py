@@ -7,6 +7,7 @@ independent signer in `device.py`, and confirmed when the device reports it.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 import hashlib
 from http import HTTPStatus
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
-from aiohttp import ClientPayloadError, ClientResponse
+from aiohttp import ClientPayloadError, ClientResponse, ServerDisconnectedError
 from aiohttp.test_utils import TestClient
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.update import (
@@ -69,15 +70,19 @@ FIRMWARE = os.urandom(600 * 1024 + 123)
 
 
 async def _upload(
-    hass: HomeAssistant, version: str, content: bytes = FIRMWARE, **extra: Any
+    hass: HomeAssistant,
+    version: str,
+    content: bytes = FIRMWARE,
+    firmware_type: str = FIRMWARE_TYPE,
+    **extra: Any,
 ) -> None:
-    source = Path(hass.config.path(f"build-{version}.bin"))
+    source = Path(hass.config.path(f"build-{firmware_type}-{version}.bin"))
     await hass.async_add_executor_job(source.write_bytes, content)
     await hass.services.async_call(
         DOMAIN,
         "upload_firmware",
         {
-            "firmware_type": FIRMWARE_TYPE,
+            "firmware_type": firmware_type,
             "version": version,
             "path": source.name,
             **extra,
@@ -263,15 +268,25 @@ async def test_range_forms(
     assert await resp.read() == expected
 
 
-@pytest.mark.parametrize(
-    "byte_range",
-    [f"bytes={len(FIRMWARE)}-", "bytes=abc", "bytes=5-1", "bytes=0-1,5-9", "items=0-1"],
-)
+@pytest.mark.parametrize("byte_range", [f"bytes={len(FIRMWARE)}-", "bytes=-0"])
 async def test_unsatisfiable_range(assigned: TestClient, byte_range: str) -> None:
     resp = await _download(assigned, byte_range=byte_range)
     assert resp.status == HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE
     assert resp.headers["Content-Range"] == f"bytes */{len(FIRMWARE)}"
     assert "signature" not in resp.headers
+
+
+@pytest.mark.parametrize(
+    "byte_range", ["bytes=abc", "bytes=5-1", "bytes=0-1,5-9", "items=0-1", "bytes=-"]
+)
+async def test_unusable_range_is_ignored(assigned: TestClient, byte_range: str) -> None:
+    """A malformed or multi-range header gets the whole file (RFC 9110 allows it)."""
+    resp = await _download(assigned, byte_range=byte_range)
+    assert resp.status == HTTPStatus.OK
+    assert "Content-Range" not in resp.headers
+    body = await resp.read()
+    assert body == FIRMWARE
+    assert response_is_signed(body, resp.headers)
 
 
 async def test_missing_file_is_404(hass: HomeAssistant, assigned: TestClient) -> None:
@@ -551,7 +566,7 @@ async def test_broken_off_download_forgets_its_progress(
 
     async def send_half_then_drop(*args: Any) -> None:
         on_progress = args[-1]
-        on_progress(len(FIRMWARE) // 2)
+        on_progress(0, len(FIRMWARE) // 2)
         assert _progress(hass) == (len(FIRMWARE) // 2) * 100 // len(FIRMWARE)
         raise ConnectionResetError
 
@@ -623,3 +638,87 @@ async def test_cancel_a_pending_update(
     await _upload(hass, "1.0.5")
     await _install(hass, "1.0.5")
     assert (await _check(assigned)).headers["Location"].endswith("?version=1.0.5")
+
+
+async def test_cancelled_download_forgets_its_progress(
+    hass: HomeAssistant, assigned: TestClient
+) -> None:
+    """Home Assistant cancels the handler of a device that disconnects."""
+
+    async def send_half_then_cancelled(*args: Any) -> None:
+        args[-1](0, len(FIRMWARE) // 2)
+        assert _progress(hass) is not None
+        raise asyncio.CancelledError
+
+    with (
+        patch.object(views, "async_send_firmware", send_half_then_cancelled),
+        pytest.raises(ServerDisconnectedError),
+    ):
+        await _download(assigned)
+    await hass.async_block_till_done()
+    assert _update_state(hass).attributes[ATTR_UPDATE_PERCENTAGE] is None
+
+
+async def test_a_range_from_the_middle_is_no_progress(
+    hass: HomeAssistant, assigned: TestClient
+) -> None:
+    """Only bytes continuing what the device has count: a tail range proves nothing."""
+    await (await _download(assigned, byte_range="bytes=-1")).read()
+    await (await _download(assigned, byte_range="bytes=1000-")).read()
+    await hass.async_block_till_done()
+    assert _update_state(hass).attributes[ATTR_UPDATE_PERCENTAGE] is None
+
+    await (await _download(assigned, byte_range="bytes=0-999")).read()
+    await (await _download(assigned, byte_range="bytes=500-")).read()
+    await hass.async_block_till_done()
+    assert _update_state(hass).attributes[ATTR_UPDATE_PERCENTAGE] == 100
+
+
+async def test_changing_the_firmware_type_withdraws_the_build(
+    hass: HomeAssistant, assigned: TestClient, init_integration: MockConfigEntry
+) -> None:
+    """A build of the old type is never served as one of the new type."""
+    await _upload(hass, NEW_VERSION, b"another board's image", firmware_type="other")
+    subentry = next(iter(init_integration.subentries.values()))
+    hass.config_entries.async_update_subentry(
+        init_integration,
+        subentry,
+        data={**subentry.data, "firmware_type": "other"},
+    )
+    await hass.async_block_till_done()
+    assert (await _check(assigned)).status == HTTPStatus.NO_CONTENT
+    assert (await _download(assigned)).status == HTTPStatus.NOT_FOUND
+
+
+async def test_late_success_clears_the_failed_update(
+    hass: HomeAssistant,
+    assigned: TestClient,
+    freezer: FrozenDateTimeFactory,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    """A device that was slow to report still ends up without a stale repair."""
+    await (await _download(assigned)).read()
+    freezer.tick(timedelta(seconds=DEFAULT_UPDATE_TIMEOUT + 1))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert issue_registry.async_get_issue(DOMAIN, ISSUE_ID) is not None
+    await _report(assigned, OLD_VERSION)
+    assert issue_registry.async_get_issue(DOMAIN, ISSUE_ID) is not None
+
+    await _report(assigned, NEW_VERSION)
+    await hass.async_block_till_done()
+    assert issue_registry.async_get_issue(DOMAIN, ISSUE_ID) is None
+
+
+async def test_automatic_updates_never_downgrade(
+    hass: HomeAssistant, client: TestClient
+) -> None:
+    await hass.services.async_call(
+        "switch", "turn_on", {ATTR_ENTITY_ID: AUTOMATIC_UPDATES}, blocking=True
+    )
+    await _report(client, "2.0.0")
+    await _upload(hass, "1.5.0")
+    assert (await _check(client, "2.0.0")).status == HTTPStatus.NO_CONTENT
+    await _upload(hass, "2.1.0")
+    resp = await _check(client, "2.0.0")
+    assert resp.headers["Location"].endswith("?version=2.1.0")

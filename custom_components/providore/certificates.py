@@ -40,6 +40,23 @@ STORAGE_VERSION = 1
 DATA_CERTIFICATES: HassKey[ProvidoreCertificates] = HassKey(f"{DOMAIN}_certificates")
 # Sent with the key id of a device whose certificates changed.
 SIGNAL_CERTIFICATES_UPDATED = f"{DOMAIN}_certificates_updated"
+# A device gets at most this many certificates a day, so that one device (or a leaked
+# key) cannot grow the records and the revocation list without bound.
+MAX_CERTIFICATES_PER_DAY = 10
+ISSUANCE_WINDOW = timedelta(days=1)
+
+
+class IssuanceRefused(Exception):  # noqa: N818
+    """No certificate can be issued now; `status` and `reason` say why (for the device)."""
+
+    def __init__(
+        self, status: int, reason: str, retry_after: int | None = None
+    ) -> None:
+        """Describe the refusal."""
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.retry_after = retry_after
 
 
 class StoredCA(TypedDict):
@@ -199,10 +216,12 @@ class ProvidoreCertificates:
     ) -> IssuedCertificate:
         """Issue a certificate for a CSR; the device's earlier ones are superseded.
 
-        Raises CSRRejected (and issues nothing) when the CSR is unacceptable.
+        Raises CSRRejected (and issues nothing) when the CSR is unacceptable, and
+        IssuanceRefused when the CA has expired or the device asked too often.
         """
         async with self._lock:
             now = dt_util.utcnow()
+            self._check_can_issue(key_id, now)
             certificate = await self._hass.async_add_executor_job(
                 partial(
                     _issue,
@@ -231,6 +250,23 @@ class ProvidoreCertificates:
         )
         async_dispatcher_send(self._hass, SIGNAL_CERTIFICATES_UPDATED, key_id)
         return issued
+
+    def _check_can_issue(self, key_id: str, now: datetime) -> None:
+        if now >= self._authority.certificate.not_valid_after_utc:
+            LOGGER.error(
+                "The certificate authority expired: import a new one to issue certificates"
+            )
+            raise IssuanceRefused(503, "certificate authority expired")
+        recent = sorted(
+            record.not_before
+            for record in self._records
+            if record.key_id == key_id and record.not_before > now - ISSUANCE_WINDOW
+        )
+        if len(recent) >= MAX_CERTIFICATES_PER_DAY:
+            wait = recent[-MAX_CERTIFICATES_PER_DAY] + ISSUANCE_WINDOW - now
+            raise IssuanceRefused(
+                429, "too many certificate requests", int(wait.total_seconds()) + 1
+            )
 
     async def async_revoke(self, key_id: str) -> None:
         """Revoke a device's valid certificates at the user's request.
@@ -269,10 +305,11 @@ class ProvidoreCertificates:
             dt_util.utcnow(),
         )
         async with self._lock:
+            # Saved before it is used, so a failed save leaves the old CA in place.
+            await self._ca_store.async_save(_stored_ca(authority))
             if authority.certificate != self._authority.certificate:
                 self._records = []
             self._authority = authority
-            await self._ca_store.async_save(_stored_ca(authority))
             await self._async_publish_crl(dt_util.utcnow())
         LOGGER.info("Imported certificate authority %s", authority.fingerprint)
 
@@ -314,6 +351,8 @@ class ProvidoreCertificates:
         return revoked
 
     async def _async_publish_crl(self, now: datetime) -> None:
+        # An expired certificate is neither valid nor listed: its record can go.
+        self._records = [record for record in self._records if record.not_after > now]
         self._crl_number += 1
         revocations = [
             Revocation(

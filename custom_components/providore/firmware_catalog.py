@@ -100,9 +100,12 @@ def is_valid_name(value: str) -> bool:
     )
 
 
-def _compare_versions(first: Firmware, second: Firmware) -> int:
-    """Order semantically where AwesomeVersion can; a name it cannot read is older."""
-    ours, theirs = AwesomeVersion(first.version), AwesomeVersion(second.version)
+def compare_versions(first: str, second: str) -> int:
+    """Order semantically where AwesomeVersion can; a name it cannot read is older.
+
+    Return a negative number, zero or a positive number, like a comparison function.
+    """
+    ours, theirs = AwesomeVersion(first), AwesomeVersion(second)
     known = (
         ours.strategy is not AwesomeVersionStrategy.UNKNOWN,
         theirs.strategy is not AwesomeVersionStrategy.UNKNOWN,
@@ -113,7 +116,11 @@ def _compare_versions(first: Firmware, second: Firmware) -> int:
                 return 1 if ours > theirs else -1
     elif known[0] != known[1]:
         return 1 if known[0] else -1
-    return (first.version > second.version) - (first.version < second.version)
+    return (first > second) - (first < second)
+
+
+def _compare_builds(first: Firmware, second: Firmware) -> int:
+    return compare_versions(first.version, second.version)
 
 
 def _write_copy(source: Path, descriptor: int) -> tuple[int, str]:
@@ -164,8 +171,8 @@ class FirmwareCatalog:
             hass, STORAGE_VERSION, f"{DOMAIN}.firmware", atomic_writes=True
         )
         self._builds: dict[str, dict[str, Firmware]] = {}
-        # Uploads being copied: a second upload of the same build is a duplicate.
-        self._copying: set[tuple[str, str]] = set()
+        # Builds being copied in or deleted: another upload of them must wait.
+        self._busy: set[tuple[str, str]] = set()
         self._listeners: list[Callable[[Firmware | None], None]] = []
 
     async def async_load(self) -> None:
@@ -205,7 +212,7 @@ class FirmwareCatalog:
         """Return the builds of a type, oldest version first."""
         return sorted(
             self._builds.get(firmware_type, {}).values(),
-            key=cmp_to_key(_compare_versions),
+            key=cmp_to_key(_compare_builds),
         )
 
     def latest(self, firmware_type: str | None) -> Firmware | None:
@@ -241,17 +248,17 @@ class FirmwareCatalog:
             if not is_valid_name(name):
                 raise FirmwareError("invalid_firmware_name", name=name[:80])
         build_id = (firmware_type, version)
-        if self.get(firmware_type, version) is not None or build_id in self._copying:
+        if self.get(firmware_type, version) is not None or build_id in self._busy:
             raise FirmwareError(
                 "duplicate_firmware", firmware_type=firmware_type, version=version
             )
-        self._copying.add(build_id)
+        self._busy.add(build_id)
         try:
             firmware = await self._async_copy_in(
                 firmware_type, version, source, release_notes, release_url
             )
         finally:
-            self._copying.discard(build_id)
+            self._busy.discard(build_id)
         self._notify(firmware)
         return firmware
 
@@ -302,11 +309,16 @@ class FirmwareCatalog:
             raise FirmwareError(
                 "unknown_firmware", firmware_type=firmware_type, version=version
             )
-        del self._builds[firmware_type][version]
-        if not self._builds[firmware_type]:
-            del self._builds[firmware_type]
-        await self._async_save()
-        await self._hass.async_add_executor_job(self.path(firmware).unlink, True)
+        build_id = (firmware_type, version)
+        self._busy.add(build_id)
+        try:
+            del self._builds[firmware_type][version]
+            if not self._builds[firmware_type]:
+                del self._builds[firmware_type]
+            await self._async_save()
+            await self._hass.async_add_executor_job(self.path(firmware).unlink, True)
+        finally:
+            self._busy.discard(build_id)
         self._notify(None)
 
     async def async_remove(self) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import hmac
 from http import HTTPStatus
 from pathlib import Path
+import re
 from typing import BinaryIO, Final
 
 from aiohttp import hdrs, web
@@ -27,6 +28,7 @@ MAX_CACHED_SIGNERS: Final = 64
 HEADER_FIRMWARE_VERSION: Final = "X-Firmware-Version"
 HEADER_FIRMWARE_SHA256: Final = "X-Firmware-SHA256"
 CONTENT_TYPE_FIRMWARE: Final = "application/octet-stream"
+_RANGE_RE: Final = re.compile(r"bytes=(\d*)-(\d*)", re.ASCII)
 
 
 def _sign_file(secret_key: str, path: Path) -> ResponseSigner:
@@ -69,21 +71,27 @@ class FirmwareSignatures:
         return signer
 
 
-def _requested_range(request: web.Request, size: int) -> tuple[int, int] | None:
-    """Return the [start, end) bytes asked for, None for the whole file.
+def _requested_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """Return the [start, end) bytes a Range header asks for; None for the whole file.
 
-    Raise ValueError when the Range header is malformed or cannot be satisfied.
+    A missing, malformed or multi-range header is ignored (RFC 9110 allows it);
+    ValueError means a well-formed range that no byte of the file satisfies.
     """
-    if hdrs.RANGE not in request.headers:
+    if header is None or (match := _RANGE_RE.fullmatch(header.strip())) is None:
         return None
-    requested = request.http_range
-    start = requested.start or 0
-    if start < 0:
-        start = max(0, size + start)
-    end = size if requested.stop is None else min(requested.stop, size)
-    if start >= end:
-        raise ValueError("range not satisfiable")
-    return start, end
+    first, last = match.groups()
+    if not first:
+        if not last:
+            return None
+        if (suffix := int(last)) == 0:
+            raise ValueError("empty suffix range")
+        return max(0, size - suffix), size
+    start = int(first)
+    if last and int(last) < start:
+        return None
+    if start >= size:
+        raise ValueError("range starts past the end")
+    return start, min(int(last) + 1 if last else size, size)
 
 
 async def async_send_firmware(
@@ -92,12 +100,12 @@ async def async_send_firmware(
     build: Firmware,
     path: Path,
     signer: ResponseSigner,
-    on_progress: Callable[[int], None],
+    on_progress: Callable[[int, int], None],
 ) -> web.StreamResponse:
     """Stream a build (or the requested range of it) with the whole file's signature.
 
-    `on_progress` is called with the file offset reached after every chunk the
-    device accepted.
+    `on_progress` is called with the start of the range and the file offset
+    reached after every chunk the device accepted.
     """
     headers = {
         **signer.headers(dt_util.utcnow()),
@@ -106,7 +114,7 @@ async def async_send_firmware(
         hdrs.ACCEPT_RANGES: "bytes",
     }
     try:
-        byte_range = _requested_range(request, build.size)
+        byte_range = _requested_range(request.headers.get(hdrs.RANGE), build.size)
     except ValueError:
         return web.Response(
             status=HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE,
@@ -135,7 +143,7 @@ async def async_send_firmware(
                 raise ConnectionError(f"{path.name} is shorter than its catalog size")
             await response.write(chunk)
             offset += len(chunk)
-            on_progress(offset)
+            on_progress(start, offset)
         await response.write_eof()
     finally:
         await hass.async_add_executor_job(file.close)

@@ -17,7 +17,12 @@ from homeassistant.helpers.event import async_track_point_in_utc_time
 from homeassistant.util import dt as dt_util
 
 from .const import DOMAIN, LOGGER
-from .firmware_catalog import Firmware, FirmwareCatalog, FirmwareError
+from .firmware_catalog import (
+    Firmware,
+    FirmwareCatalog,
+    FirmwareError,
+    compare_versions,
+)
 from .firmware_delivery import FirmwareSignatures
 from .firmware_updates import FirmwareUpdates, UpdatePlan
 from .storage import DeviceState
@@ -84,10 +89,15 @@ class FirmwareManager:
         return self.catalog.latest(self._firmware_types.get(key_id))
 
     def assigned(self, key_id: str) -> Firmware | None:
-        """Return the build a device should run, if one is assigned and still exists."""
-        return self.catalog.get(
-            self._firmware_types.get(key_id), self.plan(key_id).assigned_version
-        )
+        """Return the build a device should run, if one is assigned and still exists.
+
+        A build of another firmware type than the device's (its type was changed
+        since) is never served.
+        """
+        plan = self.plan(key_id)
+        if plan.firmware_type != self._firmware_types.get(key_id):
+            return None
+        return self.catalog.get(plan.firmware_type, plan.assigned_version)
 
     def pending(self, key_id: str) -> Firmware | None:
         """Return the assigned build while the device does not run it yet."""
@@ -143,6 +153,7 @@ class FirmwareManager:
     @callback
     def device_reported(self, key_id: str, firmware_version: str) -> None:
         """Finish the update when a device reports running its assigned version."""
+        self._clear_failure_reached(key_id, firmware_version)
         plan = self.plan(key_id)
         if plan.assigned_version != firmware_version or (
             plan.downloaded_at is None and plan.bytes_sent is None
@@ -152,10 +163,28 @@ class FirmwareManager:
         self._clear_progress(key_id)
 
     @callback
-    def download_progressed(self, key_id: str, build: Firmware, end: int) -> None:
-        """Note that the bytes of `build` up to `end` reached the device."""
+    def _clear_failure_reached(self, key_id: str, firmware_version: str) -> None:
+        """Drop the failed-update issue once the device runs that version after all."""
+        issue_id = update_failed_issue_id(key_id)
+        issue = ir.async_get(self._hass).async_get_issue(DOMAIN, issue_id)
+        if issue and (issue.translation_placeholders or {}).get("version") == (
+            firmware_version
+        ):
+            ir.async_delete_issue(self._hass, DOMAIN, issue_id)
+
+    @callback
+    def download_progressed(
+        self, key_id: str, build: Firmware, start: int, end: int
+    ) -> None:
+        """Note that the bytes of `build` from `start` up to `end` reached the device.
+
+        Only bytes that continue what the device already has count, so a range
+        from the middle of the file never makes a download look complete.
+        """
         plan = self.plan(key_id)
         if plan.assigned_version != build.version or plan.downloaded_at is not None:
+            return
+        if start > (plan.bytes_sent or 0) or end <= (plan.bytes_sent or 0):
             return
         before = self.progress(key_id)
         plan.bytes_sent = end
@@ -175,6 +204,7 @@ class FirmwareManager:
     async def _async_assign(self, key_id: str, build: Firmware) -> None:
         self._cancel_deadline(key_id)
         plan = self.plan(key_id)
+        plan.firmware_type = build.firmware_type
         plan.assigned_version = build.version
         plan.downloaded_at = None
         plan.bytes_sent = None
@@ -185,11 +215,22 @@ class FirmwareManager:
 
     @callback
     def _build_added(self, build: Firmware | None) -> None:
-        """Assign a new upload to the devices that update automatically."""
+        """Assign a new upload to the devices that update automatically.
+
+        Only the newest build of a type is assigned, and never to a device that
+        reports a newer version (that would be a downgrade).
+        """
         if build is None or build != self.catalog.latest(build.firmware_type):
             return
         for key_id, firmware_type in self._firmware_types.items():
-            if firmware_type == build.firmware_type and self.plan(key_id).auto_update:
+            installed = self._state(key_id).firmware_version
+            if (
+                firmware_type == build.firmware_type
+                and self.plan(key_id).auto_update
+                and (
+                    installed is None or compare_versions(build.version, installed) > 0
+                )
+            ):
                 self._hass.async_create_task(self._async_assign(key_id, build))
         for key_id in self._firmware_types:
             self._notify(key_id)

@@ -28,6 +28,7 @@ DATA_UPDATES: HassKey[FirmwareUpdates] = HassKey(f"{DOMAIN}_firmware_updates")
 class StoredPlan(TypedDict):
     """The serialised update plan of one device."""
 
+    firmware_type: str | None
     assigned_version: str | None
     auto_update: bool
     downloaded_at: str | None
@@ -37,6 +38,8 @@ class StoredPlan(TypedDict):
 class UpdatePlan:
     """One device's firmware assignment and the progress towards it."""
 
+    # The build assigned: its firmware type and version.
+    firmware_type: str | None = None
     assigned_version: str | None = None
     auto_update: bool = False
     # When the assigned build was last sent to the device completely.
@@ -49,6 +52,7 @@ class UpdatePlan:
         """Read a stored plan."""
         downloaded_at = stored["downloaded_at"]
         return cls(
+            firmware_type=stored["firmware_type"],
             assigned_version=stored["assigned_version"],
             auto_update=stored["auto_update"],
             downloaded_at=dt_util.parse_datetime(downloaded_at)
@@ -59,6 +63,7 @@ class UpdatePlan:
     def to_stored(self) -> StoredPlan:
         """Serialise for the store."""
         return StoredPlan(
+            firmware_type=self.firmware_type,
             assigned_version=self.assigned_version,
             auto_update=self.auto_update,
             downloaded_at=self.downloaded_at.isoformat()

@@ -44,6 +44,9 @@ from .const import (
 from .firmware_catalog import FirmwareError
 from .hub import ProvidoreHub, async_get_loaded_hub
 
+# Files and folders of the config folder that are never read as firmware.
+PRIVATE_FILES = frozenset({"secrets.yaml", DOMAIN})
+
 SERVICE_PROVISIONING_BUNDLE = "provisioning_bundle"
 SERVICE_SET_CONFIG = "set_config"
 SERVICE_UPLOAD_FIRMWARE = "upload_firmware"
@@ -184,8 +187,16 @@ def _readable_source(hass: HomeAssistant, path: str) -> Path:
         source = Path(hass.config.path(path)).resolve()
     except (OSError, ValueError) as err:  # e.g. a NUL byte, a symlink loop
         raise FirmwareError("firmware_not_found", path=path) from err
-    inside_config = source.is_relative_to(Path(hass.config.config_dir).resolve())
-    if not (inside_config or hass.config.is_allowed_path(str(source))):
+    config_dir = Path(hass.config.config_dir).resolve()
+    if source.is_relative_to(config_dir):
+        parts = source.relative_to(config_dir).parts
+        # Never hand a device Home Assistant's private data: .storage (keys, the
+        # CA, users), secrets.yaml, or Providore's own folder.
+        if any(part.startswith(".") for part in parts) or (
+            parts and parts[0] in PRIVATE_FILES
+        ):
+            raise FirmwareError("path_private", path=path)
+    elif not hass.config.is_allowed_path(str(source)):
         raise FirmwareError("path_not_allowed", path=path)
     if not source.is_file():
         raise FirmwareError("firmware_not_found", path=path)

@@ -7,6 +7,7 @@ so each request looks up the hub of the loaded entry and answers 404 without one
 from __future__ import annotations
 
 from abc import abstractmethod
+import asyncio
 from functools import partial
 from http import HTTPStatus
 
@@ -17,6 +18,7 @@ from homeassistant.helpers.json import json_bytes
 from homeassistant.util import dt as dt_util
 
 from .certificate_authority import CSRRejected
+from .certificates import IssuanceRefused
 from .const import API_BASE_PATH, CA_PATH, CRL_PATH
 from .device_auth import (
     AuthenticatedRequest,
@@ -134,7 +136,8 @@ class FirmwareView(SignedGetView):
             )
         except FileNotFoundError:
             return _error(HTTPStatus.NOT_FOUND, "firmware file is missing")
-        except ConnectionError:
+        except (ConnectionError, asyncio.CancelledError):
+            # The device broke off (Home Assistant cancels the handler when it does).
             firmware.download_stopped(device.key_id)
             raise
 
@@ -164,6 +167,11 @@ class CertificateRequestView(SignedView):
             )
         except CSRRejected as err:
             return _error(HTTPStatus.BAD_REQUEST, str(err))
+        except IssuanceRefused as err:
+            headers = None
+            if err.retry_after is not None:
+                headers = {"Retry-After": str(err.retry_after)}
+            return _error(err.status, err.reason, headers)
         return signed_response(device, issued.pem.encode(), CONTENT_TYPE_PEM)
 
 
