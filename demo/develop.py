@@ -45,9 +45,19 @@ async def run_develop(config_dir: Path) -> int:
             await wait_until_answering(
                 session, DEVELOP_URL, hass, Deadline(START_TIMEOUT)
             )
-            if await needs_onboarding(session, DEVELOP_URL):
+            first_run = await needs_onboarding(session, DEVELOP_URL)
+            if first_run:
                 await _set_up(session, config_dir)
         path = devices_file(config_dir)
+        if not path.exists() and not first_run:
+            _banner(
+                [
+                    "The Providore demo is not set up on this instance (its setup",
+                    "failed or was stopped, or the instance was made with --no-demo).",
+                    "To set it up: stop Home Assistant, empty config/ (keep",
+                    "configuration.yaml) and run ./scripts/develop again.",
+                ]
+            )
         if path.exists():
             log = stack.enter_context(
                 (path.parent / "simulator.log").open("a", encoding="utf-8")

@@ -16,7 +16,7 @@ import yaml
 
 
 @dataclass(frozen=True, slots=True)
-class SimulatedDevice:
+class DeviceEntry:
     """One entry of the devices file."""
 
     id: str
@@ -25,7 +25,7 @@ class SimulatedDevice:
     version: str
 
 
-def write_devices(path: Path, devices: list[SimulatedDevice]) -> None:
+def write_devices(path: Path, devices: list[DeviceEntry]) -> None:
     """Write the devices file atomically, readable by the user only."""
     text = yaml.safe_dump(
         {"devices": [asdict(device) for device in devices]}, sort_keys=False
@@ -41,10 +41,10 @@ def write_devices(path: Path, devices: list[SimulatedDevice]) -> None:
         raise
 
 
-def read_devices(path: Path) -> list[SimulatedDevice]:
+def read_devices(path: Path) -> list[DeviceEntry]:
     """Read a devices file this module wrote."""
     content = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return [SimulatedDevice(**entry) for entry in content["devices"]]
+    return [DeviceEntry(**entry) for entry in content["devices"]]
 
 
 def record_version(path: Path, device_id: str, version: str) -> None:

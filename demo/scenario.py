@@ -11,7 +11,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from .devices_file import SimulatedDevice, write_devices
+from .devices_file import DeviceEntry, write_devices
 from .rest import HomeAssistantRest
 
 DOMAIN = "providore"
@@ -82,9 +82,7 @@ def devices_file(config_dir: Path) -> Path:
     return config_dir / DEMO_FOLDER / "devices.yaml"
 
 
-async def set_up_demo(
-    rest: HomeAssistantRest, config_dir: Path
-) -> list[SimulatedDevice]:
+async def set_up_demo(rest: HomeAssistantRest, config_dir: Path) -> list[DeviceEntry]:
     """Add Providore, the demo devices and a new firmware; write the devices file."""
     entry = await rest.finish_flow(CONFIG_FLOW_PATH, {"handler": DOMAIN}, HUB_SETTINGS)
     entry_id: str = entry["result"]["entry_id"]
@@ -96,7 +94,7 @@ async def set_up_demo(
 
 async def _add_device(
     rest: HomeAssistantRest, entry_id: str, device: DemoDevice
-) -> SimulatedDevice:
+) -> DeviceEntry:
     """Add one device, give it its document, and fetch its key as a user flashing it would."""
     await rest.finish_flow(
         SUBENTRY_FLOW_PATH,
@@ -113,7 +111,7 @@ async def _add_device(
     bundle = await rest.service_response(
         DOMAIN, "provisioning_bundle", {"key_id": device.key_id}
     )
-    return SimulatedDevice(
+    return DeviceEntry(
         id=bundle["key_id"],
         secret=bundle["secret_key"],
         firmware_type=FIRMWARE_TYPE,

@@ -16,7 +16,7 @@ from custom_components.providore.const import DOMAIN
 from custom_components.providore.firmware_catalog import async_get_firmware_catalog
 from custom_components.providore.storage import async_get_storage
 from demo.devices_file import (
-    SimulatedDevice,
+    DeviceEntry,
     read_devices,
     record_version,
     write_devices,
@@ -48,10 +48,8 @@ from demo.waiting import Deadline, DemoError, wait_until
 from providore_client.simulator import load_devices
 
 DEVICES = [
-    SimulatedDevice(
-        "garden-sensor", "garden-secret-0123456789", "demo-sensor", "1.0.0"
-    ),
-    SimulatedDevice("garage-door", "garage-secret-0123456789", "demo-sensor", "1.0.0"),
+    DeviceEntry("garden-sensor", "garden-secret-0123456789", "demo-sensor", "1.0.0"),
+    DeviceEntry("garage-door", "garage-secret-0123456789", "demo-sensor", "1.0.0"),
 ]
 
 
