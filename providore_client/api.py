@@ -17,7 +17,12 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 
 from . import __version__
-from .errors import ConnectionFailed, ResponseRejected, ServerError
+from .errors import (
+    ConnectionFailed,
+    RangeNotSatisfiable,
+    ResponseRejected,
+    ServerError,
+)
 from .protocol import ResponseStamp, request_headers, utc_now, verify_response
 
 MAX_ANSWER_BYTES: Final = 1024 * 1024
@@ -26,6 +31,8 @@ _SHA256_RE: Final = re.compile(r"[0-9a-fA-F]{64}", re.ASCII)
 _CONTENT_RANGE_RE: Final = re.compile(r"bytes (\d+)-(\d+)/(\d+)", re.ASCII)
 _TIMEOUT: Final = aiohttp.ClientTimeout(total=None, connect=15, sock_read=30)
 _MESSAGE_LENGTH: Final = 200
+_REFUSAL_PEEK: Final = 4096
+_TEXT_TYPES: Final = ("application/json", "application/problem+json")
 
 
 def open_session(ca: Path | None = None) -> aiohttp.ClientSession:
@@ -58,10 +65,6 @@ class FirmwareStream:
     chunks: AsyncIterator[bytes]
 
 
-class RangeNotSatisfiable(ServerError):  # noqa: N818
-    """The server cannot serve the requested range (416): the partial file is stale."""
-
-
 class ProvidoreClient:
     """One device talking to a Providore server."""
 
@@ -82,16 +85,23 @@ class ProvidoreClient:
         self.firmware_version = firmware_version
         self._clock = clock
 
-    async def fetch_config(self) -> Any:
+    def url(self, path: str) -> str:
+        """Return the URL of an endpoint."""
+        return self._base_url + path
+
+    async def fetch_config(self) -> dict[str, Any] | None:
         """Return the verified configuration document, or None when there is none (404)."""
         async with self._signed("GET", "/config") as response:
             if response.status == HTTPStatus.NOT_FOUND:
                 return None
             body = await self._verified_body(response)
         try:
-            return json.loads(body)
+            document = json.loads(body)
         except ValueError:
             raise ResponseRejected("the configuration is not valid JSON") from None
+        if not isinstance(document, dict):
+            raise ResponseRejected("the configuration is not a JSON object")
+        return document
 
     async def check_firmware(self) -> str | None:
         """Return the version the device should run, or None when it is up to date."""
@@ -106,7 +116,7 @@ class ProvidoreClient:
             raise ResponseRejected(
                 "the firmware check answer names no version in its Location"
             )
-        return versions[0]
+        return _printable_version(versions[0], "the firmware check answer")
 
     @asynccontextmanager
     async def firmware(
@@ -130,7 +140,9 @@ class ProvidoreClient:
             stamp.check_window(self._clock())
             start, size = _body_extent(response, offset)
             yield FirmwareStream(
-                version=_required(response, "X-Firmware-Version"),
+                version=_printable_version(
+                    _required(response, "X-Firmware-Version"), "the firmware answer"
+                ),
                 sha256=_firmware_sha256(response),
                 size=size,
                 offset=start,
@@ -214,27 +226,58 @@ async def _read_limited(response: aiohttp.ClientResponse) -> bytes:
 
 async def _refusal(response: aiohttp.ClientResponse) -> ServerError:
     """Describe an unexpected answer in one line, with the server's message."""
+    message = await _server_message(response)
+    status = f"{response.status} {response.reason or ''}".strip()
+    what = f"the server answered {status}"
+    if response.status == HTTPStatus.NOT_FOUND:
+        what += f" from {response.url} (wrong --server?)"
+    if message:
+        what += f": {message}"
+    if response.status == HTTPStatus.TOO_MANY_REQUESTS:
+        retry_after = _one_line(response.headers.get("Retry-After", "?"))
+        what += f" (retry after {retry_after} s)"
+    return ServerError(response.status, what)
+
+
+async def _server_message(response: aiohttp.ClientResponse) -> str:
+    """Return an unexpected answer's message, quoted only when the body is text."""
     try:
-        text = (await response.content.read(4096)).decode("utf-8", "replace")
+        body = await response.content.read(_REFUSAL_PEEK + 1)
     except (aiohttp.ClientError, TimeoutError):
-        text = ""
+        return ""
+    if not body:
+        return ""
+    content_type = response.content_type
+    if not content_type.startswith("text/") and content_type not in _TEXT_TYPES:
+        if response.content_length is not None:
+            return f"<{response.content_length} bytes of binary>"
+        if len(body) > _REFUSAL_PEEK:
+            return f"<more than {_REFUSAL_PEEK} bytes of binary>"
+        return f"<{len(body)} bytes of binary>"
+    text = body[:_REFUSAL_PEEK].decode("utf-8", "replace")
     try:
         message = json.loads(text).get("message", "")
     except (ValueError, AttributeError):
         message = text
-    message = _one_line(str(message))
-    status = f"{response.status} {response.reason or ''}".strip()
-    what = f"the server answered {status}"
-    if message:
-        what += f": {message}"
-    if response.status == HTTPStatus.TOO_MANY_REQUESTS:
-        what += f" (retry after {response.headers.get('Retry-After', '?')} s)"
-    return ServerError(response.status, what)
+    return _one_line(message)
 
 
 def _one_line(value: object) -> str:
-    text = " ".join(str(value).split())
+    """Return server or library text as one short line of printable characters."""
+    text = "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+        for char in " ".join(str(value).split())
+    )
     return text if len(text) <= _MESSAGE_LENGTH else text[: _MESSAGE_LENGTH - 1] + "…"
+
+
+def _printable_version(version: str, where: str) -> str:
+    """Refuse a firmware version that cannot be shown as it is."""
+    if not version.isprintable():
+        raise ResponseRejected(
+            f"{where} names a version with unprintable characters: {_one_line(version)}"
+        )
+    return version
 
 
 def _required(response: aiohttp.ClientResponse, name: str) -> str:

@@ -88,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     command(
         "check",
         _check,
-        "print the firmware version to install (exit 0), or exit 3 when up to date",
+        "print the firmware version to install (exit 0), or exit 3 when up to date; "
+        "the protocol does not sign this answer (302), so its version is only a hint: "
+        "the firmware download itself is verified",
     )
     firmware = command(
         "firmware",
@@ -189,8 +191,12 @@ def _add_renew_days(parser: argparse.ArgumentParser) -> None:
 async def _config(settings: Settings, args: argparse.Namespace) -> int:
     async with _device_client(settings) as client:
         document = await client.fetch_config()
+        config_url = client.url("/config")
     if document is None:
-        raise ProvidoreError("the server has no configuration for this device (404)")
+        raise ProvidoreError(
+            f"404 from {config_url}: wrong --server, "
+            "or no configuration document for this device"
+        )
     _output(json.dumps(document, indent=2, ensure_ascii=False))
     return EXIT_OK
 

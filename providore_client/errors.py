@@ -24,5 +24,9 @@ class ServerError(ProvidoreError):
         self.status = status
 
 
+class RangeNotSatisfiable(ServerError):  # noqa: N818
+    """The server cannot serve the requested range (416): the partial file is stale."""
+
+
 class ResponseRejected(ProvidoreError):  # noqa: N818
     """An answer that fails verification: signature, validity window, digest or form."""

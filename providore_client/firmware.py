@@ -8,8 +8,8 @@ import hmac
 from pathlib import Path
 from typing import BinaryIO
 
-from .api import FirmwareStream, ProvidoreClient, RangeNotSatisfiable
-from .errors import ConnectionFailed, ResponseRejected
+from .api import FirmwareStream, ProvidoreClient
+from .errors import ConnectionFailed, RangeNotSatisfiable, ResponseRejected
 from .files import commit_file
 from .protocol import ResponseVerifier
 
@@ -22,7 +22,6 @@ class Firmware:
 
     version: str
     size: int
-    sha256: str
     resumed_from: int
 
 
@@ -58,14 +57,21 @@ class FirmwareCheck:
         return Firmware(
             version=self._stream.version,
             size=self.received,
-            sha256=self._stream.sha256,
             resumed_from=self._stream.offset,
         )
 
 
 async def receive_firmware(client: ProvidoreClient, version: str) -> Firmware:
-    """Download and verify firmware `version` without keeping it, as a simulated device does."""
+    """Download and verify firmware `version` without keeping it, as a simulated device does.
+
+    An answer for another version is refused before its body is read: the device would
+    otherwise reboot into a version it did not ask for.
+    """
     async with client.firmware(version=version) as stream:
+        if stream.version != version:
+            raise ResponseRejected(
+                f"the server sent firmware {stream.version}, not the requested {version}"
+            )
         check = FirmwareCheck(client.secret, stream)
         async for chunk in stream.chunks:
             check.update(chunk)

@@ -160,11 +160,9 @@ class ResponseVerifier:
 
     def verify(self) -> None:
         """Raise ResponseRejected unless the signature matches the whole body."""
+        # The body went in through update(): add the rest of the message after it.
         self._mac.update(
-            b"\n"
-            + self._stamp.created_at.encode()
-            + b"\n"
-            + self._stamp.expiry.encode()
+            response_message(b"", self._stamp.created_at, self._stamp.expiry)
         )
         expected = base64.b64encode(self._mac.digest())
         if not hmac.compare_digest(expected, self._stamp.signature.encode("utf-8")):

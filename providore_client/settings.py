@@ -50,6 +50,10 @@ class Settings:
             )
         if parts.query or parts.fragment:
             raise SettingsError("the server URL must not have a query or a fragment")
+        if parts.username is not None or parts.password is not None:
+            raise SettingsError(
+                "the server URL must not have a user or password: the device signs its requests"
+            )
         return self.server.rstrip("/")
 
     def credentials(self) -> tuple[str, str]:
@@ -108,9 +112,10 @@ def read_config_file(path: Path) -> dict[str, Any]:
     for key, value in content.items():
         if value is None:
             continue
-        if not isinstance(value, str | int | float):
-            raise SettingsError(f"{path}: {key} must be a text value")
-        values[key] = path.parent / str(value) if key in _PATH_SETTINGS else str(value)
+        if not isinstance(value, str):
+            # YAML reads 1.10 as the number 1.1 and 0x1F as 31: take text only.
+            raise SettingsError(f'{path}: {key} must be text: quote it ({key}: "...")')
+        values[key] = path.parent / value if key in _PATH_SETTINGS else value
     return values
 
 

@@ -3,7 +3,8 @@
 Each round a device fetches its configuration, checks for firmware, downloads and
 verifies it, reboots into it (and then starts over once, reporting the new version,
 as a real device does after a reboot), and requests a certificate when it has none
-or it expires soon. Every step prints one event line: see EVENT_FORMATS.
+or it expires soon. Every step prints one event line, "<device id> <event>" (device ids
+never contain spaces); the README lists the events, and the demo parses them.
 """
 
 from __future__ import annotations
@@ -28,22 +29,6 @@ from .protocol import format_time
 from .settings import check_credentials
 
 type Emit = Callable[[str], None]
-
-# Every line is "<device id> <event>"; device ids never contain spaces.
-EVENT_FORMATS = (
-    "{id} started ({firmware_type}, firmware {version})",
-    "{id} config fetched",
-    "{id} config missing",
-    "{id} firmware up to date",
-    "{id} firmware {version} available",
-    "{id} firmware {version} downloaded ({size} bytes, sha256 ok)",
-    "{id} rebooted into {version}",
-    "{id} certificate issued, expires {time}",
-    "{id} certificate valid until {time}",
-    "{id} failed {step}: {message}",
-    "{id} round {number} done",
-    "{id} round {number} failed",
-)
 
 
 @dataclass(frozen=True, slots=True)

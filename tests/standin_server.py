@@ -36,6 +36,8 @@ FROM_THE_FUTURE = "from-the-future"
 UNSIGNED = "unsigned"
 WRONG_SHA256 = "wrong-sha256"
 SERVER_ERROR = "server-error"
+# The firmware answer names another version than the one asked for.
+WRONG_VERSION = "wrong-version"
 
 
 @dataclass
@@ -165,8 +167,11 @@ class StandIn:
         sha256 = hashlib.sha256(whole).hexdigest()
         if self.attack == WRONG_SHA256:
             sha256 = hashlib.sha256(whole + b"x").hexdigest()
+        served = self.firmware_version
+        if self.attack == WRONG_VERSION:
+            served += "-other"
         headers = {
-            "X-Firmware-Version": self.firmware_version,
+            "X-Firmware-Version": served,
             "X-Firmware-SHA256": sha256,
         }
         status, start = 200, 0

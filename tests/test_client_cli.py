@@ -96,7 +96,11 @@ def test_precedence_flag_environment_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("server: [1, 2]\n", "server must be a text value"),
+        ("server: [1, 2]\n", "server must be text: quote it"),
+        # YAML would read these as the numbers 1.1 and 31: refused, never changed.
+        ("firmware_version: 1.10\n", "firmware_version must be text: quote it"),
+        ("device_id: 0x1F\n", "device_id must be text: quote it"),
+        ("secret: true\n", "secret must be text: quote it"),
         ("- a\n- b\n", "must hold a mapping"),
         ("serveur: http://x\n", "unknown settings serveur"),
         ("server: 'http://x\n", "not valid YAML"),
@@ -107,6 +111,22 @@ def test_bad_config_file(tmp_path: Path, content: str, message: str) -> None:
     config.write_text(content)
     with pytest.raises(SettingsError, match=message):
         read_config_file(config)
+
+
+def test_quoted_numbers_stay_as_written(tmp_path: Path) -> None:
+    config = tmp_path / "client.yaml"
+    config.write_text("firmware_version: '1.10'\ndevice_id: \"0x1F\"\n")
+    assert read_config_file(config) == {"firmware_version": "1.10", "device_id": "0x1F"}
+
+
+def test_check_help_says_the_answer_is_a_hint(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["check", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "the protocol does not sign this answer (302)" in help_text
+    assert "only a hint" in help_text
 
 
 def test_empty_and_missing_config_file(tmp_path: Path) -> None:
@@ -124,6 +144,7 @@ def test_empty_and_missing_config_file(tmp_path: Path) -> None:
         (Settings(server="ftp://host/api"), "http:// or https://"),
         (Settings(server="http:///api"), "http:// or https://"),
         (Settings(server="http://h/api?x=1"), "query"),
+        (Settings(server="http://user:pw@h/api"), "must not have a user or password"),
     ],
 )
 def test_bad_server(settings: Settings, message: str) -> None:

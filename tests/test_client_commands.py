@@ -118,7 +118,28 @@ async def test_config_from_the_integration(
 async def test_config_none_from_the_integration(integration_url: str, run: Run) -> None:
     status, out, err = await run(integration_url, "config")
     assert (status, out) == (1, "")
-    _one_error_line(err, "no configuration for this device (404)")
+    _one_error_line(
+        err,
+        f"404 from {integration_url}/config: wrong --server, "
+        "or no configuration document for this device",
+    )
+
+
+@pytest.mark.parametrize(
+    ("command", "reason"),
+    [
+        ("config", "404 from {url}/config: wrong --server, or no configuration"),
+        ("check", "404 Not Found from {url}/firmware/check (wrong --server?)"),
+    ],
+)
+async def test_wrong_server_is_named(
+    standin_url: str, run: Run, command: str, reason: str
+) -> None:
+    """A base URL that is not Providore's gets a 404 naming the URL, not the device."""
+    wrong = standin_url + "-typo"
+    status, out, err = await run(wrong, command)
+    assert (status, out) == (1, "")
+    _one_error_line(err, reason.format(url=wrong))
 
 
 async def test_config_wrong_secret_refused_by_the_integration(
@@ -320,7 +341,11 @@ async def test_firmware_none_assigned(
         standin_url, "firmware", "--out", str(tmp_path / "f.bin")
     )
     assert status == 1
-    _one_error_line(err, "404 Not Found: no firmware for this device")
+    _one_error_line(
+        err,
+        f"404 Not Found from {standin_url}/firmware (wrong --server?): "
+        "no firmware for this device",
+    )
 
 
 async def test_firmware_unwritable_target(
@@ -492,6 +517,20 @@ async def test_certificate_bad_certificate_file(
     status, _, err = await run(standin_url, "certificate", *flags)
     assert status == 1
     assert "is not a PEM certificate" in err
+
+
+async def test_certificate_unwritable_key_names_the_path(
+    standin_url: str, run: Run, tmp_path: Path
+) -> None:
+    """A write error names the user's file, not the temporary file beside it."""
+    key_path = tmp_path / "missing-folder" / "device.key"
+    status, out, err = await run(
+        standin_url, "certificate", "--key-path", str(key_path),
+        "--cert-path", str(tmp_path / "device.pem"),
+    )  # fmt: skip
+    assert (status, out) == (1, "")
+    _one_error_line(err, f"cannot write {key_path}: No such file or directory")
+    assert ".device.key." not in err
 
 
 async def test_certificate_needs_paths(standin_url: str, run: Run) -> None:

@@ -168,6 +168,34 @@ async def test_failures_are_events_and_status(
     ]
 
 
+async def test_firmware_of_another_version_is_refused(
+    server: standin.StandIn,
+    standin_url: str,
+    devices_file: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A download whose X-Firmware-Version is not the one asked for is never rebooted into."""
+    server.attack = standin.WRONG_VERSION
+    status, lines = await _simulate(
+        capsys, "--server", standin_url, "--devices-file", str(devices_file),
+        "--devices", "1", "--once",
+    )  # fmt: skip
+    assert status == 1
+    _match(
+        _events(lines, "garden-1"),
+        [
+            r"started \(esp32s2-sensor, firmware 1\.0\.0\)",
+            "config fetched",
+            r"firmware 1\.1\.0 available",
+            r"failed firmware: the server sent firmware 1\.1\.0-other, "
+            r"not the requested 1\.1\.0",
+            f"certificate issued, expires {TIME}",
+            "round 1 failed",
+        ],
+    )
+    assert {version for _, _, version, _ in server.requests} == {"1.0.0"}
+
+
 async def test_rounds_keep_the_certificate(
     server: standin.StandIn,
     standin_url: str,

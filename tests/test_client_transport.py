@@ -11,8 +11,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 import hashlib
 import ipaddress
+import os
 from pathlib import Path
 import ssl
+import stat
 from typing import Any
 
 from aiohttp import web
@@ -25,8 +27,8 @@ import pytest
 
 from providore_client.api import ProvidoreClient, open_session
 from providore_client.cli import async_main
-from providore_client.errors import ConnectionFailed, ResponseRejected
-from providore_client.files import write_atomically
+from providore_client.errors import ConnectionFailed, ProvidoreError, ResponseRejected
+from providore_client.files import commit_file, write_atomically
 from providore_client.firmware import FirmwareCheck
 
 from .conftest import KEY_ID, SECRET_KEY
@@ -89,12 +91,13 @@ async def _run(
 
 async def _refused(
     capsys: pytest.CaptureFixture[str], server: str, reason: str, *argv: str
-) -> None:
+) -> str:
     status, out, err = await _run(capsys, server, *argv)
     assert (status, out) == (1, "")
     assert err.startswith("providore-client: error: ")
     assert err.count("\n") == 1
     assert reason in err
+    return err
 
 
 async def test_config_not_json(
@@ -134,8 +137,92 @@ async def test_throttled(serve: Serve, capsys: pytest.CaptureFixture[str]) -> No
 
 
 @pytest.mark.parametrize(
+    "document",
+    [b"[1, 2]", b'"text"', b"3", b"null"],
+    ids=["list", "string", "number", "null"],
+)
+async def test_config_not_an_object(
+    serve: Serve, capsys: pytest.CaptureFixture[str], document: bytes
+) -> None:
+    """A signed document that is valid JSON but not an object is refused, not printed."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return _signed(document)
+
+    await _refused(
+        capsys, await serve("/config", handler), "not a JSON object", "config"
+    )
+
+
+UNPRINTABLE = "bad\x1b[2J\x07\x00\u202e\x9b31m end"
+SHOWN = "bad\\x1b[2J\\x07\\x00\\u202e\\x9b31m end"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param(lambda: web.Response(status=500, text=UNPRINTABLE), id="text"),
+        pytest.param(lambda: web.json_response({"message": UNPRINTABLE}, status=400), id="json"),
+    ],
+)  # fmt: skip
+async def test_server_text_is_made_printable(
+    serve: Serve,
+    capsys: pytest.CaptureFixture[str],
+    answer: Callable[[], web.Response],
+) -> None:
+    """Control characters and escape sequences from the server never reach the terminal."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return answer()
+
+    err = await _refused(capsys, await serve("/config", handler), SHOWN, "config")
+    assert not set(err) & set("\x1b\x07\x00\u202e\x9b")
+
+
+@pytest.mark.parametrize(
+    ("firmware", "chunked", "size"),
+    [
+        pytest.param(bytes(range(256)) * 20, False, "5120", id="with-length"),
+        pytest.param(bytes(range(256)) * 20, True, "more than 4096", id="chunked"),
+        pytest.param(b"\x1b[2J\x00", True, "5", id="short-chunked"),
+    ],
+)
+async def test_binary_refusal_is_not_quoted(
+    serve: Serve,
+    capsys: pytest.CaptureFixture[str],
+    firmware: bytes,
+    chunked: bool,
+    size: str,
+) -> None:
+    """An unexpected binary answer (firmware bytes from /firmware/check) is only counted."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if not chunked:
+            return web.Response(body=firmware, content_type="application/octet-stream")
+        response = web.StreamResponse()
+        response.content_type = "application/octet-stream"
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        await response.write(firmware)
+        return response
+
+    err = await _refused(
+        capsys,
+        await serve("/firmware/check", handler),
+        f"the server answered 200 OK: <{size} bytes of binary>",
+        "check",
+    )
+    assert err.removesuffix("\n").isprintable()
+
+
+@pytest.mark.parametrize(
     ("status", "location", "reason"),
     [
+        (
+            302,
+            "/api/providore/firmware?version=1.0%1b%5b2J",
+            "unprintable characters: 1.0\\x1b[2J",
+        ),
         (302, "/api/providore/firmware", "names no version"),
         (302, "/api/providore/firmware?version=", "names no version"),
         (200, "", "the server answered 200 OK"),
@@ -154,6 +241,29 @@ async def test_check_odd_answers(
         )
 
     await _refused(capsys, await serve("/firmware/check", handler), reason, "check")
+
+
+async def test_firmware_unprintable_version(
+    serve: Serve, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A version header with a C1 control character (a terminal escape) is refused."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        response = web.Response(body=FIRMWARE, headers=_firmware_headers())
+        response.headers["X-Firmware-Version"] = "2.0\x9b2J"
+        return response
+
+    target = tmp_path / "firmware.bin"
+    url = await serve("/firmware", handler)
+    await _refused(
+        capsys,
+        url,
+        "unprintable characters: 2.0\\x9b2J",
+        "firmware",
+        "--out",
+        str(target),
+    )
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize(
@@ -304,9 +414,46 @@ def test_atomic_write_failure_leaves_nothing(tmp_path: Path) -> None:
     target = tmp_path / "taken"
     target.mkdir()
     (target / "inside").write_text("x")
-    with pytest.raises(OSError):  # noqa: PT011
+    with pytest.raises(
+        ProvidoreError, match=f"^cannot write {target}: Is a directory$"
+    ):
         write_atomically(target, b"data")
     assert sorted(path.name for path in tmp_path.iterdir()) == ["taken"]
+
+
+def test_write_errors_name_the_target(tmp_path: Path) -> None:
+    """Errors name the user's path, never the temporary file's."""
+    target = tmp_path / "missing-folder" / "k.pem"
+    with pytest.raises(ProvidoreError) as raised:
+        write_atomically(target, b"data")
+    assert str(raised.value) == f"cannot write {target}: No such file or directory"
+    partial = tmp_path / "k.pem.part"
+    partial.write_bytes(b"data")
+    folder = tmp_path / "folder"
+    (folder / "inside").mkdir(parents=True)
+    with pytest.raises(ProvidoreError, match=f"^cannot write {folder}: "):
+        commit_file(partial, folder)
+
+
+def test_renames_are_flushed_to_the_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After each rename the folder itself is fsynced, so the new name survives a crash."""
+    synced_folders: list[Path] = []
+    real_fsync = os.fsync
+
+    def spy(descriptor: int) -> None:
+        if stat.S_ISDIR(os.fstat(descriptor).st_mode):
+            synced_folders.append(Path(f"/proc/self/fd/{descriptor}").readlink())
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    write_atomically(tmp_path / "device.pem", b"certificate")
+    partial = tmp_path / "firmware.bin.part"
+    partial.write_bytes(b"firmware")
+    commit_file(partial, tmp_path / "firmware.bin")
+    assert synced_folders == [tmp_path, tmp_path]
+    assert (tmp_path / "firmware.bin").read_bytes() == b"firmware"
 
 
 # --- HTTPS -----------------------------------------------------------------------
