@@ -32,7 +32,10 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from custom_components.providore.certificate_authority import CertificateUsage
+from custom_components.providore.certificate_authority import (
+    CertificateAuthority,
+    CertificateUsage,
+)
 from custom_components.providore.certificates import (
     DATA_CERTIFICATES,
     IssuedCertificate,
@@ -380,3 +383,34 @@ async def test_diagnostics(
     )
     assert device["certificate"]["serial"] == issued.serial_hex
     assert int(issued.serial_hex.replace(":", ""), 16) == issued.serial
+
+
+async def test_expiring_ca_repair(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    issue_registry: ir.IssueRegistry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """Before the CA itself expires the user is told to import a new one."""
+    certificates = _certificates(init_integration)
+    expires = certificates.authority.certificate.not_valid_after_utc
+    assert issue_registry.async_get_issue(DOMAIN, "ca_expiring") is None
+
+    freezer.move_to(expires - timedelta(days=29))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    issue = issue_registry.async_get_issue(DOMAIN, "ca_expiring")
+    assert issue is not None
+    assert issue.translation_key == "ca_expiring"
+    assert issue.translation_placeholders == {"expires": expires.date().isoformat()}
+
+    # A new CA (valid from now on) clears it once the entry has reloaded.
+    new_ca = await hass.async_add_executor_job(
+        CertificateAuthority.create, "Home", dt_util.utcnow()
+    )
+    await certificates.async_import_ca(
+        new_ca.certificate_pem, new_ca.private_key_pem, None
+    )
+    assert await hass.config_entries.async_reload(init_integration.entry_id)
+    await hass.async_block_till_done()
+    assert issue_registry.async_get_issue(DOMAIN, "ca_expiring") is None

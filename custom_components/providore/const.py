@@ -55,5 +55,6 @@ CONF_CA_CERTIFICATE: Final = "ca_certificate"
 CONF_CA_PRIVATE_KEY: Final = "ca_private_key"
 # A repair is raised this many days before a device's certificate expires.
 CERTIFICATE_EXPIRY_WARNING_DAYS: Final = 14
+CA_EXPIRY_WARNING_DAYS: Final = 30
 CA_PATH: Final = "/certificates/ca.pem"
 CRL_PATH: Final = "/certificates/crl.pem"

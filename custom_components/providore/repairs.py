@@ -9,7 +9,7 @@ from homeassistant.components.repairs import ConfirmRepairFlow, RepairsFlow
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 
-from .const import CERTIFICATE_EXPIRY_WARNING_DAYS, DOMAIN
+from .const import CA_EXPIRY_WARNING_DAYS, CERTIFICATE_EXPIRY_WARNING_DAYS, DOMAIN
 from .device_auth import DATA_GUARDS
 from .hub import ProvidoreHub
 from .protocol import generate_secret_key
@@ -17,6 +17,7 @@ from .storage import async_get_storage
 
 NO_KEY_ISSUE_PREFIX = "missing_secret_"
 EXPIRING_ISSUE_PREFIX = "certificate_expiring_"
+CA_EXPIRING_ISSUE_ID = "ca_expiring"
 
 
 @callback
@@ -59,6 +60,7 @@ def async_update_certificate_issues(
             and issue_id not in expiring
         ):
             ir.async_delete_issue(hass, DOMAIN, issue_id)
+    _update_ca_expiry_issue(hass, hub, now)
     for issue_id, (device, current) in expiring.items():
         ir.async_create_issue(
             hass,
@@ -73,6 +75,25 @@ def async_update_certificate_issues(
                 "expires": current.not_after.date().isoformat(),
             },
         )
+
+
+def _update_ca_expiry_issue(
+    hass: HomeAssistant, hub: ProvidoreHub, now: datetime
+) -> None:
+    """Warn before the CA itself expires: then no device can get a certificate."""
+    expires = hub.certificates.authority.certificate.not_valid_after_utc
+    if expires > now + timedelta(days=CA_EXPIRY_WARNING_DAYS):
+        ir.async_delete_issue(hass, DOMAIN, CA_EXPIRING_ISSUE_ID)
+        return
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        CA_EXPIRING_ISSUE_ID,
+        is_fixable=False,
+        severity=ir.IssueSeverity.ERROR,
+        translation_key="ca_expiring",
+        translation_placeholders={"expires": expires.date().isoformat()},
+    )
 
 
 class UnblockAddressRepairFlow(ConfirmRepairFlow):
