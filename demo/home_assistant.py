@@ -19,7 +19,7 @@ INTEGRATION = REPOSITORY / "custom_components" / "providore"
 
 TEMPORARY_CONFIGURATION = """\
 homeassistant:
-  name: Providore demo check
+  name: {name}
   internal_url: {url}
   unit_system: metric
   time_zone: UTC
@@ -49,10 +49,12 @@ def free_port() -> int:
         return port
 
 
-def prepare_temporary_config(config_dir: Path, url: str, port: int) -> None:
+def prepare_temporary_config(
+    config_dir: Path, url: str, port: int, name: str = "Providore demo check"
+) -> None:
     """Write a minimal configuration and link this checkout's integration into it."""
     (config_dir / "configuration.yaml").write_text(
-        TEMPORARY_CONFIGURATION.format(url=url, port=port), encoding="utf-8"
+        TEMPORARY_CONFIGURATION.format(name=name, url=url, port=port), encoding="utf-8"
     )
     (config_dir / "custom_components").mkdir()
     (config_dir / "custom_components" / "providore").symlink_to(INTEGRATION)

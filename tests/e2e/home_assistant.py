@@ -15,7 +15,6 @@ import os
 from pathlib import Path
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,36 +24,13 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-REPOSITORY = Path(__file__).resolve().parents[2]
-INTEGRATION = REPOSITORY / "custom_components" / "providore"
+from demo.home_assistant import free_port, prepare_temporary_config
 
 USERNAME = "e2e"
 PASSWORD = "end-to-end-test-password"
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
-
-CONFIGURATION = """\
-homeassistant:
-  name: Providore end-to-end
-  internal_url: {url}
-  unit_system: metric
-  time_zone: UTC
-  country: DE
-  currency: EUR
-
-frontend:
-config:
-
-http:
-  server_host: 127.0.0.1
-  server_port: {port}
-
-logger:
-  default: warning
-  logs:
-    custom_components.providore: debug
-"""
 
 
 class RestError(AssertionError):
@@ -196,14 +172,6 @@ class RunningHomeAssistant:
         return self.config_dir / "home-assistant.log"
 
 
-def free_port() -> int:
-    """Return a TCP port on the loopback interface that nobody listens on now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _child_environment() -> dict[str, str]:
     """Return the environment for Home Assistant, without pytest-cov's subprocess hooks.
 
@@ -228,11 +196,7 @@ def running_home_assistant(logs_to: Path) -> Iterator[RunningHomeAssistant]:
     try:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        (config_dir / "configuration.yaml").write_text(
-            CONFIGURATION.format(url=url, port=port)
-        )
-        (config_dir / "custom_components").mkdir()
-        (config_dir / "custom_components" / "providore").symlink_to(INTEGRATION)
+        prepare_temporary_config(config_dir, url, port, "Providore end-to-end")
         with (config_dir / "console.log").open("wb") as console:
             process = subprocess.Popen(  # noqa: S603 (our own interpreter, fixed arguments)
                 [
