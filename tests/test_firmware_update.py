@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
-from aiohttp import ClientPayloadError, ClientResponse, ServerDisconnectedError
+from aiohttp import ClientError, ClientPayloadError, ClientResponse, web
 from aiohttp.test_utils import TestClient
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.update import (
@@ -48,7 +48,7 @@ from pytest_homeassistant_custom_component.typing import (
     WebSocketGenerator,
 )
 
-from custom_components.providore import firmware_delivery, views
+from custom_components.providore import firmware_delivery
 from custom_components.providore.const import DEFAULT_UPDATE_TIMEOUT, DOMAIN
 from custom_components.providore.firmware_catalog import async_get_firmware_catalog
 from custom_components.providore.protocol import response_headers
@@ -559,23 +559,53 @@ async def test_automatic_updates_assign_new_uploads(
     )
 
 
+def _write_then(error: BaseException) -> Any:
+    """Make the second chunk written to a device fail with `error`."""
+    written: list[bytes] = []
+    real_write = web.StreamResponse.write
+
+    async def write(response: web.StreamResponse, data: bytes) -> None:
+        if written:
+            raise error
+        written.append(data)
+        await real_write(response, data)
+
+    return patch.object(web.StreamResponse, "write", write)
+
+
+@pytest.mark.parametrize(
+    "error", [ConnectionResetError(), asyncio.CancelledError()], ids=["reset", "cancel"]
+)
 async def test_broken_off_download_forgets_its_progress(
-    hass: HomeAssistant, assigned: TestClient
+    hass: HomeAssistant, assigned: TestClient, error: BaseException
 ) -> None:
-    """A device that drops the connection mid-download shows no stale progress."""
+    """A device that drops the connection mid-download shows no stale progress.
 
-    async def send_half_then_drop(*args: Any) -> None:
-        on_progress = args[-1]
-        on_progress(0, len(FIRMWARE) // 2)
-        assert _progress(hass) == (len(FIRMWARE) // 2) * 100 // len(FIRMWARE)
-        raise ConnectionResetError
-
-    with patch.object(views, "async_send_firmware", send_half_then_drop):
-        resp = await _download(assigned)
-        assert resp.status == HTTPStatus.INTERNAL_SERVER_ERROR
+    Home Assistant cancels the handler of a client that disconnects; a reset
+    connection raises instead.
+    """
+    with _write_then(error), pytest.raises(ClientError):
+        await (await _download(assigned)).read()
+    await hass.async_block_till_done()
     state = _update_state(hass)
     assert state.attributes[ATTR_IN_PROGRESS] is True
     assert state.attributes[ATTR_UPDATE_PERCENTAGE] is None
+
+
+async def test_a_range_received_whole_keeps_its_progress(
+    hass: HomeAssistant, assigned: TestClient
+) -> None:
+    """A device that goes away once it has every byte it asked for broke nothing off."""
+    half = len(FIRMWARE) // 2
+    with patch.object(
+        web.StreamResponse, "write_eof", side_effect=asyncio.CancelledError
+    ):
+        resp = await _download(assigned, byte_range=f"bytes=0-{half - 1}")
+        assert len(await resp.read()) == half
+    await hass.async_block_till_done()
+    assert _update_state(hass).attributes[ATTR_UPDATE_PERCENTAGE] == (
+        half * 100 // len(FIRMWARE)
+    )
 
 
 async def test_file_shorter_than_its_catalog_size_breaks_the_download(
@@ -638,25 +668,6 @@ async def test_cancel_a_pending_update(
     await _upload(hass, "1.0.5")
     await _install(hass, "1.0.5")
     assert (await _check(assigned)).headers["Location"].endswith("?version=1.0.5")
-
-
-async def test_cancelled_download_forgets_its_progress(
-    hass: HomeAssistant, assigned: TestClient
-) -> None:
-    """Home Assistant cancels the handler of a device that disconnects."""
-
-    async def send_half_then_cancelled(*args: Any) -> None:
-        args[-1](0, len(FIRMWARE) // 2)
-        assert _progress(hass) is not None
-        raise asyncio.CancelledError
-
-    with (
-        patch.object(views, "async_send_firmware", send_half_then_cancelled),
-        pytest.raises(ServerDisconnectedError),
-    ):
-        await _download(assigned)
-    await hass.async_block_till_done()
-    assert _update_state(hass).attributes[ATTR_UPDATE_PERCENTAGE] is None
 
 
 async def test_a_range_from_the_middle_is_no_progress(

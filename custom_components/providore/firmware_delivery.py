@@ -8,6 +8,7 @@ download only adds its two timestamps.
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from collections.abc import Callable
 import hmac
@@ -94,6 +95,15 @@ def _requested_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, min(int(last) + 1 if last else size, size)
 
 
+async def _async_read_chunk(
+    hass: HomeAssistant, file: BinaryIO, path: Path, size: int
+) -> bytes:
+    """Read the next bytes; a file shorter than its catalog size breaks the download."""
+    if not (chunk := await hass.async_add_executor_job(file.read, size)):
+        raise ConnectionError(f"{path.name} is shorter than its catalog size")
+    return chunk
+
+
 async def async_send_firmware(
     hass: HomeAssistant,
     request: web.Request,
@@ -101,11 +111,13 @@ async def async_send_firmware(
     path: Path,
     signer: ResponseSigner,
     on_progress: Callable[[int, int], None],
+    on_broken_off: Callable[[], None],
 ) -> web.StreamResponse:
     """Stream a build (or the requested range of it) with the whole file's signature.
 
     `on_progress` is called with the start of the range and the file offset
-    reached after every chunk the device accepted.
+    reached after every chunk the device accepted; `on_broken_off` when the
+    device went away before it had every byte it asked for.
     """
     headers = {
         **signer.headers(dt_util.utcnow()),
@@ -135,15 +147,18 @@ async def async_send_firmware(
         await hass.async_add_executor_job(file.seek, start)
         await response.prepare(request)
         offset = start
-        while offset < end:
-            chunk = await hass.async_add_executor_job(
-                file.read, min(CHUNK_SIZE, end - offset)
-            )
-            if not chunk:
-                raise ConnectionError(f"{path.name} is shorter than its catalog size")
-            await response.write(chunk)
-            offset += len(chunk)
-            on_progress(start, offset)
+        try:
+            while offset < end:
+                chunk = await _async_read_chunk(
+                    hass, file, path, min(CHUNK_SIZE, end - offset)
+                )
+                await response.write(chunk)
+                offset += len(chunk)
+                on_progress(start, offset)
+        except (ConnectionError, asyncio.CancelledError):
+            # Home Assistant cancels the handler of a client that disconnects.
+            on_broken_off()
+            raise
         await response.write_eof()
     finally:
         await hass.async_add_executor_job(file.close)

@@ -7,7 +7,6 @@ so each request looks up the hub of the loaded entry and answers 404 without one
 from __future__ import annotations
 
 from abc import abstractmethod
-import asyncio
 from functools import partial
 from http import HTTPStatus
 
@@ -133,13 +132,10 @@ class FirmwareView(SignedGetView):
                 path,
                 signer,
                 partial(firmware.download_progressed, device.key_id, build),
+                partial(firmware.download_stopped, device.key_id),
             )
         except FileNotFoundError:
             return _error(HTTPStatus.NOT_FOUND, "firmware file is missing")
-        except (ConnectionError, asyncio.CancelledError):
-            # The device broke off (Home Assistant cancels the handler when it does).
-            firmware.download_stopped(device.key_id)
-            raise
 
 
 CONTENT_TYPE_PEM = "application/x-pem-file"
