@@ -135,11 +135,7 @@ class FirmwareManager:
         """Withdraw an assigned build the device has not reported running yet."""
         if self.pending(key_id) is None:
             raise FirmwareError("no_pending_update", key_id=key_id)
-        self._cancel_deadline(key_id)
-        plan = self.plan(key_id)
-        plan.assigned_version = None
-        plan.downloaded_at = None
-        plan.bytes_sent = None
+        self._forget_download(key_id).assigned_version = None
         await self._updates.async_save()
         LOGGER.info("Withdrew the firmware update of %s", key_id)
         self._notify(key_id)
@@ -202,12 +198,9 @@ class FirmwareManager:
             self._notify(key_id)
 
     async def _async_assign(self, key_id: str, build: Firmware) -> None:
-        self._cancel_deadline(key_id)
-        plan = self.plan(key_id)
+        plan = self._forget_download(key_id)
         plan.firmware_type = build.firmware_type
         plan.assigned_version = build.version
-        plan.downloaded_at = None
-        plan.bytes_sent = None
         await self._updates.async_save()
         ir.async_delete_issue(self._hass, DOMAIN, update_failed_issue_id(key_id))
         LOGGER.info("Assigned firmware %s to %s", build.version, key_id)
@@ -289,12 +282,18 @@ class FirmwareManager:
 
     @callback
     def _clear_progress(self, key_id: str) -> None:
+        self._forget_download(key_id)
+        self._hass.async_create_task(self._updates.async_save())
+        self._notify(key_id)
+
+    @callback
+    def _forget_download(self, key_id: str) -> UpdatePlan:
+        """Stop following the device's download: no progress, no reboot watch."""
         self._cancel_deadline(key_id)
         plan = self.plan(key_id)
         plan.bytes_sent = None
         plan.downloaded_at = None
-        self._hass.async_create_task(self._updates.async_save())
-        self._notify(key_id)
+        return plan
 
     @callback
     def _cancel_deadline(self, key_id: str) -> None:
