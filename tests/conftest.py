@@ -25,6 +25,10 @@ from custom_components.providore.const import (
     DOMAIN,
     SUBENTRY_TYPE_DEVICE,
 )
+from custom_components.providore.runtime import (
+    ProvidoreRuntime,
+    async_get_loaded_runtime,
+)
 
 # The key of the protocol's test vectors.
 KEY_ID = "d8fa0180"
@@ -160,3 +164,10 @@ async def _async_set_up(hass: HomeAssistant, entry: MockConfigEntry) -> MockConf
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     return entry
+
+
+def loaded_runtime(hass: HomeAssistant) -> ProvidoreRuntime:
+    """Return the runtime of the loaded hub (the test fails without one)."""
+    runtime = async_get_loaded_runtime(hass)
+    assert runtime is not None, "Providore is not loaded"
+    return runtime

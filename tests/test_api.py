@@ -39,10 +39,9 @@ from custom_components.providore.device_auth import (
     RequestGuards,
     signed_response,
 )
-from custom_components.providore.storage import async_get_storage
 from custom_components.providore.views import SignedView
 
-from .conftest import KEY_ID, SECRET_KEY
+from .conftest import KEY_ID, SECRET_KEY, loaded_runtime
 from .device import BASE, response_is_signed, signed_headers
 
 DOCUMENT: dict[str, Any] = {
@@ -150,7 +149,7 @@ async def document(
     hass: HomeAssistant, init_integration: MockConfigEntry
 ) -> dict[str, Any]:
     """Give the device a default configuration document."""
-    await (await async_get_storage(hass)).async_set_document(KEY_ID, DOCUMENT)
+    await loaded_runtime(hass).async_set_config(KEY_ID, DOCUMENT)
     return DOCUMENT
 
 
@@ -184,7 +183,7 @@ async def behind_proxy(
     mock_config_entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
     await hass.async_block_till_done()
-    await (await async_get_storage(hass)).async_set_document(KEY_ID, DOCUMENT)
+    await loaded_runtime(hass).async_set_config(KEY_ID, DOCUMENT)
     return mock_config_entry
 
 
@@ -280,9 +279,7 @@ async def test_no_document(
     await _assert_refused(await _get_config(client, headers), 404, headers)
 
     # A document only for another version is not a default.
-    await (await async_get_storage(hass)).async_set_document(
-        KEY_ID, DOCUMENT_V2, "2.0.0"
-    )
+    await loaded_runtime(hass).async_set_config(KEY_ID, DOCUMENT_V2, "2.0.0")
     headers = signed_headers("GET", "/config", firmware_version="1.0.0")
     await _assert_refused(await _get_config(client, headers), 404, headers)
 
@@ -745,7 +742,9 @@ async def test_throttling_per_address(
     await hass.async_block_till_done()
     assert hass.states.get(SENSOR_ADDRESS).state == "10.0.0.6"
 
-    resp = await _get_config(client, signed_headers("GET", "/config"))
+    # A new request (a replay of the same one would not be recorded).
+    later = signed_headers("GET", "/config", created=_now() + timedelta(seconds=1))
+    resp = await _get_config(client, later)
     await _assert_signed_ok(resp)
     assert hass.states.get(SENSOR_ADDRESS).state == "127.0.0.1"
 
@@ -951,7 +950,7 @@ async def test_secrets_never_logged(
 ) -> None:
     """Neither the secret key nor any signature reaches the log."""
     caplog.set_level(logging.DEBUG)
-    await (await async_get_storage(hass)).async_set_document(KEY_ID, DOCUMENT)
+    await loaded_runtime(hass).async_set_config(KEY_ID, DOCUMENT)
     hass.http.register_view(EchoView())
     client = await hass_client_no_auth()
     signatures: list[str] = []
@@ -1016,7 +1015,7 @@ async def test_rotated_key_replaces_the_old_one_at_once(
     resp = await _get_config(client, signed_headers("GET", "/config"))
     await _assert_refused(resp, HTTPStatus.UNAUTHORIZED)
 
-    new_secret = (await async_get_storage(hass)).secret(KEY_ID)
+    new_secret = loaded_runtime(hass).secret(KEY_ID)
     assert new_secret is not None
     assert new_secret != SECRET_KEY
     resp = await _get_config(

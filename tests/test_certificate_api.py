@@ -215,8 +215,8 @@ async def test_bad_csr_issues_nothing(
         assert header not in resp.headers
 
     assert (await _current(client)).status == 404
-    certificates = init_integration.runtime_data.certificates
-    assert certificates._records == []
+    certificates = init_integration.runtime_data._certificates
+    assert certificates._records == {}
 
 
 async def test_too_large_csr_issues_nothing(
@@ -226,7 +226,7 @@ async def test_too_large_csr_issues_nothing(
     resp = await _request(client, csr)
     assert resp.status == 413
     assert (await _current(client)).status == 404
-    assert init_integration.runtime_data.certificates._records == []
+    assert init_integration.runtime_data._certificates._records == {}
 
 
 async def test_replayed_request_is_refused(
@@ -238,7 +238,7 @@ async def test_replayed_request_is_refused(
     assert resp.status == 200
     resp = await _request(client, csr, headers)
     assert resp.status == 401
-    assert len(init_integration.runtime_data.certificates._records) == 1
+    assert len(list(init_integration.runtime_data._certificates._all_records())) == 1
 
 
 async def test_unsigned_request_is_refused(
@@ -249,7 +249,7 @@ async def test_unsigned_request_is_refused(
     assert resp.status == 400
     resp = await client.get(f"{BASE}/certificate")
     assert resp.status == 400
-    assert init_integration.runtime_data.certificates._records == []
+    assert init_integration.runtime_data._certificates._records == {}
 
 
 async def test_no_crl_url_without_a_known_url(
@@ -318,8 +318,8 @@ async def test_certificates_per_day_are_limited(
     assert json.loads(await resp.text()) == {"message": "too many certificate requests"}
     retry_after = int(resp.headers["Retry-After"])
     assert 0 < retry_after <= 24 * 3600
-    certificates = init_integration.runtime_data.certificates
-    assert len(certificates._records) == MAX_CERTIFICATES_PER_DAY
+    certificates = init_integration.runtime_data._certificates
+    assert len(list(certificates._all_records())) == MAX_CERTIFICATES_PER_DAY
 
     freezer.tick(timedelta(seconds=retry_after))
     await _issued(client, make_csr(ec_key(), KEY_ID))
@@ -332,11 +332,11 @@ async def test_expired_records_are_dropped(
 ) -> None:
     await _issued(client, make_csr(ec_key(), KEY_ID))
     await _issued(client, make_csr(ec_key(), KEY_ID))
-    certificates = init_integration.runtime_data.certificates
-    assert len(certificates._records) == 2
+    certificates = init_integration.runtime_data._certificates
+    assert len(list(certificates._all_records())) == 2
     freezer.tick(timedelta(days=366))
     await certificates.async_publish_crl()
-    assert certificates._records == []
+    assert certificates._records == {}
     crl = x509.load_pem_x509_crl(certificates.crl_pem.encode())
     assert len(crl) == 0
 
@@ -350,4 +350,4 @@ async def test_expired_ca_issues_nothing(
     resp = await _request(client, make_csr(ec_key(), KEY_ID))
     assert resp.status == 503
     assert json.loads(await resp.text()) == {"message": "certificate authority expired"}
-    assert init_integration.runtime_data.certificates._records == []
+    assert init_integration.runtime_data._certificates._records == {}

@@ -37,7 +37,6 @@ from custom_components.providore.certificate_authority import (
     CertificateUsage,
 )
 from custom_components.providore.certificates import (
-    DATA_CERTIFICATES,
     IssuedCertificate,
     ProvidoreCertificates,
 )
@@ -56,7 +55,7 @@ YEAR = timedelta(days=365)
 
 
 def _certificates(entry: MockConfigEntry) -> ProvidoreCertificates:
-    return entry.runtime_data.certificates
+    return entry.runtime_data._certificates
 
 
 async def _issue(hass: HomeAssistant, entry: MockConfigEntry) -> IssuedCertificate:
@@ -120,9 +119,8 @@ async def test_restart_keeps_ca_and_records(
     fingerprint = _certificates(entry).authority.fingerprint
     crl_number = hass_storage[CERTIFICATES_STORE]["data"]["crl_number"]
 
-    # Stop the hub and forget everything in memory, as a restart does.
+    # Stop the hub and set it up again: everything is read from the stores.
     assert await hass.config_entries.async_unload(entry.entry_id)
-    hass.data.pop(DATA_CERTIFICATES)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
 
@@ -168,14 +166,13 @@ async def test_removing_the_hub_deletes_the_ca(
 
     assert CA_STORE not in hass_storage
     assert CERTIFICATES_STORE not in hass_storage
-    assert DATA_CERTIFICATES not in hass.data
 
     # A new hub gets a new CA.
     entry = MockConfigEntry(domain=DOMAIN, unique_id=DOMAIN, title="Providore")
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
-    assert entry.runtime_data.certificates.authority.fingerprint != fingerprint
+    assert entry.runtime_data._certificates.authority.fingerprint != fingerprint
 
 
 async def test_crl_is_signed_again_daily(
@@ -316,16 +313,14 @@ async def test_short_validity_raises_the_repair_at_once(
     await hass.async_block_till_done()
     issue_id = f"certificate_expiring_{KEY_ID}"
     csr = await hass.async_add_executor_job(lambda: make_csr(ec_key(), KEY_ID))
-    hub = init_integration.runtime_data
-    issued = await hub.certificates.async_issue(
-        KEY_ID, csr, CertificateUsage.CLIENT, hub.settings.certificate_validity
-    )
+    runtime = init_integration.runtime_data
+    issued = await runtime.async_issue_certificate(KEY_ID, csr)
     await hass.async_block_till_done()
     assert issued.not_after - issued.not_before == timedelta(days=7, minutes=5)
     assert issue_registry.async_get_issue(DOMAIN, issue_id) is not None
 
     # Revoked: nothing left to expire.
-    await hub.certificates.async_revoke(KEY_ID)
+    await runtime.async_revoke_certificates(KEY_ID)
     await hass.async_block_till_done()
     assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
 

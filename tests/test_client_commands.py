@@ -23,13 +23,12 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from custom_components.providore.storage import async_get_storage
 from providore_client.certificates import accept_certificate, needs_renewal
 from providore_client.cli import async_main
 from providore_client.errors import ResponseRejected
 
 from . import standin_server as standin
-from .conftest import KEY_ID, SECRET_KEY
+from .conftest import KEY_ID, SECRET_KEY, loaded_runtime
 from .device import BASE
 
 DOCUMENT: dict[str, Any] = {
@@ -102,7 +101,7 @@ async def test_config_from_the_integration(
     hass: HomeAssistant, integration_url: str, run: Run
 ) -> None:
     """The document comes out on stdout as JSON, and nothing else does."""
-    await (await async_get_storage(hass)).async_set_document(KEY_ID, DOCUMENT)
+    await loaded_runtime(hass).async_set_config(KEY_ID, DOCUMENT)
     status, out, err = await run(
         integration_url, "config", "--firmware-version", "2.0.1"
     )

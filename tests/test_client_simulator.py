@@ -19,13 +19,12 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from custom_components.providore.storage import async_get_storage
 from providore_client.cli import async_main
 from providore_client.errors import SettingsError
 from providore_client.simulator import load_devices
 
 from . import standin_server as standin
-from .conftest import KEY_ID, SECRET_KEY
+from .conftest import KEY_ID, SECRET_KEY, loaded_runtime
 from .device import BASE
 
 DEVICES = [
@@ -256,7 +255,7 @@ async def test_simulated_device_against_the_integration(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A whole round against the real integration: config, update, reboot, certificate."""
-    await (await async_get_storage(hass)).async_set_document(KEY_ID, {"interval": 1})
+    await loaded_runtime(hass).async_set_config(KEY_ID, {"interval": 1})
     build = Path(hass.config.path("demo.bin"))
     await hass.async_add_executor_job(build.write_bytes, b"\xe9" + bytes(300_000))
     await hass.services.async_call(

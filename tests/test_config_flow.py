@@ -41,9 +41,8 @@ from custom_components.providore.const import (
     DOMAIN,
     SUBENTRY_TYPE_DEVICE,
 )
-from custom_components.providore.storage import async_get_storage
 
-from .conftest import DEVICE_NAME, FIRMWARE_TYPE, KEY_ID, SECRET_KEY
+from .conftest import DEVICE_NAME, FIRMWARE_TYPE, KEY_ID, SECRET_KEY, loaded_runtime
 
 SECRETS_STORE = f"{DOMAIN}.secrets"
 DOCUMENTS_STORE = f"{DOMAIN}.documents"
@@ -304,8 +303,8 @@ async def test_add_device_generates_key(
     assert secrets[KEY_ID] == SECRET_KEY
     assert GENERATED_SECRET.fullmatch(secrets[key_id])
     assert secrets[key_id] not in str(entry.as_dict())
-    storage = await async_get_storage(hass)
-    assert storage.secret(key_id) == secrets[key_id]
+    runtime = loaded_runtime(hass)
+    assert runtime.secret(key_id) == secrets[key_id]
 
     # The update listener reloaded the hub, which now has the new device.
     assert entry.state is ConfigEntryState.LOADED
@@ -527,9 +526,9 @@ async def test_reconfigure_form_suggests_current_values(
 async def test_reconfigure_form_suggests_default_document(
     hass: HomeAssistant, init_integration: MockConfigEntry
 ) -> None:
-    storage = await async_get_storage(hass)
-    await storage.async_set_document(KEY_ID, {"interval": 60})
-    await storage.async_set_document(KEY_ID, {"interval": 5}, "1.2.0")
+    runtime = loaded_runtime(hass)
+    await runtime.async_set_config(KEY_ID, {"interval": 60})
+    await runtime.async_set_config(KEY_ID, {"interval": 5}, "1.2.0")
 
     result = await _start_reconfigure(hass, init_integration)
 
@@ -558,6 +557,8 @@ async def test_reconfigure_without_firmware_type(
         ],
     )
     entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
 
     result = await _start_reconfigure(hass, entry)
     assert _suggested_values(result["data_schema"]) == {
@@ -616,8 +617,8 @@ async def test_reconfigure_rename(
     }
     # The key and documents are untouched.
     assert (await _stored_secrets(hass, hass_storage)) == {KEY_ID: SECRET_KEY}
-    storage = await async_get_storage(hass)
-    assert storage.documents(KEY_ID) == {}
+    runtime = loaded_runtime(hass)
+    assert runtime.documents(KEY_ID) == {}
     # The reload renamed the device.
     assert entry.state is ConfigEntryState.LOADED
     assert entry.runtime_data.devices[KEY_ID].name == "Shed sensor"
@@ -634,8 +635,8 @@ async def test_reconfigure_sets_document(
     hass_storage: dict[str, Any],
 ) -> None:
     entry = init_integration
-    storage = await async_get_storage(hass)
-    await storage.async_set_document(KEY_ID, {"interval": 5}, "1.2.0")
+    runtime = loaded_runtime(hass)
+    await runtime.async_set_config(KEY_ID, {"interval": 5}, "1.2.0")
     result = await _start_reconfigure(hass, entry)
     document = {"interval": 60, "ssid": "garden", "sensors": ["temp", "rh"]}
 
@@ -652,12 +653,12 @@ async def test_reconfigure_sets_document(
 
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reconfigure_successful"
-    assert storage.documents(KEY_ID) == {
+    assert runtime.documents(KEY_ID) == {
         "default": document,
         "versions": {"1.2.0": {"interval": 5}},
     }
-    assert storage.document(KEY_ID, None) == document
-    assert storage.document(KEY_ID, "1.3.0") == document
+    assert runtime.config_document(KEY_ID, None) == document
+    assert runtime.config_document(KEY_ID, "1.3.0") == document
     assert hass_storage[DOCUMENTS_STORE]["data"][KEY_ID]["default"] == document
     subentry = _device_subentry(entry, KEY_ID)
     assert subentry.title == DEVICE_NAME
@@ -673,7 +674,7 @@ async def test_reconfigure_invalid_document(
     hass: HomeAssistant, init_integration: MockConfigEntry, document: Any
 ) -> None:
     entry = init_integration
-    storage = await async_get_storage(hass)
+    runtime = loaded_runtime(hass)
     result = await _start_reconfigure(hass, entry)
     user_input = {
         CONF_NAME: "Shed sensor",
@@ -695,8 +696,8 @@ async def test_reconfigure_invalid_document(
     }
     assert _suggested_values(result["data_schema"]) == user_input
     # Nothing changed: no document, no new key, no rename.
-    assert storage.documents(KEY_ID) == {}
-    assert storage.secret(KEY_ID) == SECRET_KEY
+    assert runtime.documents(KEY_ID) == {}
+    assert runtime.secret(KEY_ID) == SECRET_KEY
     assert _device_subentry(entry, KEY_ID).title == DEVICE_NAME
 
     result = await hass.config_entries.subentries.async_configure(
@@ -712,7 +713,7 @@ async def test_reconfigure_invalid_document(
 
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reconfigure_successful"
-    assert storage.documents(KEY_ID) == {"default": {"interval": 60}}
+    assert runtime.documents(KEY_ID) == {"default": {"interval": 60}}
     assert _device_subentry(entry, KEY_ID).title == "Shed sensor"
 
 
@@ -720,7 +721,7 @@ async def test_reconfigure_blank_name(
     hass: HomeAssistant, init_integration: MockConfigEntry
 ) -> None:
     entry = init_integration
-    storage = await async_get_storage(hass)
+    runtime = loaded_runtime(hass)
     result = await _start_reconfigure(hass, entry)
 
     result = await hass.config_entries.subentries.async_configure(
@@ -735,8 +736,8 @@ async def test_reconfigure_blank_name(
 
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {CONF_NAME: "invalid_name"}
-    assert storage.documents(KEY_ID) == {}
-    assert storage.secret(KEY_ID) == SECRET_KEY
+    assert runtime.documents(KEY_ID) == {}
+    assert runtime.secret(KEY_ID) == SECRET_KEY
     subentry = _device_subentry(entry, KEY_ID)
     assert subentry.title == DEVICE_NAME
     assert subentry.data[CONF_FIRMWARE_TYPE] == FIRMWARE_TYPE
@@ -758,7 +759,7 @@ async def test_reconfigure_rotate_key(
     hass_storage: dict[str, Any],
 ) -> None:
     entry = init_integration
-    storage = await async_get_storage(hass)
+    runtime = loaded_runtime(hass)
     result = await _start_reconfigure(hass, entry)
 
     result = await hass.config_entries.subentries.async_configure(
@@ -774,7 +775,7 @@ async def test_reconfigure_rotate_key(
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "key_rotated"
     assert result["description_placeholders"] == {"key_id": KEY_ID}
-    new_secret = storage.secret(KEY_ID)
+    new_secret = runtime.secret(KEY_ID)
     assert new_secret is not None
     assert new_secret != SECRET_KEY
     assert GENERATED_SECRET.fullmatch(new_secret)

@@ -13,8 +13,6 @@ import pytest
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.providore.const import DOMAIN
-from custom_components.providore.firmware_catalog import async_get_firmware_catalog
-from custom_components.providore.storage import async_get_storage
 from demo.devices_file import (
     DeviceEntry,
     read_devices,
@@ -46,6 +44,8 @@ from demo.scenario import (
 )
 from demo.waiting import Deadline, DemoError, wait_until
 from providore_client.simulator import load_devices
+
+from .conftest import loaded_runtime
 
 DEVICES = [
     DeviceEntry("garden-sensor", "garden-secret-0123456789", "demo-sensor", "1.0.0"),
@@ -79,15 +79,14 @@ async def test_set_up_demo_over_rest(
     assert sorted(s.title for s in entry.subentries.values()) == sorted(
         d.name for d in DEMO_DEVICES
     )
-    storage = await async_get_storage(hass)
+    runtime = loaded_runtime(hass)
     for demo_device, simulated in zip(DEMO_DEVICES, devices, strict=True):
         assert simulated.id == demo_device.key_id
-        assert storage.secret(simulated.id) == simulated.secret
-        assert storage.document(simulated.id, None) == demo_device.config
+        assert runtime.secret(simulated.id) == simulated.secret
+        assert runtime.config_document(simulated.id, None) == demo_device.config
         assert hass.states.get(demo_device.update_entity) is not None
         assert hass.states.get(demo_device.certificate_sensor) is not None
-    catalog = await async_get_firmware_catalog(hass)
-    build = catalog.latest(FIRMWARE_TYPE)
+    build = runtime.firmware.catalog.latest(FIRMWARE_TYPE)
     assert build is not None
     assert (build.version, build.size) == (NEW_VERSION, FIRMWARE_SIZE)
     saved = read_devices(devices_file(config_dir))

@@ -19,9 +19,9 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.providore.const import DOMAIN
 from custom_components.providore.device_auth import DATA_GUARDS
-from custom_components.providore.storage import async_get_storage
 
-from .conftest import FIRMWARE_TYPE, KEY_ID, SECRET_KEY
+from .conftest import FIRMWARE_TYPE, KEY_ID, SECRET_KEY, loaded_runtime
+from .device_calls import record_contact
 
 FIRMWARE = b"\xe9firmware image"
 DOCUMENT = {"wifi": {"ssid": "home", "password": "hunter2-wifi"}}
@@ -29,15 +29,14 @@ DOCUMENT = {"wifi": {"ssid": "home", "password": "hunter2-wifi"}}
 
 async def _prepare(hass: HomeAssistant, entry: MockConfigEntry) -> None:
     assert await async_setup_component(hass, "diagnostics", {})
-    storage = await async_get_storage(hass)
-    await storage.async_set_document(KEY_ID, DOCUMENT)
-    await storage.async_set_document(KEY_ID, DOCUMENT, "2.0.0")
-    entry.runtime_data.record_request(KEY_ID, "192.0.2.7", "1.0.0", dt_util.utcnow())
+    runtime = loaded_runtime(hass)
+    await runtime.async_set_config(KEY_ID, DOCUMENT)
+    await runtime.async_set_config(KEY_ID, DOCUMENT, "2.0.0")
+    record_contact(hass)
     source = Path(hass.config.path("build.bin"))
     await hass.async_add_executor_job(source.write_bytes, FIRMWARE)
-    firmware = entry.runtime_data.firmware
-    await firmware.catalog.async_add(FIRMWARE_TYPE, "1.1.0", source)
-    await firmware.async_install(KEY_ID, "1.1.0")
+    await runtime.async_add_build(FIRMWARE_TYPE, "1.1.0", source)
+    await runtime.async_install_firmware(KEY_ID, "1.1.0")
 
 
 async def test_entry_diagnostics(
@@ -90,6 +89,7 @@ async def test_device_diagnostics(
     assert diagnostics["firmware_update"] == {
         "firmware_type": FIRMWARE_TYPE,
         "assigned_version": "1.1.0",
+        "assigned_sha256": hashlib.sha256(FIRMWARE).hexdigest(),
         "auto_update": False,
         "downloaded_at": None,
         "progress": None,

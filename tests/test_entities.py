@@ -8,7 +8,6 @@ from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNKNOWN
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
-from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -16,17 +15,16 @@ from pytest_homeassistant_custom_component.common import (
 )
 
 from custom_components.providore.const import CONF_ONLINE_INTERVAL, DOMAIN
-from custom_components.providore.storage import async_get_storage
 
-from .conftest import KEY_ID
+from .conftest import KEY_ID, loaded_runtime
+from .device_calls import record_contact
 
 CONNECTIVITY = "binary_sensor.garden_sensor_connectivity"
 
 
 async def _device_calls(hass: HomeAssistant, version: str = "1.0.0") -> None:
     """Record a request the way the device API does after authenticating it."""
-    entry = hass.config_entries.async_entries(DOMAIN)[0]
-    entry.runtime_data.record_request(KEY_ID, "192.0.2.7", version, dt_util.utcnow())
+    record_contact(hass, version)
     await hass.async_block_till_done()
 
 
@@ -152,11 +150,12 @@ async def test_saves_resume_after_a_removed_device_is_forgotten(
     hass_storage: dict,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    storage = await async_get_storage(hass)
-    storage.state("0badc0de").address = "192.0.2.99"  # a device since removed
+    data = loaded_runtime(hass)._data
+    data.state("0badc0de").address = "192.0.2.99"  # a device since removed
+    data.state_changed("0badc0de")
     await _device_calls(hass, "1.0.0")  # a delayed save is now pending
     # Forgetting the removed device writes at once, replacing the delayed save.
-    await storage.async_keep_only([KEY_ID])
+    await data.async_forget(["0badc0de"])
     assert set(hass_storage[f"{DOMAIN}.device_state"]["data"]) == {KEY_ID}
 
     await _device_calls(hass, "1.0.1")

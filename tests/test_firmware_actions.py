@@ -27,7 +27,6 @@ import voluptuous as vol
 from custom_components.providore.const import DOMAIN
 from custom_components.providore.firmware_catalog import (
     FirmwareCatalog,
-    async_get_firmware_catalog,
 )
 
 from .conftest import FIRMWARE_TYPE
@@ -334,8 +333,12 @@ async def test_firmware_actions_need_a_loaded_hub(
         await _delete(hass)
     assert err.value.translation_key == "not_loaded"
 
-    catalog = await async_get_firmware_catalog(hass)
-    assert [b.version for b in catalog.versions(FIRMWARE_TYPE)] == ["1.0.0"]
+    # Nothing changed: set up again, the catalog still holds the first build only.
+    assert await hass.config_entries.async_setup(init_integration.entry_id)
+    await hass.async_block_till_done()
+    assert [b.version for b in _catalog(init_integration).versions(FIRMWARE_TYPE)] == [
+        "1.0.0"
+    ]
 
 
 async def test_firmware_actions_are_for_admins_only(

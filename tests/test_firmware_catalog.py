@@ -23,7 +23,6 @@ from custom_components.providore.firmware_catalog import (
     Firmware,
     FirmwareCatalog,
     FirmwareError,
-    async_get_firmware_catalog,
 )
 
 from .conftest import FIRMWARE_TYPE
@@ -239,7 +238,7 @@ async def test_concurrent_uploads_of_one_version(
 
     winner = _build(source_dir, "winner.bin", b"winner")
     _build(source_dir, "loser.bin", b"loser")
-    catalog.async_add_listener(lambda _build: first_done.set())
+    catalog.async_add_listener(lambda _build, _added: first_done.set())
 
     results = await asyncio.gather(
         catalog.async_add(FIRMWARE_TYPE, "1.0.0", winner),
@@ -537,31 +536,26 @@ async def test_remove_deletes_the_folder_and_metadata(
 
 
 async def test_listeners(catalog: FirmwareCatalog, source_dir: Path) -> None:
-    seen: list[Firmware | None] = []
-    remove = catalog.async_add_listener(seen.append)
+    seen: list[tuple[Firmware, bool]] = []
+    remove = catalog.async_add_listener(
+        lambda build, added: seen.append((build, added))
+    )
 
     build = await _add(catalog, source_dir, "1.0.0")
-    assert seen == [build]
+    assert seen == [(build, True)]
 
     with pytest.raises(FirmwareError):
         await _add(catalog, source_dir, "1.0.0")
     with pytest.raises(FirmwareError):
         await catalog.async_delete(FIRMWARE_TYPE, "9.9.9")
-    assert seen == [build]  # refused changes notify nobody
+    assert seen == [(build, True)]  # refused changes notify nobody
 
     await catalog.async_delete(FIRMWARE_TYPE, "1.0.0")
-    assert seen == [build, None]
+    assert seen == [(build, True), (build, False)]
 
     remove()
     await _add(catalog, source_dir, "2.0.0")
-    assert seen == [build, None]
-
-
-async def test_singleton(hass: HomeAssistant, source_dir: Path) -> None:
-    catalog = await async_get_firmware_catalog(hass)
-    assert await async_get_firmware_catalog(hass) is catalog
-    await _add(catalog, source_dir, "1.0.0")
-    assert (await async_get_firmware_catalog(hass)).get(FIRMWARE_TYPE, "1.0.0")
+    assert seen == [(build, True), (build, False)]
 
 
 async def test_reloading_the_hub_keeps_the_catalog(

@@ -50,11 +50,9 @@ from pytest_homeassistant_custom_component.typing import (
 
 from custom_components.providore import firmware_delivery
 from custom_components.providore.const import DEFAULT_UPDATE_TIMEOUT, DOMAIN
-from custom_components.providore.firmware_catalog import async_get_firmware_catalog
-from custom_components.providore.protocol import response_headers
-from custom_components.providore.storage import async_get_storage
+from custom_components.providore.protocol import DeviceKey, response_headers
 
-from .conftest import FIRMWARE_TYPE, KEY_ID, SECRET_KEY
+from .conftest import FIRMWARE_TYPE, KEY_ID, SECRET_KEY, loaded_runtime
 from .device import BASE, response_is_signed, signed_headers
 
 UPDATE = "update.garden_sensor_firmware"
@@ -146,7 +144,7 @@ async def client(
     routes once a client has started it.
     """
     assert await async_setup_component(hass, "websocket_api", {})
-    await (await async_get_storage(hass)).async_set_document(KEY_ID, {"a": 1})
+    await loaded_runtime(hass).async_set_config(KEY_ID, {"a": 1})
     device = await hass_client_no_auth()
     await _report(device, OLD_VERSION)
     return device
@@ -290,7 +288,7 @@ async def test_unusable_range_is_ignored(assigned: TestClient, byte_range: str) 
 
 
 async def test_missing_file_is_404(hass: HomeAssistant, assigned: TestClient) -> None:
-    catalog = await async_get_firmware_catalog(hass)
+    catalog = loaded_runtime(hass).firmware.catalog
     build = catalog.get(FIRMWARE_TYPE, NEW_VERSION)
     assert build is not None
     await hass.async_add_executor_job(catalog.path(build).unlink)
@@ -335,23 +333,20 @@ async def test_second_download_does_not_read_the_file_to_sign(
 async def test_cached_signature_equals_a_fresh_one(
     hass: HomeAssistant, assigned: TestClient
 ) -> None:
-    hub = hass.config_entries.async_entries(DOMAIN)[0].runtime_data
-    catalog = hub.firmware.catalog
+    runtime = loaded_runtime(hass)
+    catalog = runtime.firmware.catalog
     build = catalog.get(FIRMWARE_TYPE, NEW_VERSION)
-    cache = hub.firmware.signatures
-    signer = await cache.async_signer(
-        hass, KEY_ID, SECRET_KEY, build, catalog.path(build)
-    )
-    again = await cache.async_signer(
-        hass, KEY_ID, SECRET_KEY, build, catalog.path(build)
-    )
+    cache = runtime.firmware.signatures
+    key = DeviceKey(SECRET_KEY)
+    signer = await cache.async_signer(hass, KEY_ID, key, build, catalog.path(build))
+    again = await cache.async_signer(hass, KEY_ID, key, build, catalog.path(build))
     assert again is signer
     now = dt_util.utcnow()
-    assert signer.headers(now) == response_headers(SECRET_KEY, FIRMWARE, now)
+    assert signer.headers(now) == response_headers(key, FIRMWARE, now)
     later = now + timedelta(minutes=3)
-    assert again.headers(later) == response_headers(SECRET_KEY, FIRMWARE, later)
+    assert again.headers(later) == response_headers(key, FIRMWARE, later)
     # Another key (a rotated one) never gets the cached state.
-    other = "AnotherSecretKeyForThisDevice123"
+    other = DeviceKey("AnotherSecretKeyForThisDevice123")
     rotated = await cache.async_signer(hass, KEY_ID, other, build, catalog.path(build))
     assert rotated is not signer
     assert rotated.headers(now) == response_headers(other, FIRMWARE, now)
@@ -504,9 +499,7 @@ async def test_install_without_any_build(
     hass: HomeAssistant, client: TestClient
 ) -> None:
     with pytest.raises(HomeAssistantError) as err:
-        await hass.config_entries.async_entries(DOMAIN)[
-            0
-        ].runtime_data.firmware.async_install(KEY_ID, None)
+        await loaded_runtime(hass).async_install_firmware(KEY_ID, None)
     assert err.value.translation_key == "no_firmware"
 
 
@@ -559,18 +552,20 @@ async def test_automatic_updates_assign_new_uploads(
     )
 
 
-def _write_then(error: BaseException) -> Any:
-    """Make the second chunk written to a device fail with `error`."""
-    written: list[bytes] = []
-    real_write = web.StreamResponse.write
+def _second_slice_fails(error: BaseException) -> Any:
+    """Make the second slice of the file sent to a device fail with `error`."""
+    sent: list[int] = []
+    real_send = firmware_delivery._async_send_slice
 
-    async def write(response: web.StreamResponse, data: bytes) -> None:
-        if written:
+    async def send(*args: Any) -> None:
+        if sent:
             raise error
-        written.append(data)
-        await real_write(response, data)
+        sent.append(args[-1])
+        await real_send(*args)
 
-    return patch.object(web.StreamResponse, "write", write)
+    return patch.multiple(
+        firmware_delivery, SEND_SLICE=64 * 1024, _async_send_slice=send
+    )
 
 
 @pytest.mark.parametrize(
@@ -584,7 +579,7 @@ async def test_broken_off_download_forgets_its_progress(
     Home Assistant cancels the handler of a client that disconnects; a reset
     connection raises instead.
     """
-    with _write_then(error), pytest.raises(ClientError):
+    with _second_slice_fails(error), pytest.raises(ClientError):
         await (await _download(assigned)).read()
     await hass.async_block_till_done()
     state = _update_state(hass)
@@ -611,7 +606,7 @@ async def test_a_range_received_whole_keeps_its_progress(
 async def test_file_shorter_than_its_catalog_size_breaks_the_download(
     hass: HomeAssistant, assigned: TestClient
 ) -> None:
-    catalog = await async_get_firmware_catalog(hass)
+    catalog = loaded_runtime(hass).firmware.catalog
     build = catalog.get(FIRMWARE_TYPE, NEW_VERSION)
     assert build is not None
     await (await _download(assigned)).read()  # signed while the file was whole
@@ -624,20 +619,20 @@ async def test_file_shorter_than_its_catalog_size_breaks_the_download(
 async def test_signer_cache_keeps_the_most_recent(
     hass: HomeAssistant, assigned: TestClient
 ) -> None:
-    hub = hass.config_entries.async_entries(DOMAIN)[0].runtime_data
-    build = hub.firmware.catalog.get(FIRMWARE_TYPE, NEW_VERSION)
-    path = hub.firmware.catalog.path(build)
+    catalog = loaded_runtime(hass).firmware.catalog
+    build = catalog.get(FIRMWARE_TYPE, NEW_VERSION)
+    path = catalog.path(build)
     cache = firmware_delivery.FirmwareSignatures()
-    first = await cache.async_signer(hass, "device-0", SECRET_KEY, build, path)
+    key = DeviceKey(SECRET_KEY)
+    first = await cache.async_signer(hass, "device-0", key, build, path)
     for number in range(1, firmware_delivery.MAX_CACHED_SIGNERS + 1):
-        await cache.async_signer(hass, f"device-{number}", SECRET_KEY, build, path)
-    again = await cache.async_signer(hass, "device-0", SECRET_KEY, build, path)
+        await cache.async_signer(hass, f"device-{number}", key, build, path)
+    again = await cache.async_signer(hass, "device-0", key, build, path)
     assert again is not first
 
 
 def _progress(hass: HomeAssistant) -> int | None:
-    hub = hass.config_entries.async_entries(DOMAIN)[0].runtime_data
-    return hub.firmware.progress(KEY_ID)
+    return loaded_runtime(hass).firmware.progress(KEY_ID)
 
 
 async def test_cancel_a_pending_update(

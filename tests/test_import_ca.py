@@ -62,7 +62,7 @@ async def test_import_ca(
     certificate, key = await hass.async_add_executor_job(
         lambda: openssl_ca(tmp_path, password=PASSWORD)
     )
-    old = entry.runtime_data.certificates
+    old = entry.runtime_data._certificates
     csr = await hass.async_add_executor_job(lambda: make_csr(ec_key(), KEY_ID))
     await old.async_issue(
         KEY_ID,
@@ -87,7 +87,7 @@ async def test_import_ca(
     assert result["reason"] == "ca_imported"
     assert dict(entry.options) == options
     assert entry.state is ConfigEntryState.LOADED
-    certificates = entry.runtime_data.certificates
+    certificates = entry.runtime_data._certificates
     assert certificates.authority.certificate_pem.strip() == certificate.strip()
     assert (
         certificates.current(
@@ -126,7 +126,7 @@ async def test_import_ca(
 async def test_import_same_ca_keeps_certificates(
     hass: HomeAssistant, init_integration: MockConfigEntry
 ) -> None:
-    certificates = init_integration.runtime_data.certificates
+    certificates = init_integration.runtime_data._certificates
     csr = await hass.async_add_executor_job(lambda: make_csr(ec_key(), KEY_ID))
     issued = await certificates.async_issue(
         KEY_ID,
@@ -144,7 +144,7 @@ async def test_import_same_ca_keeps_certificates(
     )
     await hass.async_block_till_done()
     assert result["type"] is FlowResultType.ABORT
-    reloaded = init_integration.runtime_data.certificates
+    reloaded = init_integration.runtime_data._certificates
     assert reloaded.current(KEY_ID, issued.not_before) == issued
 
 
@@ -203,7 +203,7 @@ async def test_import_errors(
         "wrong_password": {CONF_CA_CERTIFICATE: certificate, CONF_CA_PRIVATE_KEY: key, CONF_PASSWORD: "nope"},
     }[case]  # fmt: skip
     before = dict(hass_storage[f"{DOMAIN}.ca"]["data"])
-    fingerprint = init_integration.runtime_data.certificates.authority.fingerprint
+    fingerprint = init_integration.runtime_data._certificates.authority.fingerprint
 
     flow_id = await _open_import(hass, init_integration)
     result = await hass.config_entries.options.async_configure(flow_id, user_input)
@@ -215,7 +215,7 @@ async def test_import_errors(
     assert _suggested(result) == {CONF_CA_CERTIFICATE: user_input[CONF_CA_CERTIFICATE]}
     assert hass_storage[f"{DOMAIN}.ca"]["data"] == before
     assert (
-        init_integration.runtime_data.certificates.authority.fingerprint == fingerprint
+        init_integration.runtime_data._certificates.authority.fingerprint == fingerprint
     )
 
     # Corrected, the same form imports.

@@ -16,9 +16,9 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.providore.const import DOMAIN
-from custom_components.providore.storage import ProvidoreStorage, async_get_storage
+from custom_components.providore.device_data import DeviceData
 
-from .conftest import KEY_ID, SECRET_KEY
+from .conftest import KEY_ID, SECRET_KEY, loaded_runtime
 
 # The stores' real file writer, taken before the test harness replaces it for each test.
 _WRITE_TO_DISK = Store._async_write_data
@@ -84,17 +84,22 @@ async def test_removing_a_device_forgets_its_secret(
     hass: HomeAssistant,
     init_integration: MockConfigEntry,
     device_registry: dr.DeviceRegistry,
+    hass_storage: dict[str, Any],
 ) -> None:
-    storage = await async_get_storage(hass)
-    assert storage.secret(KEY_ID) == SECRET_KEY
-    await storage.async_set_document(KEY_ID, {"interval": 60})
+    runtime = loaded_runtime(hass)
+    assert runtime.secret(KEY_ID) == SECRET_KEY
+    await runtime.async_set_config(KEY_ID, {"interval": 60})
 
     subentry_id = next(iter(init_integration.subentries))
     assert hass.config_entries.async_remove_subentry(init_integration, subentry_id)
     await hass.async_block_till_done()
 
-    assert storage.secret(KEY_ID) is None
-    assert storage.document(KEY_ID, None) is None
+    assert runtime.secret(KEY_ID) is None
+    assert runtime.config_document(KEY_ID, None) is None
+    assert hass_storage[f"{DOMAIN}.secrets"]["data"] == {}
+    assert hass_storage[f"{DOMAIN}.documents"]["data"] == {}
+    # Removed in place: the hub was not reloaded.
+    assert loaded_runtime(hass) is runtime
     assert device_registry.async_get_device(identifiers={(DOMAIN, KEY_ID)}) is None
     assert hass.states.get("binary_sensor.garden_sensor_connectivity") is None
 
@@ -104,8 +109,8 @@ async def test_removing_the_hub_deletes_its_stores(
     init_integration: MockConfigEntry,
     hass_storage: dict[str, Any],
 ) -> None:
-    storage = await async_get_storage(hass)
-    await storage.async_set_document(KEY_ID, {"interval": 60})
+    runtime = loaded_runtime(hass)
+    await runtime.async_set_config(KEY_ID, {"interval": 60})
     assert f"{DOMAIN}.secrets" in hass_storage
     assert f"{DOMAIN}.documents" in hass_storage
 
@@ -113,7 +118,6 @@ async def test_removing_the_hub_deletes_its_stores(
     await hass.async_block_till_done()
 
     assert not any(key.startswith(f"{DOMAIN}.") for key in hass_storage)
-    assert storage.secret(KEY_ID) is None
 
 
 @pytest.mark.usefixtures("entity_registry_enabled_by_default")
@@ -178,13 +182,19 @@ async def test_secrets_are_written_for_the_owner_only(
         patch.object(hass.config, "config_dir", str(tmp_path)),
         patch.object(Store, "_async_write_data", _WRITE_TO_DISK),
     ):
-        storage = ProvidoreStorage(hass)
-        await storage.async_set_secret(KEY_ID, SECRET_KEY)
-        await storage.async_set_document(KEY_ID, {"interval": 60})
+        data = DeviceData(hass)
+        await data.async_set_secrets({KEY_ID: SECRET_KEY})
+        await data.async_set_document(KEY_ID, {"mqtt": {"password": "hunter2"}})
+        data.state("0badc0de").address = "192.0.2.7"
+        await data._state_store.async_save({})
 
-    secrets_path = tmp_path / STORAGE_DIR / f"{DOMAIN}.secrets"
-    documents_path = tmp_path / STORAGE_DIR / f"{DOMAIN}.documents"
+    storage = tmp_path / STORAGE_DIR
+    secrets_path = storage / f"{DOMAIN}.secrets"
+    documents_path = storage / f"{DOMAIN}.documents"
     assert json.loads(secrets_path.read_text())["data"] == {KEY_ID: SECRET_KEY}
     assert stat.S_IMODE(secrets_path.stat().st_mode) == 0o600
+    # Configuration documents may hold credentials (an MQTT password): private too.
+    assert stat.S_IMODE(documents_path.stat().st_mode) == 0o600
     # For contrast: an ordinary store is readable by others.
-    assert stat.S_IMODE(documents_path.stat().st_mode) == 0o644
+    state_path = storage / f"{DOMAIN}.device_state"
+    assert stat.S_IMODE(state_path.stat().st_mode) == 0o644

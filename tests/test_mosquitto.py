@@ -223,7 +223,7 @@ async def test_mosquitto_accepts_current_and_refuses_superseded(
     await run((tmp_path / "old.pem").write_text, old_pem)
 
     # The broker trusts the CA and loads the CRL, both from the public endpoints.
-    authority = init_integration.runtime_data.certificates.authority
+    authority = init_integration.runtime_data._certificates.authority
     await run((tmp_path / "ca.pem").write_text, await _fetch(client, "ca.pem"))
     await run((tmp_path / "crl.pem").write_text, await _fetch(client, "crl.pem"))
     await run(_broker_certificate, authority, tmp_path)

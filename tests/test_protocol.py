@@ -13,6 +13,7 @@ import pytest
 
 from custom_components.providore import protocol
 from custom_components.providore.protocol import (
+    DeviceKey,
     MalformedRequest,
     PayloadTooLarge,
     ProtocolError,
@@ -128,20 +129,16 @@ def test_request_vector(vector: dict[str, Any]) -> None:
     assert message == vector["message"].encode("utf-8")
     assert sign(vector["secret_key"], message) == vector["signature"]
 
+    key = DeviceKey(vector["secret_key"])
     assert (
-        verify_request(
-            request,
-            vector["secret_key"],
-            vector["method"],
-            vector["path"],
-            _body(vector),
-        )
-        == vector["secret_key"]
+        verify_request(request, key, vector["method"], vector["path"], _body(vector))
+        is key
     )
+    assert key.sign(message) == vector["signature"]
     # The method is signed in upper case whatever case the caller passes.
     verify_request(
         request,
-        vector["secret_key"],
+        key,
         vector["method"].lower(),
         vector["path"],
         _body(vector),
@@ -174,7 +171,7 @@ def test_request_vector_rejects_one_byte_change(
         )
         assert request.created_at == parse_timestamp(vector["created_at"])
     with pytest.raises(Unauthorized) as err:
-        verify_request(request, secret, method, path, _body(vector))
+        verify_request(request, DeviceKey(secret), method, path, _body(vector))
     assert err.value.reason == "invalid signature"
     assert err.value.status == 401
 
@@ -189,7 +186,11 @@ def test_request_vector_rejects_body_change(vector: dict[str, Any]) -> None:
     for changed in (body[:-1] + bytes([body[-1] ^ 1]), body + b"\n", body[:-1], b""):
         with pytest.raises(Unauthorized):
             verify_request(
-                request, vector["secret_key"], vector["method"], vector["path"], changed
+                request,
+                DeviceKey(vector["secret_key"]),
+                vector["method"],
+                vector["path"],
+                changed,
             )
 
 
@@ -201,19 +202,20 @@ def test_response_vector(vector: dict[str, Any]) -> None:
     assert sign(vector["secret_key"], message) == vector["signature"]
 
     now = parse_timestamp(vector["created_at"])
-    assert response_headers(vector["secret_key"], body, now) == {
+    key = DeviceKey(vector["secret_key"])
+    assert response_headers(key, body, now) == {
         "created-at": vector["created_at"],
         "expiry": vector["expiry"],
         "signature": vector["signature"],
     }
     # Sub-second precision is dropped, never rounded up.
-    assert response_headers(
-        vector["secret_key"], body, now + timedelta(microseconds=999_999)
-    ) == (response_headers(vector["secret_key"], body, now))
+    assert response_headers(key, body, now + timedelta(microseconds=999_999)) == (
+        response_headers(key, body, now)
+    )
 
 
 def test_response_header_names_are_lower_case() -> None:
-    headers = response_headers(SECRET, b"x", NOW)
+    headers = response_headers(DeviceKey(SECRET), b"x", NOW)
     assert list(headers) == ["created-at", "expiry", "signature"]
     assert protocol.RESPONSE_CREATED_AT == "created-at"
     assert protocol.RESPONSE_EXPIRY == "expiry"
@@ -427,7 +429,7 @@ def test_parse_signed_request_keeps_headers_as_sent() -> None:
         _headers(
             "d8fa0180",
             "abc=",
-            version=" v2 beta ",
+            version="v2.0-beta+5",
             created_at="2021-04-09T23:01:24.5+10:00",
             expiry="2021-04-09T13:16:24",
         )
@@ -435,12 +437,54 @@ def test_parse_signed_request_keeps_headers_as_sent() -> None:
     assert request == SignedRequest(
         key_id="d8fa0180",
         signature="abc=",
-        firmware_version=" v2 beta ",
+        firmware_version="v2.0-beta+5",
         created_at_header="2021-04-09T23:01:24.5+10:00",
         expiry_header="2021-04-09T13:16:24",
         created_at=datetime(2021, 4, 9, 13, 1, 24, 500000, tzinfo=UTC),
         expiry=datetime(2021, 4, 9, 13, 16, 24, tzinfo=UTC),
     )
+
+
+@pytest.mark.parametrize(
+    "version",
+    [
+        "",
+        " 1.0.0",
+        "1.0.0 ",
+        "1.0 beta",
+        "1.0.0\t",
+        "1.0.0-\udcff\udcfe",  # non-UTF-8 bytes, as aiohttp decodes them
+        "1.0.0-é",
+        "1.0.0\x7f",
+        "v" * 65,
+    ],
+    ids=[
+        "empty",
+        "leading-space",
+        "trailing-space",
+        "inner-space",
+        "tab",
+        "non-utf8",
+        "non-ascii",
+        "delete",
+        "too-long",
+    ],
+)
+def test_firmware_version_must_be_short_printable_ascii(version: str) -> None:
+    """A version that could not be stored or shown is refused before anything else."""
+    with pytest.raises(MalformedRequest) as err:
+        parse_signed_request(_headers("d8fa0180", "abc=", version=version))
+    assert err.value.status == 400
+    assert "X-Firmware-Version" in err.value.reason
+
+
+def test_firmware_version_of_64_characters_is_accepted() -> None:
+    version = "1.0.0-" + "x" * 58
+    assert parse_signed_request(_headers("d8fa0180", "abc=", version=version)) == (
+        parse_signed_request(_headers("d8fa0180", "abc=", version=version))
+    )
+    request = parse_signed_request(_headers("d8fa0180", "abc=", version=version))
+    assert request.firmware_version == version
 
 
 @pytest.mark.parametrize(
@@ -480,7 +524,7 @@ def test_unknown_key_looks_like_wrong_signature() -> None:
     with pytest.raises(ProtocolError) as unknown:
         verify_request(request, None, *args)
     with pytest.raises(ProtocolError) as wrong:
-        verify_request(request, _flip(SECRET), *args)
+        verify_request(request, DeviceKey(_flip(SECRET)), *args)
     assert type(unknown.value) is type(wrong.value) is Unauthorized
     assert unknown.value.reason == wrong.value.reason == "invalid signature"
     assert str(unknown.value) == str(wrong.value)
@@ -493,7 +537,7 @@ def test_unknown_key_rejected_even_with_dummy_key_signature() -> None:
     signed = replace(
         request, signature=sign(dummy, request_message("GET", "/config", request, None))
     )
-    verify_request(signed, dummy, "GET", "/config", None)
+    verify_request(signed, DeviceKey(dummy), "GET", "/config", None)
     with pytest.raises(Unauthorized, match="^invalid signature$"):
         verify_request(signed, None, "GET", "/config", None)
 
@@ -626,7 +670,7 @@ def test_errors_never_contain_secret_or_signature() -> None:
     request = _request(NOW, NOW + LIFETIME, signature=signature)
     errors: list[ProtocolError] = []
     attempts: list[Callable[[], object]] = [
-        lambda: verify_request(request, secret, "GET", "/config", None),
+        lambda: verify_request(request, DeviceKey(secret), "GET", "/config", None),
         lambda: verify_request(request, None, "GET", "/config", None),
         lambda: parse_authorization(
             f"Hmac key-id={secret}, signature={signature} junk"

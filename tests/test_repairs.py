@@ -17,9 +17,8 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from custom_components.providore.const import DOMAIN
 from custom_components.providore.protocol import is_valid_secret_key
 from custom_components.providore.repairs import async_create_fix_flow
-from custom_components.providore.storage import async_get_storage
 
-from .conftest import KEY_ID
+from .conftest import KEY_ID, loaded_runtime
 
 ISSUE_ID = f"missing_secret_{KEY_ID}"
 
@@ -58,13 +57,13 @@ async def test_missing_secret_raises_an_issue_and_the_fix_generates_one(
         "key_id": KEY_ID,
         "name": "Garden sensor",
     }
-    storage = await async_get_storage(hass)
-    assert storage.secret(KEY_ID) is None
+    runtime = loaded_runtime(hass)
+    assert runtime.secret(KEY_ID) is None
 
     resp = await client.post(f"/api/repairs/issues/fix/{flow['flow_id']}", json={})
     assert resp.status == HTTPStatus.OK
     assert (await resp.json())["type"] == "create_entry"
-    secret = storage.secret(KEY_ID)
+    secret = runtime.secret(KEY_ID)
     assert secret is not None
     assert is_valid_secret_key(secret)
     assert issue_registry.async_get_issue(DOMAIN, ISSUE_ID) is None

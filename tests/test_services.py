@@ -20,9 +20,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, MockUs
 import voluptuous as vol
 
 from custom_components.providore.const import DOMAIN
-from custom_components.providore.storage import async_get_storage
 
-from .conftest import KEY_ID, SECRET_KEY
+from .conftest import KEY_ID, SECRET_KEY, loaded_runtime
 
 
 async def _bundle(hass: HomeAssistant, key_id: str = KEY_ID, **kwargs: object) -> dict:
@@ -59,8 +58,8 @@ async def test_nvs_csv_quotes_a_secret_with_a_comma(
     hass: HomeAssistant, init_integration: MockConfigEntry
 ) -> None:
     await async_process_ha_core_config(hass, {"internal_url": "http://ha.lan:8123"})
-    storage = await async_get_storage(hass)
-    await storage.async_set_secret(KEY_ID, 'a,b"c-0123456789xyz')
+    runtime = loaded_runtime(hass)
+    await runtime.async_store_secrets({KEY_ID: 'a,b"c-0123456789xyz'})
     bundle = await _bundle(hass)
     rows = list(csv.reader(io.StringIO(bundle["nvs_csv"])))
     assert rows[3] == ["psk", "data", "string", 'a,b"c-0123456789xyz']
@@ -150,9 +149,9 @@ async def test_set_config(
         {"key_id": KEY_ID, "config": {"interval": 5}, "firmware_version": "2.0.0"},
         blocking=True,
     )
-    storage = await async_get_storage(hass)
-    assert storage.document(KEY_ID, "1.0.0") == {"interval": 60}
-    assert storage.document(KEY_ID, "2.0.0") == {"interval": 5}
+    runtime = loaded_runtime(hass)
+    assert runtime.config_document(KEY_ID, "1.0.0") == {"interval": 60}
+    assert runtime.config_document(KEY_ID, "2.0.0") == {"interval": 5}
 
 
 async def test_set_config_refuses_what_is_not_an_object(
@@ -162,8 +161,8 @@ async def test_set_config_refuses_what_is_not_an_object(
         await hass.services.async_call(
             DOMAIN, "set_config", {"key_id": KEY_ID, "config": [1, 2]}, blocking=True
         )
-    storage = await async_get_storage(hass)
-    assert storage.document(KEY_ID, None) is None
+    runtime = loaded_runtime(hass)
+    assert runtime.config_document(KEY_ID, None) is None
 
 
 async def test_set_config_unknown_device(

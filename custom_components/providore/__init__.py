@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 from homeassistant.const import Platform
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv
-from homeassistant.helpers.dispatcher import async_dispatcher_connect
-from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.typing import ConfigType
-from homeassistant.util import dt as dt_util
 
-from .certificates import SIGNAL_CERTIFICATES_UPDATED, async_get_certificates
 from .const import DOMAIN
 from .device_auth import DATA_GUARDS, RequestGuards
-from .firmware_catalog import async_get_firmware_catalog
-from .firmware_updates import async_get_firmware_updates
-from .hub import ProvidoreConfigEntry, ProvidoreHub
-from .repairs import (
-    async_update_certificate_issues,
-    async_update_missing_secret_issues,
-)
+from .issues import async_create_store_issue, delete_store_issues
+from .runtime import ProvidoreConfigEntry, ProvidoreRuntime, async_remove_stores
 from .services import async_setup_services
-from .storage import async_get_storage
+from .stores import StoreLoadTimeout, StoreUnreadable
 from .views import VIEWS
 
 PLATFORMS = [
@@ -33,8 +23,6 @@ PLATFORMS = [
     Platform.SWITCH,
     Platform.UPDATE,
 ]
-# The CRL is signed again this often; each one is valid for a week.
-CRL_REFRESH_INTERVAL = timedelta(days=1)
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
@@ -50,51 +38,35 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: ProvidoreConfigEntry) -> bool:
-    """Set up the hub and the entities of its devices."""
-    storage = await async_get_storage(hass)
-    updates = await async_get_firmware_updates(hass)
-    certificates = await async_get_certificates(hass)
-    hub = ProvidoreHub(
-        hass,
-        entry,
-        storage,
-        await async_get_firmware_catalog(hass),
-        updates,
-        certificates,
-    )
-    # Devices removed while Home Assistant was running take their data with them.
-    await storage.async_keep_only(hub.devices)
-    await updates.async_keep_only(hub.devices)
-    await certificates.async_revoke_all_but(hub.devices)
-    async_update_missing_secret_issues(hass, hub)
-    async_update_certificate_issues(hass, hub, dt_util.utcnow())
-    entry.async_on_unload(hub.firmware.async_start())
-    entry.runtime_data = hub
-
-    @callback
-    def _certificates_updated(_key_id: str) -> None:
-        async_update_certificate_issues(hass, hub, dt_util.utcnow())
-
-    async def _async_daily(now: datetime) -> None:
-        await certificates.async_publish_crl()
-        async_update_certificate_issues(hass, hub, now)
-
-    entry.async_on_unload(
-        async_dispatcher_connect(
-            hass, SIGNAL_CERTIFICATES_UPDATED, _certificates_updated
-        )
-    )
-    entry.async_on_unload(
-        async_track_time_interval(hass, _async_daily, CRL_REFRESH_INTERVAL)
-    )
+    """Load the hub's stores, then set up the entities of its devices."""
+    try:
+        runtime = await ProvidoreRuntime.async_load(hass, entry)
+    except StoreLoadTimeout as err:
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN,
+            translation_key="store_timeout",
+            translation_placeholders={"store": err.key},
+        ) from err
+    except StoreUnreadable as err:
+        async_create_store_issue(hass, entry.entry_id, err)
+        raise ConfigEntryError(
+            translation_domain=DOMAIN,
+            translation_key="store_unreadable",
+            translation_placeholders={"store": err.key, "reason": err.reason},
+        ) from err
+    delete_store_issues(hass)
+    entry.runtime_data = runtime
+    await runtime.async_start()
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
-    entry.async_on_unload(entry.add_update_listener(_async_reload_entry))
+    entry.async_on_unload(entry.add_update_listener(_async_entry_updated))
     return True
 
 
-async def _async_reload_entry(hass: HomeAssistant, entry: ProvidoreConfigEntry) -> None:
-    """Reload when settings or devices change."""
-    await hass.config_entries.async_reload(entry.entry_id)
+async def _async_entry_updated(
+    hass: HomeAssistant, entry: ProvidoreConfigEntry
+) -> None:
+    """Follow added, changed and removed devices in place; reload for new settings."""
+    await entry.runtime_data.async_sync_devices()
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: ProvidoreConfigEntry) -> bool:
@@ -104,8 +76,6 @@ async def async_unload_entry(hass: HomeAssistant, entry: ProvidoreConfigEntry) -
 
 async def async_remove_entry(hass: HomeAssistant, entry: ProvidoreConfigEntry) -> None:
     """Delete every device's secrets, documents and state, the firmware and the CA."""
-    await (await async_get_storage(hass)).async_remove()
-    await (await async_get_firmware_updates(hass)).async_remove()
-    await (await async_get_firmware_catalog(hass)).async_remove()
-    await (await async_get_certificates(hass)).async_remove()
+    await async_remove_stores(hass)
     await hass.data[DATA_GUARDS].async_remove()
+    delete_store_issues(hass)

@@ -8,7 +8,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .entity import ProvidoreEntity, async_add_device_entities
-from .hub import ProvidoreConfigEntry
+from .runtime import ProvidoreConfigEntry
 
 PARALLEL_UPDATES = 1
 
@@ -35,4 +35,4 @@ class ProvidoreRevokeButton(ProvidoreEntity, ButtonEntity):
 
     async def async_press(self) -> None:
         """Revoke, or tell the user there is nothing to revoke."""
-        await self.hub.certificates.async_revoke(self.device.key_id)
+        await self.runtime.async_revoke_certificates(self.key_id)

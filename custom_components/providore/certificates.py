@@ -10,7 +10,7 @@ revocation, and daily, always valid for a week. The X.509 work is done by
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -19,15 +19,13 @@ from typing import TypedDict
 from cryptography import x509
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
-from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.helpers.network import NoURLAvailableError, get_url
-from homeassistant.helpers.singleton import singleton
 from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
-from homeassistant.util.hass_dict import HassKey
 
 from .certificate_authority import (
     CertificateAuthority,
+    CertificateError,
     CertificateUsage,
     Revocation,
     certificate_pem,
@@ -35,11 +33,8 @@ from .certificate_authority import (
     load_csr,
 )
 from .const import API_BASE_PATH, CRL_PATH, DOMAIN, LOGGER
+from .stores import StoreUnreadable, async_load, providore_store
 
-STORAGE_VERSION = 1
-DATA_CERTIFICATES: HassKey[ProvidoreCertificates] = HassKey(f"{DOMAIN}_certificates")
-# Sent with the key id of a device whose certificates changed.
-SIGNAL_CERTIFICATES_UPDATED = f"{DOMAIN}_certificates_updated"
 # A device gets at most this many certificates a day, so that one device (or a leaked
 # key) cannot grow the records and the revocation list without bound.
 MAX_CERTIFICATES_PER_DAY = 10
@@ -169,22 +164,69 @@ class ProvidoreCertificates:
     def __init__(
         self,
         hass: HomeAssistant,
-        ca_store: Store[StoredCA],
-        store: Store[StoredCertificates],
+        stores: tuple[Store[StoredCA], Store[StoredCertificates]],
         authority: CertificateAuthority,
         stored: StoredCertificates,
+        changed: Callable[[str], None],
     ) -> None:
-        """Hold the loaded CA and records; call async_publish_crl before serving."""
+        """Hold the loaded CA and records; call async_publish_crl before serving.
+
+        `changed` is called with the key id of each device whose certificates changed.
+        """
         self._hass = hass
-        self._ca_store = ca_store
-        self._store = store
+        self._ca_store, self._store = stores
         self._authority = authority
-        self._records = [
-            IssuedCertificate.from_stored(record) for record in stored["certificates"]
-        ]
+        self._changed = changed
+        # Every record of each device, oldest first.
+        self._records: dict[str, list[IssuedCertificate]] = {}
+        for stored_record in stored["certificates"]:
+            record = IssuedCertificate.from_stored(stored_record)
+            self._records.setdefault(record.key_id, []).append(record)
         self._crl_number = stored["crl_number"]
         self._crl_pem = ""
         self._lock = asyncio.Lock()
+
+    @classmethod
+    async def async_load(
+        cls,
+        hass: HomeAssistant,
+        known_fingerprint: str | None,
+        changed: Callable[[str], None],
+    ) -> ProvidoreCertificates:
+        """Load the CA and its records; create the CA only where none ever existed.
+
+        `known_fingerprint` is the CA this hub recorded, if any. Raises
+        StoreUnreadable for a store that cannot be read, and also when the CA store
+        is absent although a CA existed (recorded, or certificates issued): a new
+        CA is never made in its place without the user asking for it.
+        """
+        ca_store, store = _stores(hass)
+        stored_ca = await async_load(hass, ca_store)
+        stored = await async_load(hass, store) or StoredCertificates(
+            certificates=[], crl_number=0
+        )
+        if stored_ca is None:
+            if known_fingerprint is not None or stored["certificates"]:
+                raise StoreUnreadable(ca_store.key, "missing")
+            authority = await hass.async_add_executor_job(
+                CertificateAuthority.create, hass.config.location_name, dt_util.utcnow()
+            )
+            await ca_store.async_save(_stored_ca(authority))
+            LOGGER.info("Created certificate authority %s", authority.fingerprint)
+        else:
+            try:
+                authority = await hass.async_add_executor_job(
+                    CertificateAuthority.load,
+                    stored_ca["certificate"].encode(),
+                    stored_ca["private_key"].encode(),
+                )
+            except (CertificateError, KeyError, AttributeError) as err:
+                raise StoreUnreadable(
+                    ca_store.key, "not a usable certificate authority"
+                ) from err
+        certificates = cls(hass, (ca_store, store), authority, stored, changed)
+        await certificates.async_publish_crl()
+        return certificates
 
     @property
     def authority(self) -> CertificateAuthority:
@@ -199,9 +241,7 @@ class ProvidoreCertificates:
     def current(self, key_id: str, now: datetime) -> IssuedCertificate | None:
         """Return the device's newest certificate that is neither revoked nor expired."""
         valid = [
-            record
-            for record in self._records
-            if record.key_id == key_id and record.is_valid(now)
+            record for record in self._records.get(key_id, ()) if record.is_valid(now)
         ]
         if not valid:
             return None
@@ -235,12 +275,8 @@ class ProvidoreCertificates:
                 )
             )
             issued = IssuedCertificate.from_certificate(key_id, certificate)
-            superseded = self._revoke(
-                lambda record: record.key_id == key_id,
-                x509.ReasonFlags.superseded,
-                now,
-            )
-            self._records.append(issued)
+            superseded = self._revoke([key_id], x509.ReasonFlags.superseded, now)
+            self._records.setdefault(key_id, []).append(issued)
             if superseded:
                 await self._async_publish_crl(now)
             else:
@@ -248,7 +284,7 @@ class ProvidoreCertificates:
         LOGGER.info(
             "Issued certificate %s to device %s", issued.serial_hex, issued.key_id
         )
-        async_dispatcher_send(self._hass, SIGNAL_CERTIFICATES_UPDATED, key_id)
+        self._changed(key_id)
         return issued
 
     def _check_can_issue(self, key_id: str, now: datetime) -> None:
@@ -259,8 +295,8 @@ class ProvidoreCertificates:
             raise IssuanceRefused(503, "certificate authority expired")
         recent = sorted(
             record.not_before
-            for record in self._records
-            if record.key_id == key_id and record.not_before > now - ISSUANCE_WINDOW
+            for record in self._records.get(key_id, ())
+            if record.not_before > now - ISSUANCE_WINDOW
         )
         if len(recent) >= MAX_CERTIFICATES_PER_DAY:
             wait = recent[-MAX_CERTIFICATES_PER_DAY] + ISSUANCE_WINDOW - now
@@ -273,26 +309,29 @@ class ProvidoreCertificates:
 
         Raises ServiceValidationError when the device has none.
         """
-        if not await self._async_revoke(
-            lambda record: record.key_id == key_id, x509.ReasonFlags.unspecified
-        ):
+        if not await self._async_revoke([key_id], x509.ReasonFlags.unspecified):
             raise ServiceValidationError(
                 translation_domain=DOMAIN,
                 translation_key="no_certificate",
                 translation_placeholders={"key_id": key_id},
             )
 
-    async def async_revoke_all_but(self, key_ids: Iterable[str]) -> None:
-        """Revoke the certificates of every device not in `key_ids` (removed devices)."""
-        keep = set(key_ids)
-        await self._async_revoke(
-            lambda record: record.key_id not in keep,
-            x509.ReasonFlags.cessation_of_operation,
-        )
+    async def async_forget(self, key_ids: Iterable[str]) -> None:
+        """Revoke the certificates of removed devices (reason: cessation of operation)."""
+        await self._async_revoke(key_ids, x509.ReasonFlags.cessation_of_operation)
+
+    def device_key_ids(self) -> set[str]:
+        """Return every device with a valid certificate."""
+        now = dt_util.utcnow()
+        return {
+            key_id
+            for key_id, records in self._records.items()
+            if any(record.is_valid(now) for record in records)
+        }
 
     async def async_import_ca(
         self, certificate: str, private_key: str, password: str | None
-    ) -> None:
+    ) -> CertificateAuthority:
         """Replace the CA with the user's own; raise CAImportError when it is unusable.
 
         Certificates issued by another CA are forgotten: devices request new ones.
@@ -304,55 +343,66 @@ class ProvidoreCertificates:
             password.encode() if password else None,
             dt_util.utcnow(),
         )
+        forgotten: list[str] = []
         async with self._lock:
             # Saved before it is used, so a failed save leaves the old CA in place.
             await self._ca_store.async_save(_stored_ca(authority))
             if authority.certificate != self._authority.certificate:
-                self._records = []
+                forgotten = list(self._records)
+                self._records = {}
             self._authority = authority
             await self._async_publish_crl(dt_util.utcnow())
         LOGGER.info("Imported certificate authority %s", authority.fingerprint)
+        for key_id in forgotten:
+            self._changed(key_id)
+        return authority
 
     async def async_publish_crl(self) -> None:
         """Sign a fresh revocation list (valid for a week)."""
         async with self._lock:
             await self._async_publish_crl(dt_util.utcnow())
 
-    async def async_remove(self) -> None:
+    @staticmethod
+    async def async_remove_stores(hass: HomeAssistant) -> None:
         """Delete the CA and every record; a new hub gets a new CA."""
-        await self._ca_store.async_remove()
-        await self._store.async_remove()
-        self._hass.data.pop(DATA_CERTIFICATES, None)
+        for store in _stores(hass):
+            await store.async_remove()
 
     async def _async_revoke(
-        self, selects: Callable[[IssuedCertificate], bool], reason: x509.ReasonFlags
+        self, key_ids: Iterable[str], reason: x509.ReasonFlags
     ) -> set[str]:
-        """Revoke the selected valid certificates; return the devices they belonged to."""
+        """Revoke the valid certificates of the devices; return those that had any."""
         async with self._lock:
             now = dt_util.utcnow()
-            if revoked := self._revoke(selects, reason, now):
+            if revoked := self._revoke(key_ids, reason, now):
                 await self._async_publish_crl(now)
         for key_id in revoked:
             LOGGER.info("Revoked the certificates of device %s (%s)", key_id, reason)
-            async_dispatcher_send(self._hass, SIGNAL_CERTIFICATES_UPDATED, key_id)
+            self._changed(key_id)
         return revoked
 
     def _revoke(
-        self,
-        selects: Callable[[IssuedCertificate], bool],
-        reason: x509.ReasonFlags,
-        now: datetime,
+        self, key_ids: Iterable[str], reason: x509.ReasonFlags, now: datetime
     ) -> set[str]:
         revoked: set[str] = set()
-        for record in self._records:
-            if record.is_valid(now) and selects(record):
-                record.revoked_at, record.reason = now, reason
-                revoked.add(record.key_id)
+        for key_id in key_ids:
+            for record in self._records.get(key_id, ()):
+                if record.is_valid(now):
+                    record.revoked_at, record.reason = now, reason
+                    revoked.add(key_id)
         return revoked
+
+    def _all_records(self) -> Iterator[IssuedCertificate]:
+        for records in self._records.values():
+            yield from records
 
     async def _async_publish_crl(self, now: datetime) -> None:
         # An expired certificate is neither valid nor listed: its record can go.
-        self._records = [record for record in self._records if record.not_after > now]
+        self._records = {
+            key_id: kept
+            for key_id, records in self._records.items()
+            if (kept := [record for record in records if record.not_after > now])
+        }
         self._crl_number += 1
         revocations = [
             Revocation(
@@ -360,8 +410,8 @@ class ProvidoreCertificates:
                 record.revoked_at,
                 record.reason or x509.ReasonFlags.unspecified,
             )
-            for record in self._records
-            if record.revoked_at is not None and record.not_after > now
+            for record in self._all_records()
+            if record.revoked_at is not None
         ]
         crl = await self._hass.async_add_executor_job(
             partial(
@@ -374,7 +424,7 @@ class ProvidoreCertificates:
     async def _async_save(self) -> None:
         await self._store.async_save(
             StoredCertificates(
-                certificates=[record.to_stored() for record in self._records],
+                certificates=[record.to_stored() for record in self._all_records()],
                 crl_number=self._crl_number,
             )
         )
@@ -388,36 +438,17 @@ class ProvidoreCertificates:
         return f"{base_url}{API_BASE_PATH}{CRL_PATH}"
 
 
+def _stores(
+    hass: HomeAssistant,
+) -> tuple[Store[StoredCA], Store[StoredCertificates]]:
+    """Return the CA's private store and the store of issued certificates."""
+    return (
+        providore_store(hass, "ca", private=True),
+        providore_store(hass, "certificates"),
+    )
+
+
 def _stored_ca(authority: CertificateAuthority) -> StoredCA:
     return StoredCA(
         certificate=authority.certificate_pem, private_key=authority.private_key_pem
     )
-
-
-@singleton(DATA_CERTIFICATES, async_=True)
-async def async_get_certificates(hass: HomeAssistant) -> ProvidoreCertificates:
-    """Return the loaded CA and records; the first call ever creates the CA."""
-    ca_store: Store[StoredCA] = Store(
-        hass, STORAGE_VERSION, f"{DOMAIN}.ca", private=True, atomic_writes=True
-    )
-    store: Store[StoredCertificates] = Store(
-        hass, STORAGE_VERSION, f"{DOMAIN}.certificates", atomic_writes=True
-    )
-    if (stored_ca := await ca_store.async_load()) is None:
-        authority = await hass.async_add_executor_job(
-            CertificateAuthority.create, hass.config.location_name, dt_util.utcnow()
-        )
-        await ca_store.async_save(_stored_ca(authority))
-        LOGGER.info("Created certificate authority %s", authority.fingerprint)
-    else:
-        authority = await hass.async_add_executor_job(
-            CertificateAuthority.load,
-            stored_ca["certificate"].encode(),
-            stored_ca["private_key"].encode(),
-        )
-    stored = await store.async_load() or StoredCertificates(
-        certificates=[], crl_number=0
-    )
-    certificates = ProvidoreCertificates(hass, ca_store, store, authority, stored)
-    await certificates.async_publish_crl()
-    return certificates

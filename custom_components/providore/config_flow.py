@@ -34,7 +34,6 @@ from homeassistant.helpers.selector import (
 import voluptuous as vol
 
 from .certificate_authority import CAImportError, CertificateUsage
-from .certificates import async_get_certificates
 from .const import (
     CONF_CA_CERTIFICATE,
     CONF_CA_PRIVATE_KEY,
@@ -61,14 +60,14 @@ from .const import (
     DOMAIN,
     SUBENTRY_TYPE_DEVICE,
 )
-from .firmware_catalog import Firmware, FirmwareError, async_get_firmware_catalog
+from .firmware_catalog import Firmware, FirmwareError
 from .protocol import (
     generate_key_id,
     generate_secret_key,
     is_valid_key_id,
     is_valid_secret_key,
 )
-from .storage import async_get_storage
+from .runtime import ProvidoreRuntime, async_get_loaded_runtime
 
 
 def _seconds(minimum: int, maximum: int, unit: str = "s") -> NumberSelector:
@@ -224,12 +223,16 @@ class ProvidoreOptionsFlow(OptionsFlow):
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """Take a firmware file from the browser into the catalog."""
+        if (runtime := async_get_loaded_runtime(self.hass)) is None:
+            return self.async_abort(reason="not_loaded")
         errors: dict[str, str] = {}
         if user_input is not None:
             try:
                 if url := user_input.get(CONF_RELEASE_URL):
                     cv.url(url)
-                build = await _async_add_uploaded_firmware(self.hass, user_input)
+                build = await _async_add_uploaded_firmware(
+                    self.hass, runtime, user_input
+                )
             except vol.Invalid:
                 errors[CONF_RELEASE_URL] = "invalid_release_url"
             except FirmwareError as err:
@@ -250,7 +253,7 @@ class ProvidoreOptionsFlow(OptionsFlow):
         return self.async_show_form(
             step_id="upload_firmware",
             data_schema=self.add_suggested_values_to_schema(
-                await self._async_upload_schema(), user_input or {}
+                self._upload_schema(runtime), user_input or {}
             ),
             errors=errors,
         )
@@ -261,10 +264,11 @@ class ProvidoreOptionsFlow(OptionsFlow):
         """Replace Providore's CA with the user's own certificate and key."""
         errors: dict[str, str] = {}
         suggested: dict[str, Any] = {}
+        if (runtime := async_get_loaded_runtime(self.hass)) is None:
+            return self.async_abort(reason="not_loaded")
         if user_input is not None:
-            certificates = await async_get_certificates(self.hass)
             try:
-                await certificates.async_import_ca(
+                await runtime.async_import_ca(
                     user_input[CONF_CA_CERTIFICATE],
                     user_input[CONF_CA_PRIVATE_KEY],
                     user_input.get(CONF_PASSWORD),
@@ -274,9 +278,6 @@ class ProvidoreOptionsFlow(OptionsFlow):
                 # Only the certificate goes back to the browser: it is public.
                 suggested = {CONF_CA_CERTIFICATE: user_input[CONF_CA_CERTIFICATE]}
             else:
-                self.hass.config_entries.async_schedule_reload(
-                    self.config_entry.entry_id
-                )
                 return self.async_abort(reason="ca_imported")
         return self.async_show_form(
             step_id="import_ca",
@@ -286,13 +287,10 @@ class ProvidoreOptionsFlow(OptionsFlow):
             errors=errors,
         )
 
-    async def _async_upload_schema(self) -> vol.Schema:
+    def _upload_schema(self, runtime: ProvidoreRuntime) -> vol.Schema:
         """Offer the firmware types of the hub's devices and of the catalog."""
-        types = {
-            subentry.data.get(CONF_FIRMWARE_TYPE)
-            for subentry in self.config_entry.subentries.values()
-        }
-        types.update((await async_get_firmware_catalog(self.hass)).firmware_types())
+        types = {device.firmware_type for device in runtime.devices.values()}
+        types.update(runtime.firmware_types())
         return vol.Schema(
             {
                 vol.Required(CONF_FIRMWARE_FILE): FileSelector(
@@ -317,7 +315,7 @@ class ProvidoreOptionsFlow(OptionsFlow):
 
 
 async def _async_add_uploaded_firmware(
-    hass: HomeAssistant, user_input: dict[str, Any]
+    hass: HomeAssistant, runtime: ProvidoreRuntime, user_input: dict[str, Any]
 ) -> Firmware:
     """Copy a file uploaded through the browser into the catalog.
 
@@ -330,8 +328,7 @@ async def _async_add_uploaded_firmware(
     except ValueError as err:
         raise FirmwareError("firmware_unreadable", error=str(err)) from err
     try:
-        catalog = await async_get_firmware_catalog(hass)
-        return await catalog.async_add(
+        return await runtime.async_add_build(
             user_input[CONF_FIRMWARE_TYPE].strip(),
             user_input[CONF_VERSION].strip(),
             path,
@@ -349,6 +346,8 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
         self, user_input: dict[str, Any] | None = None
     ) -> SubentryFlowResult:
         """Ask for the device's name, key and firmware type; generate what is left empty."""
+        if (runtime := async_get_loaded_runtime(self.hass)) is None:
+            return self.async_abort(reason="not_loaded")
         errors: dict[str, str] = {}
         if user_input is not None:
             name = user_input[CONF_NAME].strip()
@@ -364,8 +363,8 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
             if not name:
                 errors[CONF_NAME] = "invalid_name"
             if not errors:
-                storage = await async_get_storage(self.hass)
-                await storage.async_set_secret(key_id, secret_key)
+                # Saved (and synced) before the device exists: never a device without its key.
+                await runtime.async_store_secrets({key_id: secret_key})
                 return self.async_create_entry(
                     title=name,
                     data={
@@ -390,12 +389,13 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
         self, user_input: dict[str, Any] | None = None
     ) -> SubentryFlowResult:
         """Rename the device, change its firmware type or document, or rotate its key."""
+        if (runtime := async_get_loaded_runtime(self.hass)) is None:
+            return self.async_abort(reason="not_loaded")
         subentry = self._get_reconfigure_subentry()
         key_id: str = subentry.data[CONF_KEY_ID]
         usage: str = subentry.data.get(
             CONF_CERTIFICATE_USAGE, CertificateUsage.CLIENT.value
         )
-        storage = await async_get_storage(self.hass)
         errors: dict[str, str] = {}
         if user_input is not None:
             name = user_input[CONF_NAME].strip()
@@ -406,10 +406,10 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
                 errors[CONF_CONFIG] = "invalid_config"
             if not errors:
                 if document is not None:
-                    await storage.async_set_document(key_id, document)
+                    await runtime.async_set_config(key_id, document)
                 rotate = user_input[CONF_ROTATE_KEY]
                 if rotate:
-                    await storage.async_set_secret(key_id, generate_secret_key())
+                    await runtime.async_rotate_key(key_id)
                 self.hass.config_entries.async_update_subentry(
                     self._get_entry(),
                     subentry,
@@ -433,7 +433,7 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
             CONF_FIRMWARE_TYPE: subentry.data.get(CONF_FIRMWARE_TYPE, ""),
             CONF_CERTIFICATE_USAGE: usage,
         }
-        if (default := storage.documents(key_id).get("default")) is not None:
+        if (default := runtime.documents(key_id).get("default")) is not None:
             suggested[CONF_CONFIG] = default
         return self.async_show_form(
             step_id="reconfigure",

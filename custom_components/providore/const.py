@@ -41,6 +41,11 @@ THROTTLE_WINDOW_SECONDS: Final = 300
 
 # How long reported device state may wait before it is written to disk.
 STATE_SAVE_DELAY: Final = 5
+# A device's last-seen time alone is saved, and shown, at most this often (seconds).
+LAST_SEEN_RESOLUTION: Final = 60
+
+# Hub entry data: the SHA-256 fingerprint of the CA this hub created or imported.
+CONF_CA_FINGERPRINT: Final = "ca_fingerprint"
 
 # NVS namespace and keys the original bootstrap firmware reads.
 NVS_NAMESPACE: Final = "providore"

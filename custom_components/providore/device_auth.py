@@ -26,9 +26,9 @@ from .const import (
     THROTTLE_WINDOW_SECONDS,
 )
 from .guards import FailureThrottle, ReplayCache
-from .hub import ProvidoreHub
 from .protocol import (
     MAX_BODY_BYTES,
+    DeviceKey,
     PayloadTooLarge,
     ProtocolError,
     Unauthorized,
@@ -38,9 +38,10 @@ from .protocol import (
     response_headers,
     verify_request,
 )
+from .runtime import ProvidoreRuntime
+from .stores import StoreUnreadable, async_load, providore_store
 
 BODY_METHODS = frozenset({"POST", "PUT"})
-STORAGE_VERSION = 1
 # Seconds an accepted POST signature may wait before it is written to disk.
 REPLAY_SAVE_DELAY = 1
 UNKNOWN_ADDRESS = "unknown"
@@ -59,14 +60,22 @@ class RequestGuards:
             THROTTLE_LIMIT, timedelta(seconds=THROTTLE_WINDOW_SECONDS)
         )
         self.replay = ReplayCache()
-        self._replay_store: Store[dict[str, str]] = Store(
-            hass, STORAGE_VERSION, f"{DOMAIN}.replay", atomic_writes=True
-        )
+        self._hass = hass
+        self._replay_store: Store[dict[str, str]] = providore_store(hass, "replay")
 
     async def async_load(self) -> None:
-        """Refuse again the signatures accepted before a restart, until they expire."""
+        """Refuse again the signatures accepted before a restart, until they expire.
+
+        An unreadable store costs only that memory (Home Assistant raises its own
+        repair issue for it); it never keeps Providore from starting.
+        """
         now = dt_util.utcnow()
-        for signature, expiry in (await self._replay_store.async_load() or {}).items():
+        try:
+            saved = await async_load(self._hass, self._replay_store) or {}
+        except StoreUnreadable as err:
+            LOGGER.warning("Starting without the saved request signatures: %s", err)
+            saved = {}
+        for signature, expiry in saved.items():
             if (moment := dt_util.parse_datetime(expiry)) is not None:
                 self.replay.remember(signature, moment, now)
 
@@ -105,15 +114,15 @@ class AuthenticatedRequest:
     """A device request whose signature and validity were checked."""
 
     request: web.Request
-    hub: ProvidoreHub
+    runtime: ProvidoreRuntime
     key_id: str
-    secret_key: str
+    key: DeviceKey
     firmware_version: str
     body: bytes | None
 
 
 async def async_authenticate(
-    hass: HomeAssistant, request: web.Request, hub: ProvidoreHub
+    hass: HomeAssistant, request: web.Request, runtime: ProvidoreRuntime
 ) -> AuthenticatedRequest:
     """Check a device request; raise ThrottledError or ProtocolError when it is refused."""
     guards = hass.data[DATA_GUARDS]
@@ -127,12 +136,16 @@ async def async_authenticate(
         signed = parse_signed_request(request.headers)
         key_id = signed.key_id
         body = await _read_body(request) if request.method in BODY_METHODS else None
-        settings = hub.settings
+        settings = runtime.settings
         check_validity(
             signed, now, settings.max_clock_skew, settings.max_request_lifetime
         )
-        secret_key = verify_request(
-            signed, hub.secret(key_id), request.method, _signed_path(request), body
+        key = verify_request(
+            signed,
+            runtime.device_key(key_id),
+            request.method,
+            _signed_path(request),
+            body,
         )
         if request.method in BODY_METHODS and not guards.remember(
             signed.signature, signed.expiry, now
@@ -142,12 +155,12 @@ async def async_authenticate(
         _record_failure(hass, guards, address, key_id, err, now)
         raise
 
-    hub.record_request(signed.key_id, request.remote, signed.firmware_version, now)
+    runtime.record_contact(signed.key_id, signed, request.remote, now)
     return AuthenticatedRequest(
         request=request,
-        hub=hub,
+        runtime=runtime,
         key_id=signed.key_id,
-        secret_key=secret_key,
+        key=key,
         firmware_version=signed.firmware_version,
         body=body,
     )
@@ -157,7 +170,7 @@ def signed_response(
     device: AuthenticatedRequest, body: bytes, content_type: str
 ) -> web.Response:
     """Return a 200 response signed with the device's key, as the protocol wants."""
-    headers = response_headers(device.secret_key, body, dt_util.utcnow())
+    headers = response_headers(device.key, body, dt_util.utcnow())
     return web.Response(body=body, content_type=content_type, headers=headers)
 
 

@@ -11,7 +11,8 @@ from homeassistant.util import dt as dt_util
 
 from .const import CONF_SECRET_KEY, DOMAIN
 from .device_auth import DATA_GUARDS
-from .hub import DeviceProfile, ProvidoreConfigEntry, ProvidoreHub
+from .models import DeviceProfile
+from .runtime import ProvidoreConfigEntry, ProvidoreRuntime
 
 # Secrets live in a private store and are never collected here; redacting the
 # names anyway keeps a future field from leaking one.
@@ -22,12 +23,14 @@ async def async_get_config_entry_diagnostics(
     hass: HomeAssistant, entry: ProvidoreConfigEntry
 ) -> dict[str, Any]:
     """Return the hub's settings, devices, firmware builds and throttled addresses."""
-    hub = entry.runtime_data
+    runtime = entry.runtime_data
     throttle = hass.data[DATA_GUARDS].throttle
     return async_redact_data(
         {
             "entry": entry.as_dict(),
-            "devices": [_device(hub, device) for device in hub.devices.values()],
+            "devices": [
+                _device(runtime, device) for device in runtime.devices.values()
+            ],
             "firmware": {
                 firmware_type: [
                     {
@@ -36,11 +39,11 @@ async def async_get_config_entry_diagnostics(
                         "sha256": build.sha256,
                         "uploaded_at": build.uploaded_at.isoformat(),
                     }
-                    for build in hub.firmware.catalog.versions(firmware_type)
+                    for build in runtime.builds(firmware_type)
                 ]
-                for firmware_type in hub.firmware.catalog.firmware_types()
+                for firmware_type in runtime.firmware_types()
             },
-            "certificate_authority": _certificate_authority(hub),
+            "certificate_authority": _certificate_authority(runtime),
             "addresses_with_failures": throttle.tracked_addresses,
             "throttled_addresses": throttle.throttled_addresses(dt_util.utcnow()),
         },
@@ -52,23 +55,23 @@ async def async_get_device_diagnostics(
     hass: HomeAssistant, entry: ProvidoreConfigEntry, device: dr.DeviceEntry
 ) -> dict[str, Any]:
     """Return what Providore knows of one device."""
-    hub = entry.runtime_data
+    runtime = entry.runtime_data
     key_id = next(ident for domain, ident in device.identifiers if domain == DOMAIN)
-    return async_redact_data(_device(hub, hub.devices[key_id]), TO_REDACT)
+    return async_redact_data(_device(runtime, runtime.devices[key_id]), TO_REDACT)
 
 
-def _device(hub: ProvidoreHub, device: DeviceProfile) -> dict[str, Any]:
+def _device(runtime: ProvidoreRuntime, device: DeviceProfile) -> dict[str, Any]:
     """Describe a device; configuration documents by name only (they may hold passwords)."""
-    state = hub.state(device.key_id)
-    current = hub.certificates.current(device.key_id, dt_util.utcnow())
-    documents = hub.storage.documents(device.key_id)
-    plan = hub.firmware.plan(device.key_id)
+    state = runtime.state(device.key_id)
+    current = runtime.current_certificate(device.key_id)
+    documents = runtime.documents(device.key_id)
+    plan = runtime.firmware.plan(device.key_id)
     return {
         "key_id": device.key_id,
         "name": device.name,
         "firmware_type": device.firmware_type,
-        "has_secret_key": hub.secret(device.key_id) is not None,
-        "online": hub.is_online(device.key_id, dt_util.utcnow()),
+        "has_secret_key": runtime.secret(device.key_id) is not None,
+        "online": runtime.is_online(device.key_id),
         "state": state.to_stored(),
         "config_documents": {
             "default": "default" in documents,
@@ -76,7 +79,7 @@ def _device(hub: ProvidoreHub, device: DeviceProfile) -> dict[str, Any]:
         },
         "firmware_update": {
             **plan.to_stored(),
-            "progress": hub.firmware.progress(device.key_id),
+            "progress": runtime.firmware.progress(device.key_id),
         },
         "certificate_usage": device.certificate_usage,
         "certificate": None
@@ -89,12 +92,13 @@ def _device(hub: ProvidoreHub, device: DeviceProfile) -> dict[str, Any]:
     }
 
 
-def _certificate_authority(hub: ProvidoreHub) -> dict[str, Any]:
+def _certificate_authority(runtime: ProvidoreRuntime) -> dict[str, Any]:
     """Describe the CA by its public certificate only."""
-    certificate = hub.certificates.authority.certificate
+    authority = runtime.certificate_authority
+    certificate = authority.certificate
     return {
         "subject": certificate.subject.rfc4514_string(),
         "not_valid_before": certificate.not_valid_before_utc.isoformat(),
         "not_valid_after": certificate.not_valid_after_utc.isoformat(),
-        "sha256_fingerprint": hub.certificates.authority.fingerprint,
+        "sha256_fingerprint": authority.fingerprint,
     }

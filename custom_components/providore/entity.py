@@ -1,4 +1,4 @@
-"""The base of every Providore entity: one device, updated when it calls in."""
+"""The base of every Providore entity: one device, written only when what it shows changes."""
 
 from __future__ import annotations
 
@@ -6,75 +6,95 @@ from collections.abc import Callable, Iterable
 
 from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceInfo
-from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity import Entity, EntityDescription
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import DOMAIN
-from .hub import (
-    DeviceProfile,
-    ProvidoreConfigEntry,
-    ProvidoreHub,
-    signal_device_updated,
-)
-from .storage import DeviceState
+from .device_data import DeviceState
+from .models import DeviceChange, DeviceProfile
+from .runtime import ProvidoreConfigEntry, ProvidoreRuntime
 
 
 class ProvidoreEntity(Entity):
-    """An entity of one Providore device, pushed by the device's requests."""
+    """An entity of one Providore device, pushed by the device's change feed."""
 
     _attr_has_entity_name = True
     _attr_should_poll = False
+    # The kinds of change to the device that alter what this entity shows.
+    shows: DeviceChange = DeviceChange.NONE
 
     def __init__(
-        self, hub: ProvidoreHub, device: DeviceProfile, description: EntityDescription
+        self,
+        runtime: ProvidoreRuntime,
+        device: DeviceProfile,
+        description: EntityDescription,
+        device_info: DeviceInfo,
     ) -> None:
         """Attach the entity to its device."""
         self.entity_description = description
-        self.hub = hub
-        self.device = device
+        self.runtime = runtime
+        self.key_id = device.key_id
         self._attr_unique_id = f"{device.key_id}_{description.key}"
-        self._attr_device_info = DeviceInfo(
-            identifiers={(DOMAIN, device.key_id)},
-            name=device.name,
-            model=device.firmware_type,
-            serial_number=device.key_id,
-            sw_version=self.device_state.firmware_version,
-        )
+        self._attr_device_info = device_info
 
     @property
     def device_state(self) -> DeviceState:
         """Return what the device last reported."""
-        return self.hub.state(self.device.key_id)
+        return self.runtime.state(self.key_id)
 
     async def async_added_to_hass(self) -> None:
-        """Follow the device's requests."""
+        """Follow the changes this entity shows."""
         await super().async_added_to_hass()
-        self.async_on_remove(
-            async_dispatcher_connect(
-                self.hass,
-                signal_device_updated(self.device.key_id),
-                self._handle_device_update,
+        if self.shows:
+            self.async_on_remove(
+                self.runtime.async_subscribe(
+                    self.key_id, self.shows, self._device_changed
+                )
             )
-        )
 
     @callback
-    def _handle_device_update(self) -> None:
-        """Write the new state after the device called in."""
+    def _device_changed(self, changes: DeviceChange) -> None:
+        """Write the new state: something this entity shows changed."""
         self.async_write_ha_state()
+
+
+type EntityFactory[DescriptionT: EntityDescription] = Callable[
+    [ProvidoreRuntime, DeviceProfile, DescriptionT, DeviceInfo], Entity
+]
+
+
+def _device_info(runtime: ProvidoreRuntime, device: DeviceProfile) -> DeviceInfo:
+    return DeviceInfo(
+        identifiers={(DOMAIN, device.key_id)},
+        name=device.name,
+        model=device.firmware_type,
+        serial_number=device.key_id,
+        sw_version=runtime.state(device.key_id).firmware_version,
+    )
 
 
 @callback
 def async_add_device_entities[DescriptionT: EntityDescription](
     entry: ProvidoreConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
-    entity_class: Callable[[ProvidoreHub, DeviceProfile, DescriptionT], Entity],
+    entity_class: EntityFactory[DescriptionT],
     descriptions: Iterable[DescriptionT],
 ) -> None:
-    """Add one entity per description to every device, each under its subentry."""
-    hub = entry.runtime_data
-    for device in hub.devices.values():
+    """Add one entity per description to every device, now and as devices are added."""
+    runtime = entry.runtime_data
+    descriptions = tuple(descriptions)
+
+    @callback
+    def add(device: DeviceProfile) -> None:
+        info = _device_info(runtime, device)
         async_add_entities(
-            (entity_class(hub, device, description) for description in descriptions),
+            [
+                entity_class(runtime, device, description, info)
+                for description in descriptions
+            ],
             config_subentry_id=device.subentry_id,
         )
+
+    for device in runtime.devices.values():
+        add(device)
+    entry.async_on_unload(runtime.async_on_device_added(add))

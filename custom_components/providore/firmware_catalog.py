@@ -28,15 +28,12 @@ from awesomeversion import (
 )
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ServiceValidationError
-from homeassistant.helpers.singleton import singleton
 from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
-from homeassistant.util.hass_dict import HassKey
 
 from .const import DOMAIN
+from .stores import async_load, providore_store
 
-DATA_CATALOG: HassKey[FirmwareCatalog] = HassKey(f"{DOMAIN}_firmware_catalog")
-STORAGE_VERSION: Final = 1
 CHUNK_SIZE: Final = 64 * 1024
 MAX_NAME_LENGTH: Final = 64
 TEMPORARY_PREFIX: Final = ".upload-"
@@ -167,17 +164,22 @@ class FirmwareCatalog:
         """Create the catalog; call async_load before use."""
         self._hass = hass
         self.directory = Path(hass.config.path(DOMAIN, "firmware"))
-        self._store: Store[dict[str, dict[str, StoredFirmware]]] = Store(
-            hass, STORAGE_VERSION, f"{DOMAIN}.firmware", atomic_writes=True
+        self._store: Store[dict[str, dict[str, StoredFirmware]]] = providore_store(
+            hass, "firmware"
         )
         self._builds: dict[str, dict[str, Firmware]] = {}
         # Builds being copied in or deleted: another upload of them must wait.
         self._busy: set[tuple[str, str]] = set()
-        self._listeners: list[Callable[[Firmware | None], None]] = []
+        self._listeners: list[Callable[[Firmware, bool], None]] = []
+        # The builds of each type in version order, sorted once per change.
+        self._ordered: dict[str, list[Firmware]] = {}
 
     async def async_load(self) -> None:
-        """Read the metadata and clear what interrupted uploads left behind."""
-        stored = await self._store.async_load() or {}
+        """Read the metadata and clear what interrupted uploads left behind.
+
+        Raises StoreUnreadable when the metadata cannot be read.
+        """
+        stored = await async_load(self._hass, self._store) or {}
         self._builds = {
             firmware_type: {
                 version: Firmware(
@@ -198,9 +200,9 @@ class FirmwareCatalog:
 
     @callback
     def async_add_listener(
-        self, listener: Callable[[Firmware | None], None]
+        self, listener: Callable[[Firmware, bool], None]
     ) -> Callable[[], None]:
-        """Call `listener` after every change (with the new build, or None on removal)."""
+        """Call `listener(build, added)` after every upload (True) and deletion (False)."""
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
 
@@ -210,17 +212,19 @@ class FirmwareCatalog:
 
     def versions(self, firmware_type: str) -> list[Firmware]:
         """Return the builds of a type, oldest version first."""
-        return sorted(
-            self._builds.get(firmware_type, {}).values(),
-            key=cmp_to_key(_compare_builds),
-        )
+        if (ordered := self._ordered.get(firmware_type)) is None:
+            ordered = self._ordered[firmware_type] = sorted(
+                self._builds.get(firmware_type, {}).values(),
+                key=cmp_to_key(_compare_builds),
+            )
+        return list(ordered)
 
     def latest(self, firmware_type: str | None) -> Firmware | None:
         """Return the newest build of a type, if any."""
-        if firmware_type is None:
+        if firmware_type is None or firmware_type not in self._builds:
             return None
-        versions = self.versions(firmware_type)
-        return versions[-1] if versions else None
+        self.versions(firmware_type)
+        return self._ordered[firmware_type][-1]
 
     def get(self, firmware_type: str | None, version: str | None) -> Firmware | None:
         """Return one build, if the catalog has it."""
@@ -259,7 +263,7 @@ class FirmwareCatalog:
             )
         finally:
             self._busy.discard(build_id)
-        self._notify(firmware)
+        self._notify(firmware, True)
         return firmware
 
     async def _async_copy_in(
@@ -292,12 +296,14 @@ class FirmwareCatalog:
         )
         versions = self._builds.setdefault(firmware_type, {})
         versions[version] = firmware
+        self._ordered.pop(firmware_type, None)
         try:
             await self._async_save()
         except BaseException:
             del versions[version]
             if not versions:
                 del self._builds[firmware_type]
+            self._ordered.pop(firmware_type, None)
             await self._hass.async_add_executor_job(target.unlink, True)
             raise
         return firmware
@@ -315,15 +321,16 @@ class FirmwareCatalog:
             del self._builds[firmware_type][version]
             if not self._builds[firmware_type]:
                 del self._builds[firmware_type]
+            self._ordered.pop(firmware_type, None)
             await self._async_save()
             await self._hass.async_add_executor_job(self.path(firmware).unlink, True)
         finally:
             self._busy.discard(build_id)
-        self._notify(None)
+        self._notify(firmware, False)
 
     async def async_remove(self) -> None:
         """Delete every build and the metadata (when the hub is removed)."""
-        self._builds = {}
+        self._builds, self._ordered = {}, {}
         await self._store.async_remove()
         await self._hass.async_add_executor_job(shutil.rmtree, self.directory, True)
 
@@ -338,14 +345,6 @@ class FirmwareCatalog:
         )
 
     @callback
-    def _notify(self, firmware: Firmware | None) -> None:
+    def _notify(self, firmware: Firmware, added: bool) -> None:
         for listener in list(self._listeners):
-            listener(firmware)
-
-
-@singleton(DATA_CATALOG, async_=True)
-async def async_get_firmware_catalog(hass: HomeAssistant) -> FirmwareCatalog:
-    """Return the loaded catalog, loading it on first use."""
-    catalog = FirmwareCatalog(hass)
-    await catalog.async_load()
-    return catalog
+            listener(firmware, added)

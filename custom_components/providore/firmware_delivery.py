@@ -1,9 +1,11 @@
-"""Sending a firmware file to a device: signed, streamed from disk, resumable.
+"""Sending a firmware file to a device: signed, sent by the kernel, resumable.
 
 The response signature covers the whole file, so it must be known before the
 first byte is sent. Computing it costs a pass over the file; the HMAC state after
 the file's bytes is kept per device key and build, so a repeated or resumed
-download only adds its two timestamps.
+download only adds its two timestamps, and the body itself never passes through
+Python: it goes from the file to the socket with sendfile, slice by slice so that
+the progress of the download can be followed.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Callable
-import hmac
+from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
 import re
@@ -22,9 +24,11 @@ from homeassistant.core import HomeAssistant
 from homeassistant.util import dt as dt_util
 
 from .firmware_catalog import Firmware
-from .protocol import ResponseSigner
+from .protocol import DeviceKey, ResponseSigner
 
 CHUNK_SIZE: Final = 256 * 1024
+# Bytes handed to sendfile at a time; progress is reported after each slice.
+SEND_SLICE: Final = 1024 * 1024
 MAX_CACHED_SIGNERS: Final = 64
 HEADER_FIRMWARE_VERSION: Final = "X-Firmware-Version"
 HEADER_FIRMWARE_SHA256: Final = "X-Firmware-SHA256"
@@ -32,9 +36,9 @@ CONTENT_TYPE_FIRMWARE: Final = "application/octet-stream"
 _RANGE_RE: Final = re.compile(r"bytes=(\d*)-(\d*)", re.ASCII)
 
 
-def _sign_file(secret_key: str, path: Path) -> ResponseSigner:
+def _sign_file(key: DeviceKey, path: Path) -> ResponseSigner:
     """Feed a whole file to a new signer (blocking: run it in the executor)."""
-    signer = ResponseSigner(secret_key)
+    signer = ResponseSigner(key)
     with path.open("rb") as file:
         while chunk := file.read(CHUNK_SIZE):
             signer.update(chunk)
@@ -46,30 +50,49 @@ class FirmwareSignatures:
 
     def __init__(self) -> None:
         """Start empty."""
-        self._signers: OrderedDict[tuple[str, str], tuple[str, ResponseSigner]] = (
-            OrderedDict()
-        )
+        self._signers: OrderedDict[
+            tuple[str, str], tuple[DeviceKey, ResponseSigner]
+        ] = OrderedDict()
 
     async def async_signer(
         self,
         hass: HomeAssistant,
         key_id: str,
-        secret_key: str,
+        key: DeviceKey,
         build: Firmware,
         path: Path,
     ) -> ResponseSigner:
-        """Return a signer holding the build's bytes, reading the file only once."""
+        """Return a signer holding the build's bytes, reading the file only once.
+
+        A signer made with another key of the device (before a rotation) is never reused.
+        """
         cache_key = (key_id, build.sha256)
-        if (cached := self._signers.get(cache_key)) is not None and hmac.compare_digest(
-            cached[0], secret_key
-        ):
+        if (cached := self._signers.get(cache_key)) is not None and cached[0] is key:
             self._signers.move_to_end(cache_key)
             return cached[1]
-        signer = await hass.async_add_executor_job(_sign_file, secret_key, path)
-        self._signers[cache_key] = (secret_key, signer)
+        signer = await hass.async_add_executor_job(_sign_file, key, path)
+        self._signers[cache_key] = (key, signer)
         while len(self._signers) > MAX_CACHED_SIGNERS:
             self._signers.popitem(last=False)
         return signer
+
+    def forget(self, key_id: str) -> None:
+        """Drop the signers of a device (removed, or its key replaced)."""
+        for cache_key in [k for k in self._signers if k[0] == key_id]:
+            del self._signers[cache_key]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FirmwareDownload:
+    """A build on its way to a device, and whom to tell how far it got."""
+
+    build: Firmware
+    path: Path
+    signer: ResponseSigner
+    # Called with the start of the range and the file offset the device reached.
+    on_progress: Callable[[int, int], None]
+    # Called when the device went away before it had every byte it asked for.
+    on_broken_off: Callable[[], None]
 
 
 def _requested_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -95,32 +118,28 @@ def _requested_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, min(int(last) + 1 if last else size, size)
 
 
-async def _async_read_chunk(
-    hass: HomeAssistant, file: BinaryIO, path: Path, size: int
-) -> bytes:
-    """Read the next bytes; a file shorter than its catalog size breaks the download."""
-    if not (chunk := await hass.async_add_executor_job(file.read, size)):
+async def _async_send_slice(
+    request: web.Request, file: BinaryIO, path: Path, offset: int, count: int
+) -> None:
+    """Send `count` bytes of the file from `offset`, by sendfile where the socket allows.
+
+    A file shorter than its catalog size breaks the download off.
+    """
+    transport = request.transport
+    if transport is None or transport.is_closing():
+        raise ConnectionResetError("the device went away")
+    sent = await asyncio.get_running_loop().sendfile(transport, file, offset, count)
+    if sent < count:
         raise ConnectionError(f"{path.name} is shorter than its catalog size")
-    return chunk
 
 
 async def async_send_firmware(
-    hass: HomeAssistant,
-    request: web.Request,
-    build: Firmware,
-    path: Path,
-    signer: ResponseSigner,
-    on_progress: Callable[[int, int], None],
-    on_broken_off: Callable[[], None],
+    hass: HomeAssistant, request: web.Request, download: FirmwareDownload
 ) -> web.StreamResponse:
-    """Stream a build (or the requested range of it) with the whole file's signature.
-
-    `on_progress` is called with the start of the range and the file offset
-    reached after every chunk the device accepted; `on_broken_off` when the
-    device went away before it had every byte it asked for.
-    """
+    """Send a build (or the requested range of it) with the whole file's signature."""
+    build, path = download.build, download.path
     headers = {
-        **signer.headers(dt_util.utcnow()),
+        **download.signer.headers(dt_util.utcnow()),
         HEADER_FIRMWARE_VERSION: build.version,
         HEADER_FIRMWARE_SHA256: build.sha256,
         hdrs.ACCEPT_RANGES: "bytes",
@@ -144,20 +163,17 @@ async def async_send_firmware(
 
     file: BinaryIO = await hass.async_add_executor_job(path.open, "rb")
     try:
-        await hass.async_add_executor_job(file.seek, start)
         await response.prepare(request)
         offset = start
         try:
             while offset < end:
-                chunk = await _async_read_chunk(
-                    hass, file, path, min(CHUNK_SIZE, end - offset)
-                )
-                await response.write(chunk)
-                offset += len(chunk)
-                on_progress(start, offset)
+                count = min(SEND_SLICE, end - offset)
+                await _async_send_slice(request, file, path, offset, count)
+                offset += count
+                download.on_progress(start, offset)
         except (ConnectionError, asyncio.CancelledError):
             # Home Assistant cancels the handler of a client that disconnects.
-            on_broken_off()
+            download.on_broken_off()
             raise
         await response.write_eof()
     finally:

@@ -8,7 +8,7 @@ device and the version it failed to update to.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
@@ -17,6 +17,7 @@ from homeassistant.helpers.event import async_track_point_in_utc_time
 from homeassistant.util import dt as dt_util
 
 from .const import DOMAIN, LOGGER
+from .device_data import DeviceState
 from .firmware_catalog import (
     Firmware,
     FirmwareCatalog,
@@ -25,12 +26,8 @@ from .firmware_catalog import (
 )
 from .firmware_delivery import FirmwareSignatures
 from .firmware_updates import FirmwareUpdates, UpdatePlan
-from .storage import DeviceState
-
-
-def update_failed_issue_id(key_id: str) -> str:
-    """Return the id of the repair issue raised when a device's update failed."""
-    return f"update_failed_{key_id}"
+from .issues import update_failed_issue_id
+from .models import DeviceChange, DeviceProfile
 
 
 class FirmwareManager:
@@ -41,35 +38,31 @@ class FirmwareManager:
         hass: HomeAssistant,
         catalog: FirmwareCatalog,
         updates: FirmwareUpdates,
-        firmware_types: dict[str, str | None],
-        device_names: dict[str, str],
+        devices: Mapping[str, DeviceProfile],
         state: Callable[[str], DeviceState],
-        notify: Callable[[str], None],
+        publish: Callable[[str, DeviceChange], None],
         update_timeout: timedelta,
     ) -> None:
-        """Follow the updates of the devices given by key id.
+        """Follow the updates of `devices` (the runtime's live mapping by key id).
 
-        `state` returns what a device reported; `notify` tells its entities to refresh.
+        `state` returns what a device reported; `publish` tells its entities what changed.
         """
         self._hass = hass
         self.catalog = catalog
         self._updates = updates
-        self._firmware_types = firmware_types
-        self._device_names = device_names
+        self._devices = devices
         self._state = state
-        self._notify = notify
+        self._publish = publish
         self._update_timeout = update_timeout
         self._deadlines: dict[str, CALLBACK_TYPE] = {}
         self.signatures = FirmwareSignatures()
 
     @callback
     def async_start(self) -> CALLBACK_TYPE:
-        """Resume waiting on downloaded updates and follow new uploads; return a stop."""
-        for key_id in self._firmware_types:
-            plan = self.plan(key_id)
-            if plan.assigned_version and plan.downloaded_at:
-                self._watch_reboot(key_id, plan.downloaded_at)
-        remove_listener = self.catalog.async_add_listener(self._build_added)
+        """Resume waiting on downloaded updates and follow the catalog; return a stop."""
+        for key_id in self._devices:
+            self.device_added(key_id)
+        remove_listener = self.catalog.async_add_listener(self._catalog_changed)
 
         @callback
         def stop() -> None:
@@ -80,24 +73,40 @@ class FirmwareManager:
 
         return stop
 
+    @callback
+    def device_added(self, key_id: str) -> None:
+        """Resume following a device's downloaded update, if it has one."""
+        plan = self._updates.plans().get(key_id)
+        if plan and plan.assigned_version and plan.downloaded_at:
+            self._watch_reboot(key_id, plan.downloaded_at)
+
+    @callback
+    def device_removed(self, key_id: str) -> None:
+        """Stop following a removed device."""
+        self._cancel_deadline(key_id)
+        self.signatures.forget(key_id)
+
     def plan(self, key_id: str) -> UpdatePlan:
         """Return a device's update plan."""
         return self._updates.plan(key_id)
 
     def latest(self, key_id: str) -> Firmware | None:
         """Return the newest build for a device's firmware type."""
-        return self.catalog.latest(self._firmware_types.get(key_id))
+        return self.catalog.latest(self._firmware_type(key_id))
 
     def assigned(self, key_id: str) -> Firmware | None:
         """Return the build a device should run, if one is assigned and still exists.
 
         A build of another firmware type than the device's (its type was changed
-        since) is never served.
+        since), or with other bytes than those assigned, is never served.
         """
         plan = self.plan(key_id)
-        if plan.firmware_type != self._firmware_types.get(key_id):
+        if plan.firmware_type != self._firmware_type(key_id):
             return None
-        return self.catalog.get(plan.firmware_type, plan.assigned_version)
+        build = self.catalog.get(plan.firmware_type, plan.assigned_version)
+        if build is None or build.sha256 != plan.assigned_sha256:
+            return None
+        return build
 
     def pending(self, key_id: str) -> Firmware | None:
         """Return the assigned build while the device does not run it yet."""
@@ -120,7 +129,7 @@ class FirmwareManager:
 
     async def async_install(self, key_id: str, version: str | None) -> None:
         """Assign a build of the device's type to it: the given version, else the newest."""
-        firmware_type = self._firmware_types.get(key_id)
+        firmware_type = self._firmware_type(key_id)
         if version is None:
             build = self.latest(key_id)
             if build is None:
@@ -135,24 +144,26 @@ class FirmwareManager:
         """Withdraw an assigned build the device has not reported running yet."""
         if self.pending(key_id) is None:
             raise FirmwareError("no_pending_update", key_id=key_id)
-        self._forget_download(key_id).assigned_version = None
+        self._withdraw(key_id)
         await self._updates.async_save()
         LOGGER.info("Withdrew the firmware update of %s", key_id)
-        self._notify(key_id)
+        self._publish(key_id, DeviceChange.UPDATE)
 
     async def async_set_auto_update(self, key_id: str, enabled: bool) -> None:
         """Turn automatic assignment of new uploads on or off for a device."""
         self.plan(key_id).auto_update = enabled
         await self._updates.async_save()
-        self._notify(key_id)
+        self._publish(key_id, DeviceChange.AUTO_UPDATE)
 
     @callback
     def device_reported(self, key_id: str, firmware_version: str) -> None:
         """Finish the update when a device reports running its assigned version."""
         self._clear_failure_reached(key_id, firmware_version)
-        plan = self.plan(key_id)
-        if plan.assigned_version != firmware_version or (
-            plan.downloaded_at is None and plan.bytes_sent is None
+        plan = self._updates.plans().get(key_id)
+        if (
+            plan is None
+            or plan.assigned_version != firmware_version
+            or (plan.downloaded_at is None and plan.bytes_sent is None)
         ):
             return
         LOGGER.info("%s now runs firmware %s", key_id, firmware_version)
@@ -187,7 +198,7 @@ class FirmwareManager:
         if end >= build.size:
             self._download_finished(key_id)
         elif self.progress(key_id) != before:
-            self._notify(key_id)
+            self._publish(key_id, DeviceChange.UPDATE)
 
     @callback
     def download_stopped(self, key_id: str) -> None:
@@ -195,38 +206,71 @@ class FirmwareManager:
         plan = self.plan(key_id)
         if plan.downloaded_at is None and plan.bytes_sent is not None:
             plan.bytes_sent = None
-            self._notify(key_id)
+            self._publish(key_id, DeviceChange.UPDATE)
 
     async def _async_assign(self, key_id: str, build: Firmware) -> None:
         plan = self._forget_download(key_id)
         plan.firmware_type = build.firmware_type
         plan.assigned_version = build.version
+        plan.assigned_sha256 = build.sha256
         await self._updates.async_save()
         ir.async_delete_issue(self._hass, DOMAIN, update_failed_issue_id(key_id))
         LOGGER.info("Assigned firmware %s to %s", build.version, key_id)
-        self._notify(key_id)
+        self._publish(key_id, DeviceChange.UPDATE)
+
+    def _devices_of_type(self, firmware_type: str) -> list[str]:
+        return [
+            key_id
+            for key_id, device in self._devices.items()
+            if device.firmware_type == firmware_type
+        ]
 
     @callback
-    def _build_added(self, build: Firmware | None) -> None:
+    def _catalog_changed(self, build: Firmware, added: bool) -> None:
+        """Tell the devices of the build's type; follow an upload or a deletion."""
+        affected = self._devices_of_type(build.firmware_type)
+        if added:
+            self._assign_automatically(build, affected)
+        else:
+            self._withdraw_deleted(build, affected)
+        for key_id in affected:
+            self._publish(key_id, DeviceChange.UPDATE)
+
+    @callback
+    def _assign_automatically(self, build: Firmware, key_ids: Iterable[str]) -> None:
         """Assign a new upload to the devices that update automatically.
 
         Only the newest build of a type is assigned, and never to a device that
         reports a newer version (that would be a downgrade).
         """
-        if build is None or build != self.catalog.latest(build.firmware_type):
+        if build != self.catalog.latest(build.firmware_type):
             return
-        for key_id, firmware_type in self._firmware_types.items():
+        for key_id in key_ids:
             installed = self._state(key_id).firmware_version
-            if (
-                firmware_type == build.firmware_type
-                and self.plan(key_id).auto_update
-                and (
-                    installed is None or compare_versions(build.version, installed) > 0
-                )
+            if self.plan(key_id).auto_update and (
+                installed is None or compare_versions(build.version, installed) > 0
             ):
                 self._hass.async_create_task(self._async_assign(key_id, build))
-        for key_id in self._firmware_types:
-            self._notify(key_id)
+
+    @callback
+    def _withdraw_deleted(self, build: Firmware, key_ids: Iterable[str]) -> None:
+        """Withdraw every assignment of a build that was deleted."""
+        withdrawn = False
+        for key_id in key_ids:
+            plan = self.plan(key_id)
+            if (
+                plan.assigned_version == build.version
+                and plan.assigned_sha256 == build.sha256
+            ):
+                self._withdraw(key_id)
+                withdrawn = True
+                LOGGER.info(
+                    "Withdrew firmware %s from %s: the build was deleted",
+                    build.version,
+                    key_id,
+                )
+        if withdrawn:
+            self._hass.async_create_task(self._updates.async_save())
 
     @callback
     def _download_finished(self, key_id: str) -> None:
@@ -234,7 +278,7 @@ class FirmwareManager:
         self.plan(key_id).downloaded_at = now
         self._hass.async_create_task(self._updates.async_save())
         self._watch_reboot(key_id, now)
-        self._notify(key_id)
+        self._publish(key_id, DeviceChange.UPDATE)
 
     @callback
     def _watch_reboot(self, key_id: str, downloaded_at: datetime) -> None:
@@ -262,9 +306,9 @@ class FirmwareManager:
             build.version,
             installed,
         )
-        plan = self.plan(key_id)
-        plan.assigned_version = None
+        self._withdraw(key_id)
         self._clear_progress(key_id)
+        device = self._devices.get(key_id)
         ir.async_create_issue(
             self._hass,
             DOMAIN,
@@ -274,7 +318,7 @@ class FirmwareManager:
             severity=ir.IssueSeverity.ERROR,
             translation_key="update_failed",
             translation_placeholders={
-                "device": self._device_names.get(key_id, key_id),
+                "device": device.name if device else key_id,
                 "version": build.version,
                 "installed": installed,
             },
@@ -284,7 +328,12 @@ class FirmwareManager:
     def _clear_progress(self, key_id: str) -> None:
         self._forget_download(key_id)
         self._hass.async_create_task(self._updates.async_save())
-        self._notify(key_id)
+        self._publish(key_id, DeviceChange.UPDATE)
+
+    @callback
+    def _withdraw(self, key_id: str) -> None:
+        plan = self._forget_download(key_id)
+        plan.assigned_version = plan.assigned_sha256 = None
 
     @callback
     def _forget_download(self, key_id: str) -> UpdatePlan:
@@ -299,3 +348,7 @@ class FirmwareManager:
     def _cancel_deadline(self, key_id: str) -> None:
         if cancel := self._deadlines.pop(key_id, None):
             cancel()
+
+    def _firmware_type(self, key_id: str) -> str | None:
+        device = self._devices.get(key_id)
+        return device.firmware_type if device else None

@@ -2,8 +2,10 @@
 
 A device only ever gets a build someone assigned to it: a user pressing Install (or
 an automation calling `update.install`), or its "Automatic updates" switch when a new
-build is uploaded. Assignments and finished downloads are saved at once; download
-progress is kept in memory only.
+build is uploaded. An assignment names the build by version and SHA-256, so a
+version uploaded again with other bytes is never sent without a new Install.
+Assignments and finished downloads are saved at once; download progress is kept
+in memory only.
 """
 
 from __future__ import annotations
@@ -11,18 +13,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final, TypedDict
+from typing import NotRequired, TypedDict
 
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers.singleton import singleton
 from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
-from homeassistant.util.hass_dict import HassKey
 
-from .const import DOMAIN
-
-STORAGE_VERSION: Final = 1
-DATA_UPDATES: HassKey[FirmwareUpdates] = HassKey(f"{DOMAIN}_firmware_updates")
+from .stores import async_load, providore_store
 
 
 class StoredPlan(TypedDict):
@@ -30,6 +27,7 @@ class StoredPlan(TypedDict):
 
     firmware_type: str | None
     assigned_version: str | None
+    assigned_sha256: NotRequired[str | None]
     auto_update: bool
     downloaded_at: str | None
 
@@ -38,9 +36,10 @@ class StoredPlan(TypedDict):
 class UpdatePlan:
     """One device's firmware assignment and the progress towards it."""
 
-    # The build assigned: its firmware type and version.
+    # The build assigned: its firmware type, version and SHA-256.
     firmware_type: str | None = None
     assigned_version: str | None = None
+    assigned_sha256: str | None = None
     auto_update: bool = False
     # When the assigned build was last sent to the device completely.
     downloaded_at: datetime | None = None
@@ -54,6 +53,7 @@ class UpdatePlan:
         return cls(
             firmware_type=stored["firmware_type"],
             assigned_version=stored["assigned_version"],
+            assigned_sha256=stored.get("assigned_sha256"),
             auto_update=stored["auto_update"],
             downloaded_at=dt_util.parse_datetime(downloaded_at)
             if downloaded_at
@@ -65,6 +65,7 @@ class UpdatePlan:
         return StoredPlan(
             firmware_type=self.firmware_type,
             assigned_version=self.assigned_version,
+            assigned_sha256=self.assigned_sha256,
             auto_update=self.auto_update,
             downloaded_at=self.downloaded_at.isoformat()
             if self.downloaded_at
@@ -77,14 +78,15 @@ class FirmwareUpdates:
 
     def __init__(self, hass: HomeAssistant) -> None:
         """Create the store; call async_load before use."""
-        self._store: Store[dict[str, StoredPlan]] = Store(
-            hass, STORAGE_VERSION, f"{DOMAIN}.firmware_updates", atomic_writes=True
+        self._hass = hass
+        self._store: Store[dict[str, StoredPlan]] = providore_store(
+            hass, "firmware_updates"
         )
         self._plans: dict[str, UpdatePlan] = {}
 
     async def async_load(self) -> None:
-        """Read the plans from disk."""
-        stored = await self._store.async_load() or {}
+        """Read the plans from disk; raise StoreUnreadable when they cannot be read."""
+        stored = await async_load(self._hass, self._store) or {}
         self._plans = {
             key_id: UpdatePlan.from_stored(plan) for key_id, plan in stored.items()
         }
@@ -103,10 +105,13 @@ class FirmwareUpdates:
             {key_id: plan.to_stored() for key_id, plan in self._plans.items()}
         )
 
-    async def async_keep_only(self, key_ids: Iterable[str]) -> None:
+    def planned_key_ids(self) -> set[str]:
+        """Return every device that has a plan."""
+        return set(self._plans)
+
+    async def async_forget(self, key_ids: Iterable[str]) -> None:
         """Forget the plans of removed devices."""
-        keep = set(key_ids)
-        if stale := set(self._plans) - keep:
+        if stale := set(key_ids) & self._plans.keys():
             for key_id in stale:
                 del self._plans[key_id]
             await self.async_save()
@@ -115,11 +120,3 @@ class FirmwareUpdates:
         """Delete the store (when the hub is removed)."""
         self._plans = {}
         await self._store.async_remove()
-
-
-@singleton(DATA_UPDATES, async_=True)
-async def async_get_firmware_updates(hass: HomeAssistant) -> FirmwareUpdates:
-    """Return the loaded update plans, loading them on first use."""
-    updates = FirmwareUpdates(hass)
-    await updates.async_load()
-    return updates

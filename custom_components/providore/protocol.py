@@ -1,7 +1,7 @@
 """Wire format of the Providore device protocol, version 1.
 
 Parses and verifies signed device requests and signs responses, as described in
-PROTOCOL.md. Pure standard library, so it can be tested without Home Assistant.
+docs/protocol.md. Pure standard library, so it can be tested without Home Assistant.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 import hashlib
 import hmac
 import re
@@ -18,6 +19,7 @@ import string
 from typing import Final
 
 MAX_BODY_BYTES: Final = 64 * 1024
+MAX_FIRMWARE_VERSION_LENGTH: Final = 64
 RESPONSE_LIFETIME: Final = timedelta(minutes=15)
 
 HEADER_AUTHORIZATION: Final = "Authorization"
@@ -48,6 +50,10 @@ _TIMESTAMP_RE: Final = re.compile(
 )
 _KEY_ID_RE: Final = re.compile(r"[A-Za-z0-9_-]{1,32}", re.ASCII)
 _SECRET_KEY_RE: Final = re.compile(r"[!-~]{16,32}", re.ASCII)
+# What a device may report as its firmware version: short, printable, no spaces.
+_FIRMWARE_VERSION_RE: Final = re.compile(
+    rf"[!-~]{{1,{MAX_FIRMWARE_VERSION_LENGTH}}}", re.ASCII
+)
 
 
 class ProtocolError(Exception):
@@ -155,6 +161,11 @@ def parse_signed_request(headers: Mapping[str, str]) -> SignedRequest:
         _required_header(headers, HEADER_AUTHORIZATION)
     )
     firmware_version = _required_header(headers, HEADER_FIRMWARE_VERSION)
+    if _FIRMWARE_VERSION_RE.fullmatch(firmware_version) is None:
+        raise MalformedRequest(
+            f"invalid {HEADER_FIRMWARE_VERSION} header: 1 to "
+            f"{MAX_FIRMWARE_VERSION_LENGTH} printable ASCII characters"
+        )
     created_header, created = _timestamp_header(headers, HEADER_CREATED_AT)
     expiry_header, expiry = _timestamp_header(headers, HEADER_EXPIRY)
     return SignedRequest(
@@ -190,29 +201,53 @@ def request_message(
     return message
 
 
+class DeviceKey:
+    """A device's secret key, prepared once to sign and verify any number of messages."""
+
+    __slots__ = ("_mac",)
+
+    def __init__(self, secret_key: str) -> None:
+        """Key an HMAC-SHA256 with the secret; each message works on a copy."""
+        self._mac = hmac.new(secret_key.encode("utf-8"), digestmod=hashlib.sha256)
+
+    def mac(self) -> hmac.HMAC:
+        """Return a fresh HMAC keyed with the secret."""
+        return self._mac.copy()
+
+    def sign(self, message: bytes) -> str:
+        """Return the standard base64 of HMAC-SHA256 over message."""
+        mac = self._mac.copy()
+        mac.update(message)
+        return base64.b64encode(mac.digest()).decode("ascii")
+
+
 def sign(secret_key: str, message: bytes) -> str:
     """Return the standard base64 of HMAC-SHA256 over message, keyed with the secret."""
     digest = hmac.new(secret_key.encode("utf-8"), message, hashlib.sha256).digest()
     return base64.b64encode(digest).decode("ascii")
 
 
+_DUMMY_KEY: Final = DeviceKey(_DUMMY_SECRET)
+
+
 def verify_request(
     request: SignedRequest,
-    secret_key: str | None,
+    key: DeviceKey | None,
     method: str,
     path: str,
     body: bytes | None,
-) -> str:
-    """Return the secret key the request is signed with, else raise Unauthorized.
+) -> DeviceKey:
+    """Return the key the request is signed with, else raise Unauthorized.
 
-    `secret_key` None (an unknown key id) costs the same work and raises the same error.
+    `key` None (an unknown key id) costs the same work and raises the same error.
     """
-    key = _DUMMY_SECRET if secret_key is None else secret_key
-    expected = sign(key, request_message(method, path, request, body)).encode("ascii")
+    signing_key = _DUMMY_KEY if key is None else key
+    message = request_message(method, path, request, body)
+    expected = signing_key.sign(message).encode("ascii")
     matches = hmac.compare_digest(expected, _header_bytes(request.signature))
-    if secret_key is None or not matches:
+    if key is None or not matches:
         raise Unauthorized("invalid signature")
-    return secret_key
+    return key
 
 
 def check_validity(
@@ -248,6 +283,29 @@ def response_message(body: bytes, created_at: str, expiry: str) -> bytes:
     return b"\n".join((body, created_at.encode("utf-8"), expiry.encode("utf-8")))
 
 
+@dataclass(frozen=True, slots=True)
+class ResponseStamp:
+    """The created-at and expiry of answers sent within one second."""
+
+    created_at: str
+    expiry: str
+    # What follows the body in the signed message.
+    signed_tail: bytes
+
+
+@lru_cache(maxsize=2)
+def _stamp_for_second(epoch_second: int) -> ResponseStamp:
+    moment = datetime.fromtimestamp(epoch_second, UTC)
+    created_at = format_timestamp(moment)
+    expiry = format_timestamp(moment + RESPONSE_LIFETIME)
+    return ResponseStamp(created_at, expiry, response_message(b"", created_at, expiry))
+
+
+def response_stamp(now: datetime) -> ResponseStamp:
+    """Return the stamp for answers sent at `now`, formatted once per second."""
+    return _stamp_for_second(int(now.timestamp()))
+
+
 class ResponseSigner:
     """The HMAC of a response body, fed in chunks and finished once per answer.
 
@@ -255,9 +313,9 @@ class ResponseSigner:
     can be kept and reused: each further answer only adds its two timestamps.
     """
 
-    def __init__(self, secret_key: str) -> None:
+    def __init__(self, key: DeviceKey) -> None:
         """Start an HMAC-SHA256 keyed with the device's secret."""
-        self._body_mac = hmac.new(secret_key.encode("utf-8"), digestmod=hashlib.sha256)
+        self._body_mac = key.mac()
 
     def update(self, chunk: bytes) -> None:
         """Add the next bytes of the body."""
@@ -265,22 +323,27 @@ class ResponseSigner:
 
     def headers(self, now: datetime) -> dict[str, str]:
         """Return the lower-case signing headers for the body sent at `now`."""
-        created_at = format_timestamp(now)
-        expiry = format_timestamp(now + RESPONSE_LIFETIME)
+        stamp = response_stamp(now)
         mac = self._body_mac.copy()
-        mac.update(response_message(b"", created_at, expiry))
+        mac.update(stamp.signed_tail)
         return {
-            RESPONSE_CREATED_AT: created_at,
-            RESPONSE_EXPIRY: expiry,
+            RESPONSE_CREATED_AT: stamp.created_at,
+            RESPONSE_EXPIRY: stamp.expiry,
             RESPONSE_SIGNATURE: base64.b64encode(mac.digest()).decode("ascii"),
         }
 
 
-def response_headers(secret_key: str, body: bytes, now: datetime) -> dict[str, str]:
+def response_headers(key: DeviceKey, body: bytes, now: datetime) -> dict[str, str]:
     """Return the lower-case signing headers for a response sent at `now`."""
-    signer = ResponseSigner(secret_key)
-    signer.update(body)
-    return signer.headers(now)
+    stamp = response_stamp(now)
+    mac = key.mac()
+    mac.update(body)
+    mac.update(stamp.signed_tail)
+    return {
+        RESPONSE_CREATED_AT: stamp.created_at,
+        RESPONSE_EXPIRY: stamp.expiry,
+        RESPONSE_SIGNATURE: base64.b64encode(mac.digest()).decode("ascii"),
+    }
 
 
 def is_valid_key_id(value: str) -> bool:

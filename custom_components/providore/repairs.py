@@ -1,99 +1,24 @@
-"""Repair issues and the flows that fix them."""
+"""The flows that fix Providore's repair issues (the issues themselves are in `issues`)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 from homeassistant import data_entry_flow
 from homeassistant.components.repairs import ConfirmRepairFlow, RepairsFlow
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
+from homeassistant.util import dt as dt_util
+import voluptuous as vol
 
-from .const import CA_EXPIRY_WARNING_DAYS, CERTIFICATE_EXPIRY_WARNING_DAYS, DOMAIN
+from .certificates import ProvidoreCertificates
+from .const import CONF_CA_FINGERPRINT, DOMAIN
 from .device_auth import DATA_GUARDS
-from .hub import ProvidoreHub
-from .protocol import generate_secret_key
-from .storage import async_get_storage
-
-NO_KEY_ISSUE_PREFIX = "missing_secret_"
-EXPIRING_ISSUE_PREFIX = "certificate_expiring_"
-CA_EXPIRING_ISSUE_ID = "ca_expiring"
-
-
-@callback
-def async_update_missing_secret_issues(hass: HomeAssistant, hub: ProvidoreHub) -> None:
-    """Raise an issue for each device without a secret key; drop the stale ones."""
-    registry = ir.async_get(hass)
-    for domain, issue_id in list(registry.issues):
-        if domain == DOMAIN and issue_id.startswith(NO_KEY_ISSUE_PREFIX):
-            ir.async_delete_issue(hass, DOMAIN, issue_id)
-    for device in hub.devices.values():
-        if hub.secret(device.key_id) is None:
-            ir.async_create_issue(
-                hass,
-                DOMAIN,
-                f"{NO_KEY_ISSUE_PREFIX}{device.key_id}",
-                is_fixable=True,
-                severity=ir.IssueSeverity.ERROR,
-                translation_key="missing_secret",
-                translation_placeholders={"name": device.name, "key_id": device.key_id},
-                data={"key_id": device.key_id},
-            )
-
-
-@callback
-def async_update_certificate_issues(
-    hass: HomeAssistant, hub: ProvidoreHub, now: datetime
-) -> None:
-    """Warn of each device certificate that expires soon with no newer one requested."""
-    warn_before = now + timedelta(days=CERTIFICATE_EXPIRY_WARNING_DAYS)
-    expiring = {}
-    for device in hub.devices.values():
-        current = hub.certificates.current(device.key_id, now)
-        if current is not None and current.not_after <= warn_before:
-            expiring[f"{EXPIRING_ISSUE_PREFIX}{device.key_id}"] = (device, current)
-    registry = ir.async_get(hass)
-    for domain, issue_id in list(registry.issues):
-        if (
-            domain == DOMAIN
-            and issue_id.startswith(EXPIRING_ISSUE_PREFIX)
-            and issue_id not in expiring
-        ):
-            ir.async_delete_issue(hass, DOMAIN, issue_id)
-    _update_ca_expiry_issue(hass, hub, now)
-    for issue_id, (device, current) in expiring.items():
-        ir.async_create_issue(
-            hass,
-            DOMAIN,
-            issue_id,
-            is_fixable=False,
-            severity=ir.IssueSeverity.WARNING,
-            translation_key="certificate_expiring",
-            translation_placeholders={
-                "name": device.name,
-                "key_id": device.key_id,
-                "expires": current.not_after.date().isoformat(),
-            },
-        )
-
-
-def _update_ca_expiry_issue(
-    hass: HomeAssistant, hub: ProvidoreHub, now: datetime
-) -> None:
-    """Warn before the CA itself expires: then no device can get a certificate."""
-    expires = hub.certificates.authority.certificate.not_valid_after_utc
-    if expires > now + timedelta(days=CA_EXPIRY_WARNING_DAYS):
-        ir.async_delete_issue(hass, DOMAIN, CA_EXPIRING_ISSUE_ID)
-        return
-    ir.async_create_issue(
-        hass,
-        DOMAIN,
-        CA_EXPIRING_ISSUE_ID,
-        is_fixable=False,
-        severity=ir.IssueSeverity.ERROR,
-        translation_key="ca_expiring",
-        translation_placeholders={"expires": expires.date().isoformat()},
-    )
+from .issues import CA_STORE_KEY
+from .runtime import async_get_loaded_runtime
+from .stores import store_issue_id
 
 
 class UnblockAddressRepairFlow(ConfirmRepairFlow):
@@ -124,9 +49,82 @@ class NewSecretRepairFlow(ConfirmRepairFlow):
     ) -> data_entry_flow.FlowResult:
         """Store a new secret key when the user confirms."""
         if user_input is not None:
-            storage = await async_get_storage(self.hass)
-            await storage.async_set_secret(self._key_id, generate_secret_key())
+            if (runtime := async_get_loaded_runtime(self.hass)) is None:
+                return self.async_abort(reason="not_loaded")
+            await runtime.async_rotate_key(self._key_id)
         return await super().async_step_confirm(user_input)
+
+
+class UnreadableStoreRepairFlow(RepairsFlow):
+    """A store could not be read: try again once it is restored, or start afresh."""
+
+    def __init__(self, entry_id: str, store: str) -> None:
+        """Remember the hub entry and the store the issue is about."""
+        self._entry_id = entry_id
+        self._store = store
+
+    async def async_step_init(
+        self, user_input: dict[str, Any] | None = None
+    ) -> data_entry_flow.FlowResult:
+        """Offer the two ways out."""
+        return self.async_show_menu(
+            step_id="init", menu_options=["restored", "start_afresh"]
+        )
+
+    async def async_step_restored(
+        self, user_input: dict[str, Any] | None = None
+    ) -> data_entry_flow.FlowResult:
+        """Set Providore up again, reading the restored store."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            if await self._async_reload():
+                return self.async_create_entry(data={})
+            errors["base"] = "still_unreadable"
+        return self.async_show_form(
+            step_id="restored", data_schema=vol.Schema({}), errors=errors
+        )
+
+    async def async_step_start_afresh(
+        self, user_input: dict[str, Any] | None = None
+    ) -> data_entry_flow.FlowResult:
+        """Give up the store's content (for the CA: make a new CA) after confirmation."""
+        if user_input is None:
+            return self.async_show_form(
+                step_id="start_afresh", data_schema=vol.Schema({})
+            )
+        await self.hass.async_add_executor_job(
+            _move_aside, Path(self.hass.config.path(".storage", self._store))
+        )
+        if self._store == CA_STORE_KEY:
+            await self._async_forget_ca()
+        ir.async_delete_issue(self.hass, DOMAIN, store_issue_id(self._store))
+        await self._async_reload()
+        return self.async_create_entry(data={})
+
+    async def _async_forget_ca(self) -> None:
+        """Forget the lost CA and its certificates, so that setup creates a new CA."""
+        if entry := self.hass.config_entries.async_get_entry(self._entry_id):
+            self.hass.config_entries.async_update_entry(
+                entry,
+                data={k: v for k, v in entry.data.items() if k != CONF_CA_FINGERPRINT},
+            )
+        await ProvidoreCertificates.async_remove_stores(self.hass)
+
+    async def _async_reload(self) -> bool:
+        """Reload the hub entry; return whether it is set up now."""
+        entry = self.hass.config_entries.async_get_entry(self._entry_id)
+        if entry is None:
+            return False
+        await self.hass.config_entries.async_reload(entry.entry_id)
+        return entry.state is ConfigEntryState.LOADED
+
+
+def _move_aside(path: Path) -> None:
+    """Keep an unreadable store's file under another name (as Home Assistant does)."""
+    if path.exists():
+        path.replace(
+            path.with_name(f"{path.name}.corrupt.{dt_util.utcnow().isoformat()}")
+        )
 
 
 async def async_create_fix_flow(
@@ -137,4 +135,6 @@ async def async_create_fix_flow(
         return UnblockAddressRepairFlow(str(data["address"]))
     if data is not None and "key_id" in data:
         return NewSecretRepairFlow(str(data["key_id"]))
+    if data is not None and "store" in data:
+        return UnreadableStoreRepairFlow(str(data["entry_id"]), str(data["store"]))
     raise ValueError(f"Unknown repair issue {issue_id}")

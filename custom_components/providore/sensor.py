@@ -1,10 +1,10 @@
-"""Sensors of what a device last reported: when, from where, and which firmware."""
+"""Sensors of what a device last reported: when, from where, which firmware; its certificate."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from homeassistant.components.sensor import (
     SensorDeviceClass,
@@ -13,52 +13,59 @@ from homeassistant.components.sensor import (
 )
 from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.helpers.dispatcher import async_dispatcher_connect
+from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
-from homeassistant.util import dt as dt_util
 
-from .certificates import SIGNAL_CERTIFICATES_UPDATED
+from .const import LAST_SEEN_RESOLUTION
 from .entity import ProvidoreEntity, async_add_device_entities
-from .hub import ProvidoreConfigEntry
-from .storage import DeviceState
+from .models import DeviceChange, DeviceProfile
+from .runtime import ProvidoreConfigEntry, ProvidoreRuntime
 
 PARALLEL_UPDATES = 0
 
 
 @dataclass(frozen=True, kw_only=True)
 class ProvidoreSensorEntityDescription(SensorEntityDescription):
-    """Describes a sensor read from a device's reported state."""
+    """Describes a sensor of a device: what it shows and when that changes."""
 
-    value_fn: Callable[[DeviceState], str | datetime | None]
+    value_fn: Callable[[ProvidoreRuntime, str], str | datetime | None]
+    shows: DeviceChange
 
 
 SENSORS: tuple[ProvidoreSensorEntityDescription, ...] = (
     ProvidoreSensorEntityDescription(
-        key="last_seen",
-        translation_key="last_seen",
-        # It changes on every request: enabled, it would fill the logbook and history.
-        entity_registry_enabled_default=False,
-        device_class=SensorDeviceClass.TIMESTAMP,
-        entity_category=EntityCategory.DIAGNOSTIC,
-        value_fn=lambda state: state.last_seen,
-    ),
-    ProvidoreSensorEntityDescription(
         key="firmware_version",
         translation_key="firmware_version",
         entity_category=EntityCategory.DIAGNOSTIC,
-        value_fn=lambda state: state.firmware_version,
+        value_fn=lambda runtime, key_id: runtime.state(key_id).firmware_version,
+        shows=DeviceChange.FIRMWARE_VERSION,
     ),
     ProvidoreSensorEntityDescription(
         key="address",
         translation_key="address",
         entity_category=EntityCategory.DIAGNOSTIC,
-        value_fn=lambda state: state.address,
+        value_fn=lambda runtime, key_id: runtime.state(key_id).address,
+        shows=DeviceChange.ADDRESS,
+    ),
+    ProvidoreSensorEntityDescription(
+        key="certificate_expires",
+        translation_key="certificate_expires",
+        device_class=SensorDeviceClass.TIMESTAMP,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda runtime, key_id: (
+            current.not_after
+            if (current := runtime.current_certificate(key_id))
+            else None
+        ),
+        shows=DeviceChange.CERTIFICATE,
     ),
 )
 
-CERTIFICATE_EXPIRES = SensorEntityDescription(
-    key="certificate_expires",
-    translation_key="certificate_expires",
+LAST_SEEN = SensorEntityDescription(
+    key="last_seen",
+    translation_key="last_seen",
+    # It changes on every request: enabled, it would fill the logbook and history.
+    entity_registry_enabled_default=False,
     device_class=SensorDeviceClass.TIMESTAMP,
     entity_category=EntityCategory.DIAGNOSTIC,
 )
@@ -72,40 +79,54 @@ async def async_setup_entry(
     """Add the sensors of every device."""
     async_add_device_entities(entry, async_add_entities, ProvidoreSensor, SENSORS)
     async_add_device_entities(
-        entry, async_add_entities, ProvidoreCertificateSensor, [CERTIFICATE_EXPIRES]
+        entry, async_add_entities, ProvidoreLastSeenSensor, [LAST_SEEN]
     )
 
 
 class ProvidoreSensor(ProvidoreEntity, SensorEntity):
-    """A value the device reported."""
+    """A value the device reported, or its certificate's expiry."""
 
     entity_description: ProvidoreSensorEntityDescription
 
+    def __init__(
+        self,
+        runtime: ProvidoreRuntime,
+        device: DeviceProfile,
+        description: ProvidoreSensorEntityDescription,
+        device_info: DeviceInfo,
+    ) -> None:
+        """Attach the sensor to its device; it shows what its description says."""
+        super().__init__(runtime, device, description, device_info)
+        self.shows = description.shows
+
     @property
     def native_value(self) -> str | datetime | None:
-        """Return the reported value."""
-        return self.entity_description.value_fn(self.device_state)
+        """Return the value."""
+        return self.entity_description.value_fn(self.runtime, self.key_id)
 
 
-class ProvidoreCertificateSensor(ProvidoreEntity, SensorEntity):
-    """When the device's current certificate expires; unknown without one."""
+class ProvidoreLastSeenSensor(ProvidoreEntity, SensorEntity):
+    """When the device last called, written at most once a minute."""
+
+    shows = DeviceChange.LAST_SEEN
+    _shown: datetime | None = None
+
+    async def async_added_to_hass(self) -> None:
+        """Start from the last time the device called."""
+        self._shown = self.device_state.last_seen
+        await super().async_added_to_hass()
 
     @property
     def native_value(self) -> datetime | None:
-        """Return the expiry of the newest valid certificate."""
-        current = self.hub.certificates.current(self.device.key_id, dt_util.utcnow())
-        return current.not_after if current else None
-
-    async def async_added_to_hass(self) -> None:
-        """Follow the device's certificates too."""
-        await super().async_added_to_hass()
-        self.async_on_remove(
-            async_dispatcher_connect(
-                self.hass, SIGNAL_CERTIFICATES_UPDATED, self._certificates_updated
-            )
-        )
+        """Return when the device last called (lagging by up to a minute)."""
+        return self._shown
 
     @callback
-    def _certificates_updated(self, key_id: str) -> None:
-        if key_id == self.device.key_id:
+    def _device_changed(self, changes: DeviceChange) -> None:
+        seen = self.device_state.last_seen
+        if seen is not None and (
+            self._shown is None
+            or seen - self._shown >= timedelta(seconds=LAST_SEEN_RESOLUTION)
+        ):
+            self._shown = seen
             self.async_write_ha_state()

@@ -1,4 +1,4 @@
-"""Service actions: hand a device its key, set the documents it fetches, manage firmware."""
+"""Service actions: enrol devices, hand one its key, set its documents, manage firmware."""
 
 from __future__ import annotations
 
@@ -41,8 +41,9 @@ from .const import (
     NVS_KEY_PSK,
     NVS_NAMESPACE,
 )
+from .device_import import ImportRefused, parse_devices
 from .firmware_catalog import FirmwareError
-from .hub import ProvidoreHub, async_get_loaded_hub
+from .runtime import ProvidoreRuntime, async_get_loaded_runtime
 
 # Files and folders of the config folder that are never read as firmware.
 PRIVATE_FILES = frozenset({"secrets.yaml", DOMAIN})
@@ -52,6 +53,9 @@ SERVICE_SET_CONFIG = "set_config"
 SERVICE_UPLOAD_FIRMWARE = "upload_firmware"
 SERVICE_DELETE_FIRMWARE = "delete_firmware"
 SERVICE_CANCEL_FIRMWARE_UPDATE = "cancel_firmware_update"
+SERVICE_IMPORT_DEVICES = "import_devices"
+# A device list larger than this is refused before it is read.
+MAX_IMPORT_BYTES = 1024 * 1024
 
 SERVICE_REVOKE_CERTIFICATE = "revoke_certificate"
 KEY_ID_SCHEMA = vol.Schema({vol.Required(CONF_KEY_ID): cv.string})
@@ -73,6 +77,7 @@ UPLOAD_FIRMWARE_SCHEMA = vol.Schema(
         vol.Optional(CONF_RELEASE_URL): cv.url,
     }
 )
+IMPORT_DEVICES_SCHEMA = vol.Schema({vol.Required(CONF_PATH): cv.string})
 DELETE_FIRMWARE_SCHEMA = vol.Schema(
     {
         vol.Required(CONF_FIRMWARE_TYPE): cv.string,
@@ -115,6 +120,13 @@ def async_setup_services(hass: HomeAssistant) -> None:
         _async_cancel_firmware_update,
         KEY_ID_SCHEMA,
     )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_IMPORT_DEVICES,
+        _async_import_devices,
+        schema=IMPORT_DEVICES_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
+    )
     async_register_admin_service(
         hass,
         DOMAIN,
@@ -127,8 +139,8 @@ def async_setup_services(hass: HomeAssistant) -> None:
 async def _async_provisioning_bundle(call: ServiceCall) -> ServiceResponse:
     """Return what a device must be flashed with: its key and where to call."""
     await _async_require_admin(call)
-    hub, key_id = _hub_and_key_id(call)
-    secret_key = hub.secret(key_id)
+    runtime, key_id = _runtime_and_key_id(call)
+    secret_key = runtime.secret(key_id)
     if secret_key is None:
         raise HomeAssistantError(
             translation_domain=DOMAIN,
@@ -146,26 +158,26 @@ async def _async_provisioning_bundle(call: ServiceCall) -> ServiceResponse:
         CONF_SECRET_KEY: secret_key,
         "base_url": f"{base_url}{API_BASE_PATH}",
         "nvs_csv": nvs_csv(key_id, secret_key),
-        "ca_certificate": hub.certificates.authority.certificate_pem,
+        "ca_certificate": runtime.certificate_authority.certificate_pem,
     }
 
 
 async def _async_set_config(call: ServiceCall) -> None:
     """Set the document /config serves to a device."""
-    hub, key_id = _hub_and_key_id(call)
+    runtime, key_id = _runtime_and_key_id(call)
     document: dict[str, Any] = call.data[CONF_CONFIG]
-    await hub.storage.async_set_document(
+    await runtime.async_set_config(
         key_id, document, call.data.get(CONF_FIRMWARE_VERSION)
     )
 
 
 async def _async_upload_firmware(call: ServiceCall) -> None:
     """Copy a firmware file Home Assistant may read into the catalog."""
-    hub = _loaded_hub(call)
+    runtime = _loaded_runtime(call)
     source = await call.hass.async_add_executor_job(
         _readable_source, call.hass, call.data[CONF_PATH]
     )
-    await hub.firmware.catalog.async_add(
+    await runtime.async_add_build(
         call.data[CONF_FIRMWARE_TYPE],
         call.data[CONF_VERSION],
         source,
@@ -176,9 +188,56 @@ async def _async_upload_firmware(call: ServiceCall) -> None:
 
 async def _async_delete_firmware(call: ServiceCall) -> None:
     """Remove a firmware build from the catalog."""
-    await _loaded_hub(call).firmware.catalog.async_delete(
+    await _loaded_runtime(call).async_delete_build(
         call.data[CONF_FIRMWARE_TYPE], call.data[CONF_VERSION]
     )
+
+
+async def _async_import_devices(call: ServiceCall) -> ServiceResponse:
+    """Add the devices of a CSV file in the config folder; all of them or none."""
+    await _async_require_admin(call)
+    runtime = _loaded_runtime(call)
+    text = await call.hass.async_add_executor_job(
+        _read_device_list, call.hass, call.data[CONF_PATH]
+    )
+    try:
+        devices = parse_devices(text, runtime.devices.keys())
+    except ImportRefused as err:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key=f"import_{err.reason}",
+            translation_placeholders={"line": str(err.line or "-"), **err.details},
+        ) from err
+    await runtime.async_import_devices(devices)
+    return {
+        "devices": [
+            {
+                "line": device.line,
+                "name": device.name,
+                CONF_KEY_ID: device.key_id,
+                "secret_key_generated": device.secret_generated,
+                CONF_FIRMWARE_TYPE: device.firmware_type,
+            }
+            for device in devices
+        ]
+    }
+
+
+def _read_device_list(hass: HomeAssistant, path: str) -> str:
+    """Read a device list the caller may name (blocking)."""
+    source = _readable_source(hass, path)
+    if source.stat().st_size > MAX_IMPORT_BYTES:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN, translation_key="import_too_large"
+        )
+    try:
+        return source.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="import_unreadable_csv",
+            translation_placeholders={"line": "-"},
+        ) from err
 
 
 def _readable_source(hass: HomeAssistant, path: str) -> Path:
@@ -205,14 +264,14 @@ def _readable_source(hass: HomeAssistant, path: str) -> Path:
 
 async def _async_cancel_firmware_update(call: ServiceCall) -> None:
     """Withdraw a device's pending firmware update."""
-    hub, key_id = _hub_and_key_id(call)
-    await hub.firmware.async_cancel(key_id)
+    runtime, key_id = _runtime_and_key_id(call)
+    await runtime.async_cancel_update(key_id)
 
 
 async def _async_revoke_certificate(call: ServiceCall) -> None:
     """Revoke a device's valid certificates."""
-    hub, key_id = _hub_and_key_id(call)
-    await hub.certificates.async_revoke(key_id)
+    runtime, key_id = _runtime_and_key_id(call)
+    await runtime.async_revoke_certificates(key_id)
 
 
 def nvs_csv(key_id: str, secret_key: str) -> str:
@@ -241,23 +300,23 @@ async def _async_require_admin(call: ServiceCall) -> None:
         raise Unauthorized(context=call.context)
 
 
-def _loaded_hub(call: ServiceCall) -> ProvidoreHub:
-    """Return the loaded hub, else refuse the call."""
-    if (hub := async_get_loaded_hub(call.hass)) is None:
+def _loaded_runtime(call: ServiceCall) -> ProvidoreRuntime:
+    """Return the runtime of the loaded hub, else refuse the call."""
+    if (runtime := async_get_loaded_runtime(call.hass)) is None:
         raise ServiceValidationError(
             translation_domain=DOMAIN, translation_key="not_loaded"
         )
-    return hub
+    return runtime
 
 
-def _hub_and_key_id(call: ServiceCall) -> tuple[ProvidoreHub, str]:
-    """Return the loaded hub and the key id of a device configured on it."""
-    hub = _loaded_hub(call)
+def _runtime_and_key_id(call: ServiceCall) -> tuple[ProvidoreRuntime, str]:
+    """Return the loaded runtime and the key id of a device configured on it."""
+    runtime = _loaded_runtime(call)
     key_id: str = call.data[CONF_KEY_ID]
-    if key_id not in hub.devices:
+    if key_id not in runtime.devices:
         raise ServiceValidationError(
             translation_domain=DOMAIN,
             translation_key="unknown_device",
             translation_placeholders={"key_id": key_id},
         )
-    return hub, key_id
+    return runtime, key_id

@@ -10,7 +10,8 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .entity import ProvidoreEntity, async_add_device_entities
-from .hub import ProvidoreConfigEntry
+from .models import DeviceChange
+from .runtime import ProvidoreConfigEntry
 
 PARALLEL_UPDATES = 0
 
@@ -35,15 +36,17 @@ async def async_setup_entry(
 class AutomaticUpdatesSwitch(ProvidoreEntity, SwitchEntity):
     """On: each new build of the device's firmware type is assigned to it at once."""
 
+    shows = DeviceChange.AUTO_UPDATE
+
     @property
     def is_on(self) -> bool:
         """Return whether new uploads are assigned automatically."""
-        return self.hub.firmware.plan(self.device.key_id).auto_update
+        return self.runtime.firmware.plan(self.key_id).auto_update
 
     async def async_turn_on(self, **kwargs: Any) -> None:
         """Assign new uploads automatically."""
-        await self.hub.firmware.async_set_auto_update(self.device.key_id, True)
+        await self.runtime.async_set_auto_update(self.key_id, True)
 
     async def async_turn_off(self, **kwargs: Any) -> None:
         """Wait for Install to be pressed."""
-        await self.hub.firmware.async_set_auto_update(self.device.key_id, False)
+        await self.runtime.async_set_auto_update(self.key_id, False)

@@ -15,7 +15,8 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .entity import ProvidoreEntity, async_add_device_entities
 from .firmware_catalog import Firmware
-from .hub import ProvidoreConfigEntry
+from .models import DeviceChange
+from .runtime import ProvidoreConfigEntry
 
 PARALLEL_UPDATES = 0
 
@@ -40,6 +41,7 @@ async def async_setup_entry(
 class ProvidoreFirmwareUpdate(ProvidoreEntity, UpdateEntity):
     """The firmware a device runs versus the builds uploaded for its type."""
 
+    shows = DeviceChange.FIRMWARE_VERSION | DeviceChange.UPDATE
     _attr_supported_features = (
         UpdateEntityFeature.INSTALL
         | UpdateEntityFeature.SPECIFIC_VERSION
@@ -55,9 +57,8 @@ class ProvidoreFirmwareUpdate(ProvidoreEntity, UpdateEntity):
     @property
     def _shown_build(self) -> Firmware | None:
         """The build on its way to the device, else the newest of its type."""
-        firmware = self.hub.firmware
-        key_id = self.device.key_id
-        return firmware.pending(key_id) or firmware.latest(key_id)
+        firmware = self.runtime.firmware
+        return firmware.pending(self.key_id) or firmware.latest(self.key_id)
 
     @property
     def installed_version(self) -> str | None:
@@ -85,12 +86,12 @@ class ProvidoreFirmwareUpdate(ProvidoreEntity, UpdateEntity):
     @property
     def in_progress(self) -> bool:
         """Return whether an assigned build has not reached the device yet."""
-        return self.hub.firmware.pending(self.device.key_id) is not None
+        return self.runtime.firmware.pending(self.key_id) is not None
 
     @property
     def update_percentage(self) -> int | None:
         """Return how much of the build the device has downloaded."""
-        return self.hub.firmware.progress(self.device.key_id)
+        return self.runtime.firmware.progress(self.key_id)
 
     async def async_release_notes(self) -> str | None:
         """Return the build's full release notes."""
@@ -101,4 +102,4 @@ class ProvidoreFirmwareUpdate(ProvidoreEntity, UpdateEntity):
         self, version: str | None, backup: bool, **kwargs: Any
     ) -> None:
         """Assign the newest (or the given) build; the device fetches it when it checks."""
-        await self.hub.firmware.async_install(self.device.key_id, version)
+        await self.runtime.async_install_firmware(self.key_id, version)

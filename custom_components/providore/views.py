@@ -1,20 +1,18 @@
-"""The device API under /api/providore: thin views over device_auth and the hub.
+"""The device API under /api/providore: thin views over device_auth and the runtime.
 
 Views are registered once per Home Assistant run (they cannot be unregistered),
-so each request looks up the hub of the loaded entry and answers 404 without one.
+so each request looks up the runtime of the loaded hub and answers 404 without one.
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
-from functools import partial
 from http import HTTPStatus
 
 from aiohttp import hdrs, web
 from homeassistant.const import CONTENT_TYPE_JSON
 from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
 from homeassistant.helpers.json import json_bytes
-from homeassistant.util import dt as dt_util
 
 from .certificate_authority import CSRRejected
 from .certificates import IssuanceRefused
@@ -26,8 +24,8 @@ from .device_auth import (
     signed_response,
 )
 from .firmware_delivery import async_send_firmware
-from .hub import ProvidoreHub, async_get_loaded_hub
 from .protocol import ProtocolError
+from .runtime import DownloadRefused, ProvidoreRuntime, async_get_loaded_runtime
 
 
 def _error(
@@ -44,10 +42,10 @@ class SignedView(HomeAssistantView):
     async def _serve(self, request: web.Request) -> web.StreamResponse:
         """Authenticate the request, then let the endpoint answer."""
         hass = request.app[KEY_HASS]
-        if (hub := async_get_loaded_hub(hass)) is None:
+        if (runtime := async_get_loaded_runtime(hass)) is None:
             return _error(HTTPStatus.NOT_FOUND, "Providore is not set up")
         try:
-            device = await async_authenticate(hass, request, hub)
+            device = await async_authenticate(hass, request, runtime)
         except ThrottledError as err:
             return _error(
                 HTTPStatus.TOO_MANY_REQUESTS,
@@ -79,7 +77,9 @@ class ConfigView(SignedGetView):
 
     async def respond(self, device: AuthenticatedRequest) -> web.StreamResponse:
         """Return the document for the version the device runs."""
-        document = device.hub.config_document(device.key_id, device.firmware_version)
+        document = device.runtime.config_document(
+            device.key_id, device.firmware_version
+        )
         if document is None:
             return _error(HTTPStatus.NOT_FOUND, "no configuration for this device")
         return signed_response(device, json_bytes(document), CONTENT_TYPE_JSON)
@@ -93,7 +93,7 @@ class FirmwareCheckView(SignedGetView):
 
     async def respond(self, device: AuthenticatedRequest) -> web.StreamResponse:
         """Redirect to the pending build, or say there is nothing to do."""
-        build = device.hub.firmware.pending(device.key_id)
+        build = device.runtime.firmware.pending(device.key_id)
         if build is None:
             return web.Response(status=HTTPStatus.NO_CONTENT)
         location = device.request.url.with_path(FirmwareView.url).with_query(
@@ -111,31 +111,16 @@ class FirmwareView(SignedGetView):
     name = "api:providore:firmware"
 
     async def respond(self, device: AuthenticatedRequest) -> web.StreamResponse:
-        """Stream the assigned build; the unsigned query may only confirm it."""
-        firmware = device.hub.firmware
-        build = firmware.assigned(device.key_id)
-        if build is None:
-            return _error(HTTPStatus.NOT_FOUND, "no firmware assigned to this device")
-        asked = device.request.query.get("version")
-        if asked is not None and asked != build.version:
-            return _error(HTTPStatus.CONFLICT, "that version is not assigned")
-        path = firmware.catalog.path(build)
-        hass = device.request.app[KEY_HASS]
+        """Send the assigned build; the unsigned query may only confirm it."""
         try:
-            signer = await firmware.signatures.async_signer(
-                hass, device.key_id, device.secret_key, build, path
+            download = await device.runtime.async_prepare_download(
+                device.key_id, device.key, device.request.query.get("version")
             )
-            return await async_send_firmware(
-                hass,
-                device.request,
-                build,
-                path,
-                signer,
-                partial(firmware.download_progressed, device.key_id, build),
-                partial(firmware.download_stopped, device.key_id),
-            )
-        except FileNotFoundError:
-            return _error(HTTPStatus.NOT_FOUND, "firmware file is missing")
+        except DownloadRefused as err:
+            return _error(err.status, err.reason)
+        return await async_send_firmware(
+            device.request.app[KEY_HASS], device.request, download
+        )
 
 
 CONTENT_TYPE_PEM = "application/x-pem-file"
@@ -153,13 +138,9 @@ class CertificateRequestView(SignedView):
 
     async def respond(self, device: AuthenticatedRequest) -> web.StreamResponse:
         """Issue the certificate; a bad CSR gets 400 and issues nothing."""
-        hub = device.hub
         try:
-            issued = await hub.certificates.async_issue(
-                device.key_id,
-                device.body or b"",
-                hub.devices[device.key_id].certificate_usage,
-                hub.settings.certificate_validity,
+            issued = await device.runtime.async_issue_certificate(
+                device.key_id, device.body or b""
             )
         except CSRRejected as err:
             return _error(HTTPStatus.BAD_REQUEST, str(err))
@@ -179,7 +160,7 @@ class CertificateView(SignedGetView):
 
     async def respond(self, device: AuthenticatedRequest) -> web.StreamResponse:
         """Return the newest valid certificate of the device."""
-        current = device.hub.certificates.current(device.key_id, dt_util.utcnow())
+        current = device.runtime.current_certificate(device.key_id)
         if current is None:
             return _error(HTTPStatus.NOT_FOUND, "no certificate for this device")
         return signed_response(device, current.pem.encode(), CONTENT_TYPE_PEM)
@@ -192,12 +173,12 @@ class PublicCertificateFileView(HomeAssistantView):
 
     async def get(self, request: web.Request) -> web.StreamResponse:
         """Serve the file while the hub is loaded."""
-        if (hub := async_get_loaded_hub(request.app[KEY_HASS])) is None:
+        if (runtime := async_get_loaded_runtime(request.app[KEY_HASS])) is None:
             return _error(HTTPStatus.NOT_FOUND, "Providore is not set up")
-        return web.Response(text=self.content(hub), content_type=CONTENT_TYPE_PEM)
+        return web.Response(text=self.content(runtime), content_type=CONTENT_TYPE_PEM)
 
     @abstractmethod
-    def content(self, hub: ProvidoreHub) -> str:
+    def content(self, runtime: ProvidoreRuntime) -> str:
         """Return the PEM to serve."""
 
 
@@ -207,9 +188,9 @@ class CACertificateView(PublicCertificateFileView):
     url = f"{API_BASE_PATH}{CA_PATH}"
     name = "api:providore:certificates:ca"
 
-    def content(self, hub: ProvidoreHub) -> str:
+    def content(self, runtime: ProvidoreRuntime) -> str:
         """Return the CA certificate."""
-        return hub.certificates.authority.certificate_pem
+        return runtime.certificate_authority.certificate_pem
 
 
 class CRLView(PublicCertificateFileView):
@@ -218,9 +199,9 @@ class CRLView(PublicCertificateFileView):
     url = f"{API_BASE_PATH}{CRL_PATH}"
     name = "api:providore:certificates:crl"
 
-    def content(self, hub: ProvidoreHub) -> str:
+    def content(self, runtime: ProvidoreRuntime) -> str:
         """Return the revocation list."""
-        return hub.certificates.crl_pem
+        return runtime.crl_pem
 
 
 VIEWS: tuple[type[HomeAssistantView], ...] = (

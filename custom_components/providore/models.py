@@ -1,0 +1,100 @@
+"""What the runtime knows of the hub and its devices: settings, profiles, changes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import Flag, auto
+from typing import Any
+
+from homeassistant.config_entries import ConfigSubentry
+
+from .certificate_authority import CertificateUsage
+from .const import (
+    CONF_CERTIFICATE_USAGE,
+    CONF_CERTIFICATE_VALIDITY,
+    CONF_FIRMWARE_TYPE,
+    CONF_KEY_ID,
+    CONF_MAX_CLOCK_SKEW,
+    CONF_MAX_REQUEST_LIFETIME,
+    CONF_ONLINE_INTERVAL,
+    CONF_UPDATE_TIMEOUT,
+    DEFAULT_CERTIFICATE_VALIDITY,
+    DEFAULT_MAX_CLOCK_SKEW,
+    DEFAULT_MAX_REQUEST_LIFETIME,
+    DEFAULT_ONLINE_INTERVAL,
+    DEFAULT_UPDATE_TIMEOUT,
+)
+
+
+class DeviceChange(Flag):
+    """What changed about a device; each entity listens for what it shows."""
+
+    NONE = 0
+    LAST_SEEN = auto()
+    ADDRESS = auto()
+    FIRMWARE_VERSION = auto()
+    CONNECTIVITY = auto()
+    # The assignment, the download progress, or the builds offered for its type.
+    UPDATE = auto()
+    AUTO_UPDATE = auto()
+    CERTIFICATE = auto()
+    # Its name, firmware type or certificate usage.
+    PROFILE = auto()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HubSettings:
+    """The hub's options, with their defaults filled in."""
+
+    max_clock_skew: timedelta
+    max_request_lifetime: timedelta
+    online_interval: timedelta
+    update_timeout: timedelta
+    certificate_validity: timedelta
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> HubSettings:
+        """Read the settings from the entry's options."""
+
+        def seconds(key: str, default: int) -> timedelta:
+            return timedelta(seconds=options.get(key, default))
+
+        return cls(
+            max_clock_skew=seconds(CONF_MAX_CLOCK_SKEW, DEFAULT_MAX_CLOCK_SKEW),
+            max_request_lifetime=seconds(
+                CONF_MAX_REQUEST_LIFETIME, DEFAULT_MAX_REQUEST_LIFETIME
+            ),
+            online_interval=seconds(CONF_ONLINE_INTERVAL, DEFAULT_ONLINE_INTERVAL),
+            update_timeout=seconds(CONF_UPDATE_TIMEOUT, DEFAULT_UPDATE_TIMEOUT),
+            certificate_validity=timedelta(
+                days=options.get(
+                    CONF_CERTIFICATE_VALIDITY, DEFAULT_CERTIFICATE_VALIDITY
+                )
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeviceProfile:
+    """A device as the user configured it (one config subentry)."""
+
+    subentry_id: str
+    key_id: str
+    name: str
+    firmware_type: str | None
+    certificate_usage: CertificateUsage = CertificateUsage.CLIENT
+
+    @classmethod
+    def from_subentry(cls, subentry: ConfigSubentry) -> DeviceProfile:
+        """Read a device subentry."""
+        return cls(
+            subentry_id=subentry.subentry_id,
+            key_id=subentry.data[CONF_KEY_ID],
+            name=subentry.title,
+            firmware_type=subentry.data.get(CONF_FIRMWARE_TYPE) or None,
+            certificate_usage=CertificateUsage(
+                subentry.data.get(CONF_CERTIFICATE_USAGE, CertificateUsage.CLIENT)
+            ),
+        )

@@ -1,0 +1,517 @@
+"""The one runtime object of a loaded hub: every store, and what the rest of Providore asks.
+
+Views, entities, services, flows and repairs all call this object (the hub entry's
+`runtime_data`). It loads every store through one path, keeps the devices of the
+entry's subentries in step without reloads, and tells each device's entities
+exactly what changed through one change feed per device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import MappingProxyType
+
+from homeassistant.config_entries import ConfigEntry, ConfigSubentry
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.event import async_track_time_interval
+from homeassistant.util import dt as dt_util
+
+from .certificate_authority import CertificateAuthority, CertificateUsage
+from .certificates import IssuedCertificate, ProvidoreCertificates
+from .const import (
+    CONF_CA_FINGERPRINT,
+    CONF_CERTIFICATE_USAGE,
+    CONF_FIRMWARE_TYPE,
+    CONF_KEY_ID,
+    DOMAIN,
+    LAST_SEEN_RESOLUTION,
+    LOGGER,
+    SUBENTRY_TYPE_DEVICE,
+)
+from .device_data import DeviceData, DeviceDocuments, DeviceState, JsonObject
+from .device_feed import ChangeListener, DeviceFeed
+from .device_import import ImportedDevice
+from .firmware_catalog import Firmware, FirmwareCatalog
+from .firmware_delivery import FirmwareDownload
+from .firmware_manager import FirmwareManager
+from .firmware_updates import FirmwareUpdates
+from .issues import (
+    async_update_ca_issue,
+    async_update_certificate_issue,
+    async_update_missing_secret_issue,
+    delete_device_issues,
+)
+from .models import DeviceChange, DeviceProfile, HubSettings
+from .presence import Presence
+from .protocol import DeviceKey, SignedRequest, generate_secret_key
+
+type ProvidoreConfigEntry = ConfigEntry[ProvidoreRuntime]
+
+# The revocation list is signed again this often; each one is valid for a week.
+CRL_REFRESH_INTERVAL = timedelta(days=1)
+_LAST_SEEN_RESOLUTION = timedelta(seconds=LAST_SEEN_RESOLUTION)
+
+
+class DownloadRefused(Exception):  # noqa: N818
+    """No firmware can be sent to the device; `status` and `reason` are for the device."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        """Describe the refusal."""
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def device_profiles(entry: ConfigEntry) -> dict[str, DeviceProfile]:
+    """Return the devices of a hub entry's subentries, by key id."""
+    return {
+        profile.key_id: profile
+        for profile in (
+            DeviceProfile.from_subentry(subentry)
+            for subentry in entry.subentries.values()
+            if subentry.subentry_type == SUBENTRY_TYPE_DEVICE
+        )
+    }
+
+
+class ProvidoreRuntime:
+    """Everything a loaded hub entry holds, behind intent-level methods."""
+
+    def __init__(self, hass: HomeAssistant, entry: ConfigEntry) -> None:
+        """Build the runtime from the entry; async_load reads the stores."""
+        self.hass = hass
+        self._entry = entry
+        self.settings = HubSettings.from_options(entry.options)
+        self.devices: dict[str, DeviceProfile] = device_profiles(entry)
+        self._data = DeviceData(hass)
+        self._updates = FirmwareUpdates(hass)
+        self._catalog = FirmwareCatalog(hass)
+        self._feed = DeviceFeed()
+        self._keys: dict[str, DeviceKey] = {}
+        self._device_added_listeners: list[Callable[[DeviceProfile], None]] = []
+        self._presence = Presence(
+            hass,
+            self.settings.online_interval,
+            lambda key_id: self._data.state(key_id).last_seen,
+            lambda key_id: self.publish(key_id, DeviceChange.CONNECTIVITY),
+        )
+        self._firmware = FirmwareManager(
+            hass,
+            self._catalog,
+            self._updates,
+            self.devices,
+            self._data.state,
+            self.publish,
+            self.settings.update_timeout,
+        )
+        self._certificates: ProvidoreCertificates
+
+    @classmethod
+    async def async_load(
+        cls, hass: HomeAssistant, entry: ConfigEntry
+    ) -> ProvidoreRuntime:
+        """Load every store; raise StoreUnreadable when one is lost."""
+        runtime = cls(hass, entry)
+        await runtime._data.async_load()
+        await runtime._updates.async_load()
+        await runtime._catalog.async_load()
+        runtime._certificates = await ProvidoreCertificates.async_load(
+            hass, entry.data.get(CONF_CA_FINGERPRINT), runtime._certificates_changed
+        )
+        runtime._record_ca(runtime._certificates.authority)
+        return runtime
+
+    async def async_start(self) -> None:
+        """Reconcile the stores with the subentries, then start timers and listeners."""
+        entry = self._entry
+        # Data of devices removed while Providore was not loaded goes with them.
+        await self._async_forget(
+            (
+                self._data.known_key_ids()
+                | self._updates.planned_key_ids()
+                | self._certificates.device_key_ids()
+            )
+            - self.devices.keys()
+        )
+        now = dt_util.utcnow()
+        for key_id in self.devices:
+            self._presence.resume(key_id, now)
+            self._update_missing_secret_issue(key_id)
+        self._update_certificate_issues(now)
+        entry.async_on_unload(self._presence.stop)
+        entry.async_on_unload(self._firmware.async_start())
+        entry.async_on_unload(
+            async_track_time_interval(
+                self.hass, self._async_daily, CRL_REFRESH_INTERVAL
+            )
+        )
+
+    async def _async_daily(self, now: datetime) -> None:
+        await self._certificates.async_publish_crl()
+        self._update_certificate_issues(now)
+
+    @callback
+    def _certificates_changed(self, key_id: str) -> None:
+        if (device := self.devices.get(key_id)) is not None:
+            now = dt_util.utcnow()
+            async_update_certificate_issue(
+                self.hass, device, self._certificates.current(key_id, now), now
+            )
+        self.publish(key_id, DeviceChange.CERTIFICATE)
+
+    @callback
+    def _update_certificate_issues(self, now: datetime) -> None:
+        """Check every device's certificate and the CA for a coming expiry."""
+        for key_id, device in self.devices.items():
+            async_update_certificate_issue(
+                self.hass, device, self._certificates.current(key_id, now), now
+            )
+        async_update_ca_issue(
+            self.hass, self.certificate_authority.certificate.not_valid_after_utc, now
+        )
+
+    @callback
+    def _update_missing_secret_issue(self, key_id: str) -> None:
+        async_update_missing_secret_issue(
+            self.hass, self.devices[key_id], self._data.secret(key_id) is not None
+        )
+
+    # --- devices ---------------------------------------------------------------
+
+    async def async_sync_devices(self) -> None:
+        """Follow the entry's subentries: add, change and remove devices in place."""
+        if HubSettings.from_options(self._entry.options) != self.settings:
+            self.hass.config_entries.async_schedule_reload(self._entry.entry_id)
+            return
+        current = device_profiles(self._entry)
+        removed = self.devices.keys() - current.keys()
+        for key_id, profile in current.items():
+            if (known := self.devices.get(key_id)) is None:
+                self._device_added(profile)
+            elif known != profile:
+                self._device_changed(known, profile)
+        if removed:
+            await self._async_forget(removed)
+
+    @callback
+    def _device_added(self, profile: DeviceProfile) -> None:
+        self.devices[profile.key_id] = profile
+        self._firmware.device_added(profile.key_id)
+        self._update_missing_secret_issue(profile.key_id)
+        for listener in self._device_added_listeners:
+            listener(profile)
+
+    @callback
+    def _device_changed(self, known: DeviceProfile, profile: DeviceProfile) -> None:
+        self.devices[profile.key_id] = profile
+        registry = dr.async_get(self.hass)
+        if device := registry.async_get_device(identifiers={(DOMAIN, profile.key_id)}):
+            registry.async_update_device(
+                device.id, name=profile.name, model=profile.firmware_type
+            )
+        changes = DeviceChange.PROFILE
+        if known.firmware_type != profile.firmware_type:
+            changes |= DeviceChange.UPDATE
+        self.publish(profile.key_id, changes)
+
+    async def _async_forget(self, key_ids: set[str]) -> None:
+        """Delete every secret, document, state, plan and certificate of the devices."""
+        if not key_ids:
+            return
+        for key_id in key_ids:
+            self.devices.pop(key_id, None)
+            self._keys.pop(key_id, None)
+            self._presence.forget(key_id)
+            self._firmware.device_removed(key_id)
+            delete_device_issues(self.hass, key_id)
+        await self._data.async_forget(key_ids)
+        await self._updates.async_forget(key_ids)
+        await self._certificates.async_forget(key_ids)
+        LOGGER.debug("Forgot the data of %s removed device(s)", len(key_ids))
+
+    async def async_import_devices(self, devices: Iterable[ImportedDevice]) -> None:
+        """Add checked devices as subentries, their secrets saved first."""
+        devices = list(devices)
+        await self.async_store_secrets(
+            {device.key_id: device.secret_key for device in devices}
+        )
+        for device in devices:
+            self.hass.config_entries.async_add_subentry(
+                self._entry,
+                ConfigSubentry(
+                    data=MappingProxyType(
+                        {
+                            CONF_KEY_ID: device.key_id,
+                            CONF_FIRMWARE_TYPE: device.firmware_type or "",
+                            CONF_CERTIFICATE_USAGE: CertificateUsage.CLIENT.value,
+                        }
+                    ),
+                    subentry_type=SUBENTRY_TYPE_DEVICE,
+                    title=device.name,
+                    unique_id=device.key_id,
+                ),
+            )
+        LOGGER.info("Imported %s devices", len(devices))
+
+    @callback
+    def async_on_device_added(
+        self, listener: Callable[[DeviceProfile], None]
+    ) -> CALLBACK_TYPE:
+        """Call `listener` with each device added while the hub runs."""
+        self._device_added_listeners.append(listener)
+        return lambda: self._device_added_listeners.remove(listener)
+
+    # --- the change feed ---------------------------------------------------------
+
+    @callback
+    def async_subscribe(
+        self, key_id: str, changes: DeviceChange, listener: ChangeListener
+    ) -> CALLBACK_TYPE:
+        """Call `listener` whenever any of `changes` happens to the device."""
+        return self._feed.subscribe(key_id, changes, listener)
+
+    @callback
+    def publish(self, key_id: str, changes: DeviceChange) -> None:
+        """Tell the device's listeners what changed."""
+        self._feed.publish(key_id, changes)
+
+    # --- keys --------------------------------------------------------------------
+
+    def secret(self, key_id: str) -> str | None:
+        """Return the secret key of a configured device, else None."""
+        return self._data.secret(key_id) if key_id in self.devices else None
+
+    def device_key(self, key_id: str) -> DeviceKey | None:
+        """Return the device's key, prepared for signing; None for an unknown device."""
+        if (key := self._keys.get(key_id)) is None:
+            if (secret := self.secret(key_id)) is None:
+                return None
+            key = self._keys[key_id] = DeviceKey(secret)
+        return key
+
+    async def async_store_secrets(self, secrets: Mapping[str, str]) -> None:
+        """Save secret keys, before their devices are added or to replace a key."""
+        await self._data.async_set_secrets(secrets)
+        for key_id in secrets:
+            self._keys.pop(key_id, None)
+            self._firmware.signatures.forget(key_id)
+            if key_id in self.devices:
+                self._update_missing_secret_issue(key_id)
+
+    async def async_rotate_key(self, key_id: str) -> None:
+        """Give a device a new random secret key; the old one is refused at once."""
+        await self.async_store_secrets({key_id: generate_secret_key()})
+        LOGGER.info("Generated a new secret key for %s", key_id)
+
+    # --- what devices report -------------------------------------------------------
+
+    def state(self, key_id: str) -> DeviceState:
+        """Return what a device last reported."""
+        return self._data.state(key_id)
+
+    def is_online(self, key_id: str) -> bool:
+        """Return whether a device called within the online interval."""
+        return self._presence.is_online(key_id)
+
+    @callback
+    def record_contact(
+        self, key_id: str, signed: SignedRequest, address: str | None, now: datetime
+    ) -> None:
+        """Note an authenticated request: when, from where, and which firmware.
+
+        Reported state only moves forward: a request older than the newest one
+        recorded, or seen already (a replay), is answered but not recorded.
+        """
+        state = self._data.state(key_id)
+        newest = state.request_created_at
+        if newest is not None and (
+            signed.created_at < newest
+            or (
+                signed.created_at == newest
+                and signed.signature == state.request_signature
+            )
+        ):
+            return
+        state.request_created_at = signed.created_at
+        state.request_signature = signed.signature
+        state.last_seen = now
+        changes = DeviceChange.LAST_SEEN
+        if state.address != address:
+            state.address = address
+            changes |= DeviceChange.ADDRESS
+        if state.firmware_version != signed.firmware_version:
+            state.firmware_version = signed.firmware_version
+            changes |= DeviceChange.FIRMWARE_VERSION | DeviceChange.UPDATE
+            self._firmware_version_changed(key_id, signed.firmware_version)
+        if (
+            changes != DeviceChange.LAST_SEEN
+            or state.saved_last_seen is None
+            or now - state.saved_last_seen >= _LAST_SEEN_RESOLUTION
+        ):
+            self._data.state_changed(key_id)
+        self._presence.device_seen(key_id, now)
+        self.publish(key_id, changes)
+
+    @callback
+    def _firmware_version_changed(self, key_id: str, firmware_version: str) -> None:
+        registry = dr.async_get(self.hass)
+        if device := registry.async_get_device(identifiers={(DOMAIN, key_id)}):
+            registry.async_update_device(device.id, sw_version=firmware_version)
+        self._firmware.device_reported(key_id, firmware_version)
+
+    # --- configuration documents ---------------------------------------------------
+
+    def config_document(
+        self, key_id: str, firmware_version: str | None
+    ) -> JsonObject | None:
+        """Return the configuration document a device running a version gets."""
+        return self._data.document(key_id, firmware_version)
+
+    def documents(self, key_id: str) -> DeviceDocuments:
+        """Return every configuration document of a device."""
+        return self._data.documents(key_id)
+
+    async def async_set_config(
+        self, key_id: str, document: JsonObject, firmware_version: str | None = None
+    ) -> None:
+        """Set a device's default document, or the one for a firmware version."""
+        await self._data.async_set_document(key_id, document, firmware_version)
+
+    # --- firmware -------------------------------------------------------------------
+
+    @property
+    def firmware(self) -> FirmwareManager:
+        """Return the firmware updates of the devices (read by entities and diagnostics)."""
+        return self._firmware
+
+    async def async_install_firmware(self, key_id: str, version: str | None) -> None:
+        """Assign the newest (or the given) build of its type to a device."""
+        await self._firmware.async_install(key_id, version)
+
+    async def async_cancel_update(self, key_id: str) -> None:
+        """Withdraw a device's pending update."""
+        await self._firmware.async_cancel(key_id)
+
+    async def async_set_auto_update(self, key_id: str, enabled: bool) -> None:
+        """Turn a device's automatic updates on or off."""
+        await self._firmware.async_set_auto_update(key_id, enabled)
+
+    async def async_add_build(
+        self,
+        firmware_type: str,
+        version: str,
+        source: Path,
+        release_notes: str | None = None,
+        release_url: str | None = None,
+    ) -> Firmware:
+        """Copy a build into the catalog; its devices see it at once."""
+        return await self._catalog.async_add(
+            firmware_type, version, source, release_notes, release_url
+        )
+
+    async def async_delete_build(self, firmware_type: str, version: str) -> None:
+        """Delete a build; assignments of it are withdrawn at once."""
+        await self._catalog.async_delete(firmware_type, version)
+
+    def firmware_types(self) -> list[str]:
+        """Return every firmware type with a build in the catalog."""
+        return self._catalog.firmware_types()
+
+    def builds(self, firmware_type: str) -> list[Firmware]:
+        """Return the builds of a type, oldest version first."""
+        return self._catalog.versions(firmware_type)
+
+    async def async_prepare_download(
+        self, key_id: str, key: DeviceKey, asked_version: str | None
+    ) -> FirmwareDownload:
+        """Return what to send a device for GET /firmware; raise DownloadRefused."""
+        build = self._firmware.assigned(key_id)
+        if build is None:
+            raise DownloadRefused(404, "no firmware assigned to this device")
+        if asked_version is not None and asked_version != build.version:
+            raise DownloadRefused(409, "that version is not assigned")
+        path = self._catalog.path(build)
+        try:
+            signer = await self._firmware.signatures.async_signer(
+                self.hass, key_id, key, build, path
+            )
+        except FileNotFoundError as err:
+            raise DownloadRefused(404, "firmware file is missing") from err
+        return FirmwareDownload(
+            build=build,
+            path=path,
+            signer=signer,
+            on_progress=lambda start, end: self._firmware.download_progressed(
+                key_id, build, start, end
+            ),
+            on_broken_off=lambda: self._firmware.download_stopped(key_id),
+        )
+
+    # --- certificates ---------------------------------------------------------------
+
+    @property
+    def certificate_authority(self) -> CertificateAuthority:
+        """Return the CA."""
+        return self._certificates.authority
+
+    @property
+    def crl_pem(self) -> str:
+        """Return the current revocation list."""
+        return self._certificates.crl_pem
+
+    def current_certificate(self, key_id: str) -> IssuedCertificate | None:
+        """Return the device's newest valid certificate."""
+        return self._certificates.current(key_id, dt_util.utcnow())
+
+    async def async_issue_certificate(
+        self, key_id: str, csr_pem: bytes
+    ) -> IssuedCertificate:
+        """Issue a certificate for a device's CSR, for its configured usage."""
+        return await self._certificates.async_issue(
+            key_id,
+            csr_pem,
+            self.devices[key_id].certificate_usage,
+            self.settings.certificate_validity,
+        )
+
+    async def async_revoke_certificates(self, key_id: str) -> None:
+        """Revoke a device's valid certificates."""
+        await self._certificates.async_revoke(key_id)
+
+    async def async_import_ca(
+        self, certificate: str, private_key: str, password: str | None
+    ) -> None:
+        """Replace the CA with the user's own."""
+        self._record_ca(
+            await self._certificates.async_import_ca(certificate, private_key, password)
+        )
+        self._update_certificate_issues(dt_util.utcnow())
+
+    @callback
+    def _record_ca(self, authority: CertificateAuthority) -> None:
+        """Note the CA's fingerprint in the entry: a lost CA store is then noticed."""
+        if self._entry.data.get(CONF_CA_FINGERPRINT) != authority.fingerprint:
+            self.hass.config_entries.async_update_entry(
+                self._entry,
+                data={**self._entry.data, CONF_CA_FINGERPRINT: authority.fingerprint},
+            )
+
+
+async def async_remove_stores(hass: HomeAssistant) -> None:
+    """Delete every store, build and the CA (when the hub entry is removed)."""
+    await DeviceData(hass).async_remove()
+    await FirmwareUpdates(hass).async_remove()
+    await FirmwareCatalog(hass).async_remove()
+    await ProvidoreCertificates.async_remove_stores(hass)
+
+
+@callback
+def async_get_loaded_runtime(hass: HomeAssistant) -> ProvidoreRuntime | None:
+    """Return the runtime of the loaded hub entry, or None when none is loaded."""
+    entries: list[ProvidoreConfigEntry] = hass.config_entries.async_loaded_entries(
+        DOMAIN
+    )
+    return entries[0].runtime_data if entries else None
