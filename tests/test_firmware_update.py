@@ -313,6 +313,67 @@ async def test_deleted_build_is_no_longer_offered(
     assert state.attributes[ATTR_IN_PROGRESS] is False
 
 
+async def test_deleting_a_build_updates_the_entity_at_once(
+    hass: HomeAssistant, assigned: TestClient
+) -> None:
+    """No device request is needed: the entity drops the deleted build immediately."""
+    assert _update_state(hass).attributes[ATTR_IN_PROGRESS] is True
+    await hass.services.async_call(
+        DOMAIN,
+        "delete_firmware",
+        {"firmware_type": FIRMWARE_TYPE, "version": NEW_VERSION},
+        blocking=True,
+    )
+    state = _update_state(hass)
+    assert state.state == STATE_OFF
+    assert state.attributes[ATTR_IN_PROGRESS] is False
+    assert state.attributes[ATTR_LATEST_VERSION] == OLD_VERSION
+    assert loaded_runtime(hass).firmware.plan(KEY_ID).assigned_version is None
+
+
+async def test_a_version_uploaded_again_is_not_sent_without_a_new_install(
+    hass: HomeAssistant, assigned: TestClient
+) -> None:
+    """The assignment names the build's bytes, not only its version."""
+    runtime = loaded_runtime(hass)
+    # Deleted and uploaded again with other bytes, behind the runtime's back
+    # (as a file restored from elsewhere would be): the plan keeps its SHA-256.
+    await runtime.firmware.catalog.async_delete(FIRMWARE_TYPE, NEW_VERSION)
+    runtime.firmware.plan(KEY_ID).assigned_version = NEW_VERSION
+    runtime.firmware.plan(KEY_ID).assigned_sha256 = hashlib.sha256(FIRMWARE).hexdigest()
+    await _upload(hass, NEW_VERSION, content=b"\xe9 other bytes")
+    assert (await _check(assigned)).status == HTTPStatus.NO_CONTENT
+    assert (await _download(assigned)).status == HTTPStatus.NOT_FOUND
+
+    await _install(hass, NEW_VERSION)
+    resp = await _download(assigned)
+    assert await resp.read() == b"\xe9 other bytes"
+
+
+async def test_the_body_is_sent_by_sendfile(
+    hass: HomeAssistant, assigned: TestClient
+) -> None:
+    """The file goes from disk to the socket without passing through Python."""
+    loop = asyncio.get_running_loop()
+    real_sendfile = loop.sendfile
+    sent: list[int] = []
+
+    async def sendfile(transport: Any, file: Any, offset: int, count: int) -> int:
+        sent.append(count)
+        result: int = await real_sendfile(transport, file, offset, count)
+        return result
+
+    with (
+        patch.object(loop, "sendfile", sendfile),
+        patch.object(web.StreamResponse, "write") as write,
+    ):
+        resp = await _download(assigned)
+        body = await resp.read()
+    assert body == FIRMWARE
+    assert sum(sent) == len(FIRMWARE)
+    write.assert_not_called()
+
+
 # --- the signature cache --------------------------------------------------------
 
 

@@ -31,6 +31,7 @@ from custom_components.providore.protocol import (
     request_message,
     response_headers,
     response_message,
+    response_stamp,
     sign,
     verify_request,
 )
@@ -710,3 +711,12 @@ def test_error_statuses() -> None:
     assert PayloadTooLarge("too large").status == 413
     assert PayloadTooLarge("too large").reason == "too large"
     assert issubclass(PayloadTooLarge, ProtocolError)
+
+
+def test_response_stamps_are_formatted_once_a_second() -> None:
+    first = response_stamp(NOW)
+    assert response_stamp(NOW + timedelta(milliseconds=999)) is first
+    later = response_stamp(NOW + timedelta(seconds=1))
+    assert later is not first
+    assert later.created_at == "2021-04-09T13:05:01Z"
+    assert later.expiry == "2021-04-09T13:20:01Z"

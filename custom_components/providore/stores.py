@@ -77,7 +77,7 @@ async def async_load[T: Mapping[str, Any]](
     A store found unreadable earlier stays unreadable while it is missing, until
     the user restores it or chooses to start afresh (its repair issue is open).
     """
-    started = dt_util.utcnow().replace(microsecond=0)
+    started = dt_util.utcnow()
     # A file restored while Home Assistant runs must be read again, not taken
     # from the store manager's record of what existed at start-up.
     storage.get_internal_store_manager(hass).async_invalidate(store.key)
