@@ -22,6 +22,7 @@ from .events import DeviceEvents
 from .home_assistant import (
     free_port,
     prepare_temporary_config,
+    skip_core_config_onboarding,
     start_home_assistant,
     wait_until_answering,
     wait_until_running,
@@ -53,6 +54,7 @@ async def run_check() -> int:
             port = free_port()
             url = f"http://127.0.0.1:{port}"
             prepare_temporary_config(config_dir, url, port)
+            skip_core_config_onboarding(config_dir)
             console = stack.enter_context((config_dir / "console.log").open("wb"))
             hass = await start_home_assistant(config_dir, console)
             stack.push_async_callback(stop_process, hass, HOME_ASSISTANT_STOP_TIMEOUT)

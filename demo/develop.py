@@ -17,6 +17,7 @@ from typing import IO
 import aiohttp
 
 from .home_assistant import (
+    skip_core_config_onboarding,
     start_home_assistant,
     wait_until_answering,
     wait_until_running,
@@ -39,6 +40,7 @@ async def run_develop(config_dir: Path) -> int:
     """Run Home Assistant (and the demo) until it stops; return its exit status."""
     stack = AsyncExitStack()
     try:
+        skip_core_config_onboarding(config_dir)
         hass = await start_home_assistant(config_dir)
         stack.push_async_callback(stop_process, hass, HOME_ASSISTANT_STOP_TIMEOUT)
         async with aiohttp.ClientSession() as session:
