@@ -1,4 +1,7 @@
-"""Home Assistant's REST API as the demo uses it: onboarding, flows, states and actions."""
+"""Home Assistant's REST API as the demo uses it: onboarding, flows, states and actions.
+
+One WebSocket command too, for what REST does not show (repair issues).
+"""
 
 from __future__ import annotations
 
@@ -101,6 +104,7 @@ class HomeAssistantRest:
         """Talk to `url` (no trailing slash) with a user's access token."""
         self._session = session
         self._url = url
+        self._token = token
         self._headers = {"Authorization": f"Bearer {token}"}
 
     async def get(self, path: str) -> Any:
@@ -144,6 +148,19 @@ class HomeAssistantRest:
         )
         response: dict[str, Any] = answer["service_response"]
         return response
+
+    async def websocket_command(self, command: dict[str, Any]) -> Any:
+        """Send one command over the WebSocket API and return its result."""
+        async with self._session.ws_connect(f"{self._url}/api/websocket") as socket:
+            await socket.receive_json()  # auth_required
+            await socket.send_json({"type": "auth", "access_token": self._token})
+            if (auth := await socket.receive_json())["type"] != "auth_ok":
+                raise RestError(f"the WebSocket API refused the token: {auth}")
+            await socket.send_json({"id": 1, **command})
+            answer = await socket.receive_json()
+        if not answer["success"]:
+            raise RestError(f"{command['type']} answered {answer['error']}")
+        return answer["result"]
 
     async def finish_flow(
         self, index_path: str, start: dict[str, Any], user_input: dict[str, Any]

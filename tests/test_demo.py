@@ -9,10 +9,13 @@ from typing import Any
 
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestClient
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.core_config import CORE_CONFIG_SCHEMA
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.setup import async_setup_component
 import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 import yaml
 
@@ -26,6 +29,12 @@ from demo.devices_file import (
     write_devices,
 )
 from demo.events import DeviceEvents
+from demo.health import (
+    FAILED_ENTRY_STATES,
+    entry_problems,
+    log_problems,
+    repair_problems,
+)
 from demo.home_assistant import (
     DEVELOP_CONFIGURATION,
     ONBOARDING_STORE,
@@ -201,6 +210,68 @@ def test_check_runs_the_develop_configuration(tmp_path: Path) -> None:
         k: v for k, v in develop.items() if k not in ("homeassistant", "http")
     }
     assert (tmp_path / "custom_components" / "providore" / "manifest.json").exists()
+
+
+def test_log_problems_are_errors_and_tracebacks() -> None:
+    """ERROR and CRITICAL lines and tracebacks count; other levels and text do not."""
+    log = """\
+2025-04-30 12:00:00.001 WARNING (MainThread) [homeassistant.loader] We found a custom integration
+2025-04-30 12:00:00.002 INFO (MainThread) [homeassistant.bootstrap] An ERROR in the text
+2025-04-30 12:00:00.003 ERROR (MainThread) [homeassistant.config_entries] Error setting up entry
+Traceback (most recent call last):
+  File "x.py", line 1, in <module>
+ModuleNotFoundError: No module named 'gtts'
+2025-04-30 12:00:00.004 CRITICAL (MainThread) [homeassistant.core] Shutting down
+2025-04-30 12:00:00.005 DEBUG (MainThread) [custom_components.providore] Traceback (most recent call last):
+"""
+    assert log_problems(log) == [
+        "log line 3: 2025-04-30 12:00:00.003 ERROR (MainThread) "
+        "[homeassistant.config_entries] Error setting up entry",
+        "log line 4: Traceback (most recent call last):",
+        "log line 7: 2025-04-30 12:00:00.004 CRITICAL (MainThread) "
+        "[homeassistant.core] Shutting down",
+    ]
+    assert log_problems("\n".join(log.splitlines()[:2])) == []
+
+
+async def test_failed_entries_and_repairs_are_problems(
+    hass: HomeAssistant, hass_client: ClientSessionGenerator, hass_access_token: str
+) -> None:
+    """A config entry that failed and a repair issue are named; healthy ones are not."""
+    assert FAILED_ENTRY_STATES.issubset(state.value for state in ConfigEntryState)
+    await _serve_config_api_and_providore(hass)
+    for domain in ("websocket_api", "repairs"):
+        assert await async_setup_component(hass, domain, {})
+    MockConfigEntry(
+        domain="sun", title="Fine", state=ConfigEntryState.NOT_LOADED
+    ).add_to_hass(hass)
+    client = await hass_client()
+    rest = HomeAssistantRest(client.session, _url(client), hass_access_token)
+    assert await entry_problems(rest) == []
+    assert await repair_problems(rest) == []
+
+    MockConfigEntry(
+        domain="google_translate", title="Speech", state=ConfigEntryState.SETUP_ERROR
+    ).add_to_hass(hass)
+    MockConfigEntry(
+        domain="met", title="Home", state=ConfigEntryState.SETUP_RETRY
+    ).add_to_hass(hass)
+    ir.async_create_issue(
+        hass,
+        "homeassistant",
+        "country_not_configured",
+        is_fixable=False,
+        severity=ir.IssueSeverity.WARNING,
+        translation_key="country_not_configured",
+    )
+
+    assert await entry_problems(rest) == [
+        "config entry 'Speech' (google_translate) is setup_error",
+        "config entry 'Home' (met) is setup_retry",
+    ]
+    assert await repair_problems(rest) == [
+        "repair issue homeassistant.country_not_configured"
+    ]
 
 
 @pytest.mark.usefixtures("socket_enabled")
