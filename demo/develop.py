@@ -110,7 +110,7 @@ def _instructions(config_dir: Path) -> list[str]:
         f"   password '{DEVELOPMENT_LOGIN.password}' (a DEVELOPMENT instance).",
         "2. Settings -> Devices & services -> Providore: open a device. It is",
         "   connected, has fetched its configuration and holds a certificate.",
-        f"3. Its Firmware update offers {NEW_VERSION}: press Install and watch the",
+        f"3. Its Firmware update offers {NEW_VERSION}: press Update and watch the",
         "   device download it, reboot and report the new version.",
         "",
         f"Device events: {devices_file(config_dir).parent / 'simulator.log'}",
