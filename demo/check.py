@@ -3,7 +3,9 @@
 It sets up the demo, lets the simulated devices provision themselves, installs the new
 firmware on one device through `update.install`, and passes only when every device has
 fetched its configuration and holds a certificate, and the updated one runs the new
-version, as seen both in the devices' events and over Home Assistant's REST API.
+version, as seen both in the devices' events and over Home Assistant's REST API; and
+when Home Assistant stayed clean: no failed config entry, no repair issue, and, once it
+has stopped, no error or traceback in its log.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ import time
 import aiohttp
 
 from .events import DeviceEvents
+from .health import entry_problems, log_problems, repair_problems
 from .home_assistant import (
     free_port,
     prepare_temporary_config,
+    skip_core_config_onboarding,
     start_home_assistant,
     wait_until_answering,
     wait_until_running,
@@ -53,6 +57,7 @@ async def run_check() -> int:
             port = free_port()
             url = f"http://127.0.0.1:{port}"
             prepare_temporary_config(config_dir, url, port)
+            skip_core_config_onboarding(config_dir)
             console = stack.enter_context((config_dir / "console.log").open("wb"))
             hass = await start_home_assistant(config_dir, console)
             stack.push_async_callback(stop_process, hass, HOME_ASSISTANT_STOP_TIMEOUT)
@@ -71,6 +76,11 @@ async def run_check() -> int:
             stack.push_async_callback(simulator.stop)
             events = simulator.events
             await _drive_update(rest, events, deadline)
+            problems = await entry_problems(rest) + await repair_problems(rest)
+        # Home Assistant has stopped: its log is complete.
+        problems += log_problems(_read_log(config_dir / "home-assistant.log"))
+        if problems:
+            raise _DetailedError("Home Assistant is not clean", problems, "problem")
     except (DemoError, aiohttp.ClientError, OSError) as err:
         _report_failure(err, events, config_dir)
         return 1
@@ -114,7 +124,7 @@ async def _wait_for_nothing_missing(
     try:
         await wait_until(what, complete, deadline)
     except DemoError as err:
-        raise _IncompleteError(str(err), await outcome()) from None
+        raise _DetailedError(str(err), await outcome(), "missing") from None
 
 
 async def _offer_missing(rest: HomeAssistantRest, device: DemoDevice) -> list[str]:
@@ -140,12 +150,13 @@ async def _rest_missing(rest: HomeAssistantRest, updated: DemoDevice) -> list[st
     return missing
 
 
-class _IncompleteError(DemoError):
-    """A wait ran out with these conditions still missing."""
+class _DetailedError(DemoError):
+    """The check failed for these reasons (what is missing, or what went wrong)."""
 
-    def __init__(self, message: str, missing: list[str]) -> None:
+    def __init__(self, message: str, details: list[str], label: str) -> None:
         super().__init__(message)
-        self.missing = missing
+        self.details = details
+        self.label = label
 
 
 def _report_failure(
@@ -153,21 +164,25 @@ def _report_failure(
 ) -> None:
     """Say what was missing, the devices' last failures, and the tail of the log."""
     _say(f"demo check FAILED: {err or type(err).__name__}")
-    for item in err.missing if isinstance(err, _IncompleteError) else []:
-        _say(f"  missing: {item}")
+    if isinstance(err, _DetailedError):
+        for item in err.details:
+            _say(f"  {err.label}: {item}")
     for failure in events.last_failures() if events is not None else []:
         _say(f"  {failure}")
     log = config_dir / "home-assistant.log"
     if not log.exists():
         log = config_dir / "console.log"
-    lines = (
-        log.read_text(encoding="utf-8", errors="replace").splitlines()
-        if log.exists()
-        else []
-    )
+    lines = _read_log(log).splitlines()
     _say(f"--- last {LOG_TAIL_LINES} lines of {log.name} ---")
     for line in lines[-LOG_TAIL_LINES:]:
         _say(line)
+
+
+def _read_log(path: Path) -> str:
+    """Return a log file's text; empty when it does not exist."""
+    if not path.exists():
+        return ""
+    return path.read_text(encoding="utf-8", errors="replace")
 
 
 def _say(line: str) -> None:

@@ -17,6 +17,7 @@ from typing import IO
 import aiohttp
 
 from .home_assistant import (
+    skip_core_config_onboarding,
     start_home_assistant,
     wait_until_answering,
     wait_until_running,
@@ -39,6 +40,7 @@ async def run_develop(config_dir: Path) -> int:
     """Run Home Assistant (and the demo) until it stops; return its exit status."""
     stack = AsyncExitStack()
     try:
+        skip_core_config_onboarding(config_dir)
         hass = await start_home_assistant(config_dir)
         stack.push_async_callback(stop_process, hass, HOME_ASSISTANT_STOP_TIMEOUT)
         async with aiohttp.ClientSession() as session:
@@ -108,7 +110,7 @@ def _instructions(config_dir: Path) -> list[str]:
         f"   password '{DEVELOPMENT_LOGIN.password}' (a DEVELOPMENT instance).",
         "2. Settings -> Devices & services -> Providore: open a device. It is",
         "   connected, has fetched its configuration and holds a certificate.",
-        f"3. Its Firmware update offers {NEW_VERSION}: press Install and watch the",
+        f"3. Its Firmware update offers {NEW_VERSION}: press Update and watch the",
         "   device download it, reboot and report the new version.",
         "",
         f"Device events: {devices_file(config_dir).parent / 'simulator.log'}",

@@ -1,14 +1,17 @@
-"""Home Assistant as a child process: a temporary instance for the check, and waiting on it."""
+"""Home Assistant as a child process: its configuration folder, starting it, waiting on it."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 from pathlib import Path
 import socket
 import sys
 from typing import IO
 
 import aiohttp
+import yaml
 
 from .processes import start_process
 from .rest import HomeAssistantRest, answers
@@ -17,28 +20,11 @@ from .waiting import Deadline, DemoError, wait_until
 REPOSITORY = Path(__file__).resolve().parents[1]
 INTEGRATION = REPOSITORY / "custom_components" / "providore"
 
-TEMPORARY_CONFIGURATION = """\
-homeassistant:
-  name: {name}
-  internal_url: {url}
-  unit_system: metric
-  time_zone: UTC
-  country: DE
-  currency: EUR
-
-frontend:
-config:
-api:
-
-http:
-  server_host: 127.0.0.1
-  server_port: {port}
-
-logger:
-  default: warning
-  logs:
-    custom_components.providore: debug
-"""
+DEVELOP_CONFIGURATION = REPOSITORY / "config" / "configuration.yaml"
+# Onboarding's store, in the private storage folder of a configuration folder.
+ONBOARDING_STORE = Path(".storage") / "onboarding"
+ONBOARDING_STORE_VERSION = 4
+CORE_CONFIG_STEP = "core_config"
 
 
 def free_port() -> int:
@@ -52,12 +38,43 @@ def free_port() -> int:
 def prepare_temporary_config(
     config_dir: Path, url: str, port: int, name: str = "Providore demo check"
 ) -> None:
-    """Write a minimal configuration and link this checkout's integration into it."""
+    """Write ./scripts/develop's configuration for `url` on 127.0.0.1:`port`.
+
+    It differs from config/configuration.yaml only in its name, URL and address; this
+    checkout's integration is linked in.
+    """
+    configuration = yaml.safe_load(DEVELOP_CONFIGURATION.read_text(encoding="utf-8"))
+    configuration["homeassistant"] |= {"name": name, "internal_url": url}
+    configuration["http"] |= {"server_host": "127.0.0.1", "server_port": port}
     (config_dir / "configuration.yaml").write_text(
-        TEMPORARY_CONFIGURATION.format(name=name, url=url, port=port), encoding="utf-8"
+        yaml.safe_dump(configuration, sort_keys=False), encoding="utf-8"
     )
     (config_dir / "custom_components").mkdir()
     (config_dir / "custom_components" / "providore").symlink_to(INTEGRATION)
+
+
+def skip_core_config_onboarding(config_dir: Path) -> None:
+    """Mark onboarding's core configuration step done on an instance never onboarded.
+
+    Finishing that step sets up google_translate, met, radio_browser and shopping_list,
+    whose packages (gTTS, PyMetno, radios) this environment lacks: tracebacks and a failed
+    card. The demo's configuration.yaml holds the core configuration instead (name,
+    country, units, time zone). An instance with onboarding data is left as it is.
+    """
+    store = config_dir / ONBOARDING_STORE
+    if store.exists():
+        return
+    store.parent.mkdir(mode=0o700, exist_ok=True)
+    content = {
+        "version": ONBOARDING_STORE_VERSION,
+        "minor_version": 1,
+        "key": ONBOARDING_STORE.name,
+        "data": {"done": [CORE_CONFIG_STEP]},
+    }
+    # Private like Home Assistant's own stores; never replaces a file made meanwhile.
+    descriptor = os.open(store, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        json.dump(content, file, indent=2)
 
 
 async def start_home_assistant(

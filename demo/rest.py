@@ -1,4 +1,7 @@
-"""Home Assistant's REST API as the demo uses it: onboarding, flows, states and actions."""
+"""Home Assistant's REST API as the demo uses it: onboarding, flows, states and actions.
+
+One WebSocket command too, for what REST does not show (repair issues).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import aiohttp
 from .waiting import DemoError
 
 ONBOARDING_PATH = "/api/onboarding"
+USER_STEP = "user"
 
 
 class RestError(DemoError):
@@ -34,26 +38,36 @@ async def answers(session: aiohttp.ClientSession, url: str) -> bool:
         return False
 
 
-async def needs_onboarding(session: aiohttp.ClientSession, url: str) -> bool:
-    """Return whether the instance still waits for its first user."""
+async def open_onboarding_steps(session: aiohttp.ClientSession, url: str) -> list[str]:
+    """Return the onboarding steps not done yet, in order (none once onboarded)."""
     async with session.get(f"{url}{ONBOARDING_PATH}") as response:
         if response.status == HTTPStatus.NOT_FOUND:
-            return False
+            return []
         steps = await _json(response, f"GET {ONBOARDING_PATH}")
-    return any(step["step"] == "user" and not step["done"] for step in steps)
+    return [step["step"] for step in steps if not step["done"]]
+
+
+async def needs_onboarding(session: aiohttp.ClientSession, url: str) -> bool:
+    """Return whether the instance still waits for its first user."""
+    return USER_STEP in await open_onboarding_steps(session, url)
 
 
 async def onboard(session: aiohttp.ClientSession, url: str, login: Login) -> str:
-    """Create the owner, finish every onboarding step; return an access token."""
+    """Create the owner, finish the other onboarding steps still open; return a token.
+
+    A step done already is left alone: the demo marks the core configuration step done
+    before the first start (see `skip_core_config_onboarding`).
+    """
     token = await create_owner(session, url, login)
-    client_id = f"{url}/"
     rest = HomeAssistantRest(session, url, token)
-    await rest.post(f"{ONBOARDING_PATH}/core_config", {})
-    await rest.post(f"{ONBOARDING_PATH}/analytics", {})
-    await rest.post(
-        f"{ONBOARDING_PATH}/integration",
-        {"client_id": client_id, "redirect_uri": f"{url}/?auth_callback=1"},
-    )
+    step_data: dict[str, dict[str, Any]] = {
+        "integration": {
+            "client_id": f"{url}/",
+            "redirect_uri": f"{url}/?auth_callback=1",
+        }
+    }
+    for step in await open_onboarding_steps(session, url):
+        await rest.post(f"{ONBOARDING_PATH}/{step}", step_data.get(step, {}))
     return token
 
 
@@ -90,6 +104,7 @@ class HomeAssistantRest:
         """Talk to `url` (no trailing slash) with a user's access token."""
         self._session = session
         self._url = url
+        self._token = token
         self._headers = {"Authorization": f"Bearer {token}"}
 
     async def get(self, path: str) -> Any:
@@ -133,6 +148,19 @@ class HomeAssistantRest:
         )
         response: dict[str, Any] = answer["service_response"]
         return response
+
+    async def websocket_command(self, command: dict[str, Any]) -> Any:
+        """Send one command over the WebSocket API and return its result."""
+        async with self._session.ws_connect(f"{self._url}/api/websocket") as socket:
+            await socket.receive_json()  # auth_required
+            await socket.send_json({"type": "auth", "access_token": self._token})
+            if (auth := await socket.receive_json())["type"] != "auth_ok":
+                raise RestError(f"the WebSocket API refused the token: {auth}")
+            await socket.send_json({"id": 1, **command})
+            answer = await socket.receive_json()
+        if not answer["success"]:
+            raise RestError(f"{command['type']} answered {answer['error']}")
+        return answer["result"]
 
     async def finish_flow(
         self, index_path: str, start: dict[str, Any], user_input: dict[str, Any]

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 import stat
+from typing import Any
 
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestClient
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
+from homeassistant.core_config import CORE_CONFIG_SCHEMA
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.setup import async_setup_component
 import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+import yaml
 
 from custom_components.providore.const import DOMAIN
 from demo.devices_file import (
@@ -20,14 +27,27 @@ from demo.devices_file import (
     write_devices,
 )
 from demo.events import DeviceEvents
-from demo.home_assistant import free_port
+from demo.health import (
+    FAILED_ENTRY_STATES,
+    entry_problems,
+    log_problems,
+    repair_problems,
+)
+from demo.home_assistant import (
+    DEVELOP_CONFIGURATION,
+    ONBOARDING_STORE,
+    free_port,
+    prepare_temporary_config,
+    skip_core_config_onboarding,
+)
 from demo.rest import (
     HomeAssistantRest,
     Login,
     RestError,
     answers,
-    create_owner,
     needs_onboarding,
+    onboard,
+    open_onboarding_steps,
 )
 from demo.scenario import (
     CONFIG_FLOW_PATH,
@@ -118,28 +138,139 @@ async def test_rest_errors_name_the_call(
 
 
 @pytest.mark.usefixtures("local_auth")
-async def test_onboarding_over_rest(
-    hass: HomeAssistant, hass_client_no_auth: ClientSessionGenerator
+async def test_onboarding_skips_the_core_config_step(
+    hass: HomeAssistant,
+    hass_client_no_auth: ClientSessionGenerator,
+    hass_storage: dict[str, Any],
+    tmp_path: Path,
 ) -> None:
-    """A fresh instance gets the development user as its owner, then counts as onboarded.
+    """The demo's onboarding store is what Home Assistant reads as "core config done".
 
-    The remaining onboarding steps set up integrations this environment lacks; the demo
-    check (./scripts/demo --check, run by CI) goes through them on a real instance.
+    The owner is created, every other step finished, and no integration is set up: the
+    core configuration step would have started google_translate, met, radio_browser and
+    shopping_list flows.
     """
+    skip_core_config_onboarding(tmp_path)
+    store = tmp_path / ONBOARDING_STORE
+    assert stat.S_IMODE(store.stat().st_mode) == 0o600
+    hass_storage["onboarding"] = json.loads(store.read_text(encoding="utf-8"))
     assert await async_setup_component(hass, "onboarding", {})
     assert await async_setup_component(hass, "api", {})
     client = await hass_client_no_auth()
     url = _url(client)
     assert await answers(client.session, url)
     assert await needs_onboarding(client.session, url)
+    assert await open_onboarding_steps(client.session, url) == [
+        "user",
+        "analytics",
+        "integration",
+    ]
 
-    token = await create_owner(client.session, url, Login("dev", "providore-dev"))
+    token = await onboard(client.session, url, Login("dev", "providore-dev"))
+    await hass.async_block_till_done()
 
     rest = HomeAssistantRest(client.session, url, token)
-    assert (await rest.get("/api/"))["message"] == "API running."
+    assert (await rest.get("/api/")).get("message") == "API running."
+    assert await open_onboarding_steps(client.session, url) == []
     assert not await needs_onboarding(client.session, url)
     users = [u for u in await hass.auth.async_get_users() if not u.system_generated]
     assert [(u.name, u.is_owner) for u in users] == [("Developer", True)]
+    assert hass.config_entries.async_entries() == []
+    assert hass.config_entries.flow.async_progress() == []
+
+
+def test_skip_core_config_onboarding_leaves_existing_data(tmp_path: Path) -> None:
+    """An instance that has onboarding data (say, onboarded by hand) keeps it."""
+    store = tmp_path / ONBOARDING_STORE
+    store.parent.mkdir()
+    store.write_text('{"data": {"done": ["user"]}}', encoding="utf-8")
+
+    skip_core_config_onboarding(tmp_path)
+
+    assert store.read_text(encoding="utf-8") == '{"data": {"done": ["user"]}}'
+
+
+def test_check_runs_the_develop_configuration(tmp_path: Path) -> None:
+    """The check's instance is ./scripts/develop's, with its own name, URL and address.
+
+    Its core configuration is valid and names a country (no "country not configured"
+    repair), so onboarding's core configuration step has nothing left to ask.
+    """
+    develop = yaml.safe_load(DEVELOP_CONFIGURATION.read_text(encoding="utf-8"))
+    prepare_temporary_config(tmp_path, "http://127.0.0.1:8999", 8999, "Checked")
+
+    written = yaml.safe_load((tmp_path / "configuration.yaml").read_text("utf-8"))
+    core = CORE_CONFIG_SCHEMA(written["homeassistant"])
+    assert (core["name"], core["internal_url"]) == ("Checked", "http://127.0.0.1:8999")
+    assert core["country"] == develop["homeassistant"]["country"] == "DE"
+    assert written["http"] == {"server_port": 8999, "server_host": "127.0.0.1"}
+    rest = {k: v for k, v in written.items() if k not in ("homeassistant", "http")}
+    assert rest == {
+        k: v for k, v in develop.items() if k not in ("homeassistant", "http")
+    }
+    assert (tmp_path / "custom_components" / "providore" / "manifest.json").exists()
+
+
+def test_log_problems_are_errors_and_tracebacks() -> None:
+    """ERROR and CRITICAL lines and tracebacks count; other levels and text do not."""
+    log = """\
+2025-04-30 12:00:00.001 WARNING (MainThread) [homeassistant.loader] We found a custom integration
+2025-04-30 12:00:00.002 INFO (MainThread) [homeassistant.bootstrap] An ERROR in the text
+2025-04-30 12:00:00.003 ERROR (MainThread) [homeassistant.config_entries] Error setting up entry
+Traceback (most recent call last):
+  File "x.py", line 1, in <module>
+ModuleNotFoundError: No module named 'gtts'
+2025-04-30 12:00:00.004 CRITICAL (MainThread) [homeassistant.core] Shutting down
+2025-04-30 12:00:00.005 DEBUG (MainThread) [custom_components.providore] Traceback (most recent call last):
+"""
+    assert log_problems(log) == [
+        "log line 3: 2025-04-30 12:00:00.003 ERROR (MainThread) "
+        "[homeassistant.config_entries] Error setting up entry",
+        "log line 4: Traceback (most recent call last):",
+        "log line 7: 2025-04-30 12:00:00.004 CRITICAL (MainThread) "
+        "[homeassistant.core] Shutting down",
+    ]
+    assert log_problems("\n".join(log.splitlines()[:2])) == []
+
+
+async def test_failed_entries_and_repairs_are_problems(
+    hass: HomeAssistant, hass_client: ClientSessionGenerator, hass_access_token: str
+) -> None:
+    """A config entry that failed and a repair issue are named; healthy ones are not."""
+    assert FAILED_ENTRY_STATES.issubset(state.value for state in ConfigEntryState)
+    await _serve_config_api_and_providore(hass)
+    for domain in ("websocket_api", "repairs"):
+        assert await async_setup_component(hass, domain, {})
+    MockConfigEntry(
+        domain="sun", title="Fine", state=ConfigEntryState.NOT_LOADED
+    ).add_to_hass(hass)
+    client = await hass_client()
+    rest = HomeAssistantRest(client.session, _url(client), hass_access_token)
+    assert await entry_problems(rest) == []
+    assert await repair_problems(rest) == []
+
+    MockConfigEntry(
+        domain="google_translate", title="Speech", state=ConfigEntryState.SETUP_ERROR
+    ).add_to_hass(hass)
+    MockConfigEntry(
+        domain="met", title="Home", state=ConfigEntryState.SETUP_RETRY
+    ).add_to_hass(hass)
+    ir.async_create_issue(
+        hass,
+        "homeassistant",
+        "country_not_configured",
+        is_fixable=False,
+        severity=ir.IssueSeverity.WARNING,
+        translation_key="country_not_configured",
+    )
+
+    assert await entry_problems(rest) == [
+        "config entry 'Speech' (google_translate) is setup_error",
+        "config entry 'Home' (met) is setup_retry",
+    ]
+    assert await repair_problems(rest) == [
+        "repair issue homeassistant.country_not_configured"
+    ]
 
 
 @pytest.mark.usefixtures("socket_enabled")
