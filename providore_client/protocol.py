@@ -1,7 +1,8 @@
 """The device's side of Providore protocol version 1: signing requests, verifying answers.
 
-Written independently of the integration's protocol module: both are tested against
-the shared vectors, so that a mistake made in one shows up against the other.
+Written independently of the integration's protocol module (docs/protocol.md): both
+are tested against docs/protocol-vectors-v1.json, so that a mistake made in one shows
+up against the other.
 """
 
 from __future__ import annotations

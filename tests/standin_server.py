@@ -1,6 +1,6 @@
 """A STAND-IN for the firmware and certificate endpoints, which this branch's integration lacks.
 
-It answers like PROTOCOL.md with the tests' independent signer (`device.py`), and can
+It answers like docs/protocol.md with the tests' independent signer (`device.py`), and can
 misbehave on purpose (tampered body, wrong signature, expired answer, wrong SHA-256,
 cut-off download, server error) to test the reference client's checks. Once the
 integration serves these endpoints, the client tests move to the real ones.
