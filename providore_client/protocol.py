@@ -26,6 +26,7 @@ MAX_CLOCK_SKEW: Final = timedelta(seconds=300)
 _BODY_METHODS: Final = ("POST", "PUT")
 _KEY_ID_RE: Final = re.compile(r"[A-Za-z0-9_-]{1,32}", re.ASCII)
 _SECRET_RE: Final = re.compile(r"[!-~]{16,32}", re.ASCII)
+_FIRMWARE_VERSION_RE: Final = re.compile(r"[!-~]{1,64}", re.ASCII)
 _TIME_RE: Final = re.compile(
     r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)?", re.ASCII
 )
@@ -60,6 +61,11 @@ def is_valid_key_id(value: str) -> bool:
 def is_valid_secret(value: str) -> bool:
     """Return whether value is 16 to 32 printable ASCII characters without spaces."""
     return _SECRET_RE.fullmatch(value) is not None
+
+
+def is_valid_firmware_version(value: str) -> bool:
+    """Return whether value is 1 to 64 printable ASCII characters without spaces."""
+    return _FIRMWARE_VERSION_RE.fullmatch(value) is not None
 
 
 def hmac_base64(secret: str, message: bytes) -> str:

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from .errors import SettingsError
-from .protocol import is_valid_key_id, is_valid_secret
+from .protocol import is_valid_firmware_version, is_valid_key_id, is_valid_secret
 
 DEFAULT_FIRMWARE_VERSION = "0.0.0"
 
@@ -90,6 +90,14 @@ def check_credentials(device_id: str, secret: str) -> None:
         )
 
 
+def check_firmware_version(version: str) -> None:
+    """Refuse a firmware version the server would refuse in X-Firmware-Version."""
+    if not is_valid_firmware_version(version):
+        raise SettingsError(
+            "the firmware version must be 1 to 64 printable ASCII characters without spaces"
+        )
+
+
 def read_config_file(path: Path) -> dict[str, Any]:
     """Read a YAML config file: a mapping of snake_case setting names.
 
@@ -133,7 +141,9 @@ def resolve_settings(
     for name in _PATH_SETTINGS:
         if name in values:
             values[name] = Path(values[name])
-    return Settings(**values)
+    settings = Settings(**values)
+    check_firmware_version(settings.firmware_version)
+    return settings
 
 
 def _first_line(err: Exception) -> str:

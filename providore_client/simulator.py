@@ -26,7 +26,7 @@ from .certificates import generate_key, needs_renewal, obtain_certificate
 from .errors import ProvidoreError, SettingsError
 from .firmware import receive_firmware
 from .protocol import format_time
-from .settings import check_credentials
+from .settings import check_credentials, check_firmware_version
 
 type Emit = Callable[[str], None]
 
@@ -76,10 +76,12 @@ def _device_spec(path: Path, entry: Any, default_version: str) -> DeviceSpec:
     if not all(isinstance(value, str) for value in values.values()):
         raise SettingsError(f"{path}: device fields must be text (quote versions)")
     check_credentials(values["id"], values["secret"])
+    version = values.get("version", default_version)
+    check_firmware_version(version)
     return DeviceSpec(
         device_id=values["id"],
         secret=values["secret"],
-        version=values.get("version", default_version),
+        version=version,
         firmware_type=values.get("firmware_type", "simulated"),
     )
 

@@ -16,6 +16,7 @@ from providore_client.protocol import (
     ResponseStamp,
     ResponseVerifier,
     format_time,
+    is_valid_firmware_version,
     is_valid_key_id,
     is_valid_secret,
     parse_time,
@@ -239,3 +240,24 @@ def test_key_rules() -> None:
     assert not is_valid_secret("x" * 15)
     assert not is_valid_secret("x" * 33)
     assert not is_valid_secret("with a space here")
+
+
+@pytest.mark.parametrize(
+    ("value", "valid"),
+    [
+        ("1.0.0", True),
+        ("2024.6.1-beta+3", True),
+        ("!", True),
+        ("~" * 64, True),
+        ("x" * 65, False),
+        ("", False),
+        ("1.0 beta", False),
+        ("1.0\t", False),
+        ("1.0\x7f", False),
+        ("1.0-\xff\xfe", False),
+        ("1.0.\u0661", False),
+    ],
+)
+def test_firmware_version_rule(value: str, valid: bool) -> None:
+    """What the client reports is what the server accepts: 1 to 64 of 0x21 to 0x7E."""
+    assert is_valid_firmware_version(value) is valid
