@@ -55,10 +55,12 @@ class FirmwareStream:
     """A firmware answer whose headers were checked; its body is still to come.
 
     `offset` is where the body starts in the file: 0 for a 200, the range start for a 206.
+    `version` and `sha256` are None when the server does not name them (the original
+    Providore server never does): the signature over the whole file is then the only check.
     """
 
-    version: str
-    sha256: str
+    version: str | None
+    sha256: str | None
     size: int
     offset: int
     stamp: ResponseStamp
@@ -140,9 +142,7 @@ class ProvidoreClient:
             stamp.check_window(self._clock())
             start, size = _body_extent(response, offset)
             yield FirmwareStream(
-                version=_printable_version(
-                    _required(response, "X-Firmware-Version"), "the firmware answer"
-                ),
+                version=_firmware_version(response),
                 sha256=_firmware_sha256(response),
                 size=size,
                 offset=start,
@@ -151,12 +151,15 @@ class ProvidoreClient:
             )
 
     async def request_certificate(self, csr_pem: bytes) -> bytes:
-        """Send a PEM CSR; return the verified PEM certificate the server issued."""
+        """Send a PEM CSR; return the verified PEM certificate the server issued.
+
+        The CSR goes as text/plain: the original Providore server reads no other body.
+        """
         async with self._signed(
             "POST",
             "/certificates/request",
             body=csr_pem,
-            headers={"Content-Type": "application/pkcs10"},
+            headers={"Content-Type": "text/plain"},
         ) as response:
             return await self._verified_body(response)
 
@@ -280,15 +283,21 @@ def _printable_version(version: str, where: str) -> str:
     return version
 
 
-def _required(response: aiohttp.ClientResponse, name: str) -> str:
-    value = response.headers.get(name)
+def _firmware_version(response: aiohttp.ClientResponse) -> str | None:
+    """Return the version a firmware answer names, None when it names none."""
+    value = response.headers.get("X-Firmware-Version")
+    if value is None:
+        return None
     if not value:
-        raise ResponseRejected(f"the firmware answer has no {name} header")
-    return value
+        raise ResponseRejected("the firmware answer's X-Firmware-Version is empty")
+    return _printable_version(value, "the firmware answer")
 
 
-def _firmware_sha256(response: aiohttp.ClientResponse) -> str:
-    value = _required(response, "X-Firmware-SHA256")
+def _firmware_sha256(response: aiohttp.ClientResponse) -> str | None:
+    """Return the SHA-256 a firmware answer names, None when it names none."""
+    value = response.headers.get("X-Firmware-SHA256")
+    if value is None:
+        return None
     if _SHA256_RE.fullmatch(value) is None:
         raise ResponseRejected(
             "the firmware answer's X-Firmware-SHA256 is not a SHA-256"

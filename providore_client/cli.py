@@ -219,9 +219,15 @@ async def _firmware(settings: Settings, args: argparse.Namespace) -> int:
     resumed = (
         f", resumed at byte {firmware.resumed_from}" if firmware.resumed_from else ""
     )
+    if firmware.version is None:
+        _inform(
+            f"firmware written to {target} ({firmware.size} bytes, {firmware.checks}"
+            f"{resumed}); the server did not name its version"
+        )
+        return EXIT_OK
     _inform(
         f"firmware {firmware.version} written to {target} "
-        f"({firmware.size} bytes, sha256 ok{resumed})"
+        f"({firmware.size} bytes, {firmware.checks}{resumed})"
     )
     _output(firmware.version)
     return EXIT_OK

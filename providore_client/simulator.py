@@ -149,10 +149,10 @@ class SimulatedDevice:
         self._emit(f"firmware {version} available")
         firmware = await receive_firmware(self._client, version)
         self._emit(
-            f"firmware {firmware.version} downloaded ({firmware.size} bytes, sha256 ok)"
+            f"firmware {version} downloaded ({firmware.size} bytes, {firmware.checks})"
         )
-        self._client.firmware_version = firmware.version
-        self._emit(f"rebooted into {firmware.version}")
+        self._client.firmware_version = version
+        self._emit(f"rebooted into {version}")
 
     async def _renew_certificate(self) -> None:
         if self._key is None:
