@@ -78,14 +78,21 @@ class ProvidoreClient:
         secret: str,
         firmware_version: str,
         clock: Callable[[], datetime] = utc_now,
+        *,
+        accept_expiry_at_creation: bool = False,
     ) -> None:
-        """Talk to base_url (…/api/providore) as device_id, reporting firmware_version."""
+        """Talk to base_url (…/api/providore) as device_id, reporting firmware_version.
+
+        `accept_expiry_at_creation` holds answers whose expiry equals their created-at
+        (the original Providore server's fault) valid for 15 minutes instead of refusing them.
+        """
         self._session = session
         self._base_url = base_url.rstrip("/")
         self.device_id = device_id
         self.secret = secret
         self.firmware_version = firmware_version
         self._clock = clock
+        self._accept_expiry_at_creation = accept_expiry_at_creation
 
     def url(self, path: str) -> str:
         """Return the URL of an endpoint."""
@@ -139,7 +146,9 @@ class ProvidoreClient:
             if response.status not in (HTTPStatus.OK, HTTPStatus.PARTIAL_CONTENT):
                 raise await _refusal(response)
             stamp = ResponseStamp.from_headers(response.headers)
-            stamp.check_window(self._clock())
+            stamp.check_window(
+                self._clock(), accept_expiry_at_creation=self._accept_expiry_at_creation
+            )
             start, size = _body_extent(response, offset)
             yield FirmwareStream(
                 version=_firmware_version(response),
@@ -212,7 +221,13 @@ class ProvidoreClient:
         if response.status != HTTPStatus.OK:
             raise await _refusal(response)
         body = await _read_limited(response)
-        verify_response(self.secret, body, response.headers, self._clock())
+        verify_response(
+            self.secret,
+            body,
+            response.headers,
+            self._clock(),
+            accept_expiry_at_creation=self._accept_expiry_at_creation,
+        )
         return body
 
 

@@ -138,12 +138,27 @@ class ResponseStamp:
             raise ResponseRejected("the answer is not signed")
         return cls(created_at, expiry, signature)
 
-    def check_window(self, now: datetime) -> None:
-        """Reject an answer that is expired, from the future, or valid for too long."""
+    def check_window(
+        self, now: datetime, *, accept_expiry_at_creation: bool = False
+    ) -> None:
+        """Reject an answer that is expired, from the future, or valid for too long.
+
+        An answer whose expiry equals its created-at (the original Providore server's
+        fault) is expired when it is made: it is refused with a message naming the
+        fault, or, with `accept_expiry_at_creation`, held valid for RESPONSE_LIFETIME.
+        """
         created, expires = parse_time(self.created_at), parse_time(self.expiry)
+        if expires == created:
+            if not accept_expiry_at_creation:
+                raise ResponseRejected(
+                    f"the answer's expiry equals its created-at ({self.expiry}), so it "
+                    "expired when it was made: a known fault of the original Providore "
+                    "server (accept it with --accept-expiry-at-creation)"
+                )
+            expires = created + RESPONSE_LIFETIME
         if expires <= now:
             raise ResponseRejected(
-                f"the answer expired at {self.expiry} (is this clock right?)"
+                f"the answer expired at {format_time(expires)} (is this clock right?)"
             )
         if created > now + MAX_CLOCK_SKEW:
             raise ResponseRejected(
@@ -177,11 +192,16 @@ class ResponseVerifier:
 
 
 def verify_response(
-    secret: str, body: bytes, headers: Mapping[str, str], now: datetime
+    secret: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    now: datetime,
+    *,
+    accept_expiry_at_creation: bool = False,
 ) -> None:
     """Check a whole answer: its validity window at `now`, then its signature."""
     stamp = ResponseStamp.from_headers(headers)
-    stamp.check_window(now)
+    stamp.check_window(now, accept_expiry_at_creation=accept_expiry_at_creation)
     verifier = ResponseVerifier(secret, stamp)
     verifier.update(body)
     verifier.verify()

@@ -23,6 +23,8 @@ ENVIRONMENT = {
     "firmware_version": "PROVIDORE_FIRMWARE_VERSION",
 }
 _PATH_SETTINGS = ("ca", "cert_path", "key_path")
+# Settings that are switched on or off: a flag, or true/false in the config file.
+_SWITCH_SETTINGS = ("accept_expiry_at_creation",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +38,7 @@ class Settings:
     ca: Path | None = None
     cert_path: Path | None = None
     key_path: Path | None = None
+    accept_expiry_at_creation: bool = False
 
     def base_url(self) -> str:
         """Return the server's base URL without a trailing slash."""
@@ -119,6 +122,11 @@ def read_config_file(path: Path) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for key, value in content.items():
         if value is None:
+            continue
+        if key in _SWITCH_SETTINGS:
+            if not isinstance(value, bool):
+                raise SettingsError(f"{path}: {key} must be true or false")
+            values[key] = value
             continue
         if not isinstance(value, str):
             # YAML reads 1.10 as the number 1.1 and 0x1F as 31: take text only.

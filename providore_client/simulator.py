@@ -190,13 +190,20 @@ async def simulate(
     interval: float,
     renew_within: timedelta,
     clock: Callable[[], datetime],
+    accept_expiry_at_creation: bool = False,
 ) -> bool:
     """Run every device concurrently; return whether every round of every device worked."""
     devices = [
         SimulatedDevice(
             spec,
             ProvidoreClient(
-                session, base_url, spec.device_id, spec.secret, spec.version, clock
+                session,
+                base_url,
+                spec.device_id,
+                spec.secret,
+                spec.version,
+                clock,
+                accept_expiry_at_creation=accept_expiry_at_creation,
             ),
             emit,
             renew_within,

@@ -6,7 +6,10 @@ docs/protocol-vectors-v1.json through `vectors`, which imports no signer.
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta
+import hashlib
+import hmac
 from typing import Any
 
 import pytest
@@ -209,6 +212,89 @@ def test_window_shape_refused(created_at: str, expiry: str) -> None:
     stamp = ResponseStamp(created_at, expiry, "x")
     with pytest.raises(ResponseRejected, match="invalid validity window"):
         stamp.check_window(CREATED - timedelta(seconds=10))
+
+
+# --- the original Providore server's answers: expiry equal to created-at --------
+
+# Its times have no zone (UTC), and its expiry is its created-at.
+ORIGINAL_TIME = "2021-04-09T13:01:25"
+
+
+def _original_answer(body: bytes = b"{}") -> dict[str, str]:
+    """Return the signing headers the original server gives `body`, signed independently."""
+    message = body + f"\n{ORIGINAL_TIME}\n{ORIGINAL_TIME}".encode()
+    digest = hmac.new(SECRET.encode(), message, hashlib.sha256).digest()
+    return {
+        "created-at": ORIGINAL_TIME,
+        "expiry": ORIGINAL_TIME,
+        "signature": base64.b64encode(digest).decode(),
+    }
+
+
+@pytest.mark.parametrize(
+    "now",
+    [
+        pytest.param(CREATED - timedelta(seconds=10), id="clock-behind"),
+        pytest.param(CREATED, id="at-creation"),
+        pytest.param(CREATED + timedelta(minutes=1), id="a-minute-later"),
+    ],
+)
+def test_expiry_at_creation_refused_by_default(now: datetime) -> None:
+    """Strict by default, whatever the clock says, with an error that names the fault."""
+    with pytest.raises(ResponseRejected) as err:
+        verify_response(SECRET, b"{}", _original_answer(), now)
+    assert str(err.value) == (
+        "the answer's expiry equals its created-at (2021-04-09T13:01:25), so it expired "
+        "when it was made: a known fault of the original Providore server "
+        "(accept it with --accept-expiry-at-creation)"
+    )
+
+
+@pytest.mark.parametrize(
+    "now",
+    [
+        pytest.param(CREATED - timedelta(seconds=300), id="clock-300s-behind"),
+        pytest.param(CREATED, id="at-creation"),
+        pytest.param(EXPIRY - timedelta(seconds=1), id="last-second"),
+    ],
+)
+def test_expiry_at_creation_accepted_for_15_minutes_when_asked(now: datetime) -> None:
+    verify_response(
+        SECRET, b"{}", _original_answer(), now, accept_expiry_at_creation=True
+    )
+
+
+@pytest.mark.parametrize(
+    ("now", "reason"),
+    [
+        pytest.param(EXPIRY, "the answer expired at 2021-04-09T13:16:25Z", id="15-minutes-later"),
+        pytest.param(CREATED - timedelta(seconds=301), "in the future", id="created-301s-ahead"),
+    ],
+)  # fmt: skip
+def test_expiry_at_creation_window_when_asked(now: datetime, reason: str) -> None:
+    """Accepted answers get the window a correct server gives, not an endless one."""
+    with pytest.raises(ResponseRejected, match=reason):
+        verify_response(
+            SECRET, b"{}", _original_answer(), now, accept_expiry_at_creation=True
+        )
+
+
+def test_expiry_at_creation_still_needs_the_signature() -> None:
+    with pytest.raises(ResponseRejected, match="signature does not match"):
+        verify_response(
+            SECRET, b"{ }", _original_answer(), CREATED, accept_expiry_at_creation=True
+        )
+
+
+def test_only_equal_times_are_the_fault() -> None:
+    """A window that is merely short, or negative, is not taken for the original's fault."""
+    one_second = ResponseStamp(ORIGINAL_TIME, "2021-04-09T13:01:26", "x")
+    one_second.check_window(CREATED)
+    negative = ResponseStamp(ORIGINAL_TIME, "2021-04-09T13:01:24", "x")
+    with pytest.raises(ResponseRejected, match="invalid validity window"):
+        negative.check_window(
+            CREATED - timedelta(seconds=10), accept_expiry_at_creation=True
+        )
 
 
 @pytest.mark.parametrize(
