@@ -7,6 +7,7 @@ test_device_signer.py and test_client_protocol.py.
 from __future__ import annotations
 
 from pathlib import Path
+import re
 
 import pytest
 
@@ -39,18 +40,39 @@ def test_document_quotes_the_vectors() -> None:
     assert REQUEST_VECTORS[0]["message"].replace("\n", "\\n") in text
 
 
-def test_document_has_the_sections_others_link_to() -> None:
+def _anchors(document: Path) -> set[str]:
+    """Return the anchors of a Markdown file's headings, as GitHub makes them."""
     headings = [
         line.lstrip("#").strip()
-        for line in DOCUMENT.read_text(encoding="utf-8").splitlines()
-        if line.startswith("## ")
+        for line in document.read_text(encoding="utf-8").splitlines()
+        if line.startswith("#")
     ]
-    for heading in (
-        "Extensions",
-        "Compatibility with the original Providore server",
-        "Test vectors",
+    return {
+        re.sub(r"[^a-z0-9 _-]", "", heading.lower()).replace(" ", "-")
+        for heading in headings
+    }
+
+
+def test_document_has_its_sections() -> None:
+    for anchor in (
+        "extensions",
+        "compatibility-with-the-original-providore-server",
+        "test-vectors",
     ):
-        assert heading in headings
+        assert anchor in _anchors(DOCUMENT)
+
+
+@pytest.mark.parametrize("name", ["protocol.md", "client.md"])
+def test_links_between_documents_resolve(name: str) -> None:
+    source = DOCUMENT.parent / name
+    links = re.findall(r"\]\(([^)#\s]*)(?:#([^)\s]+))?\)", source.read_text("utf-8"))
+    local = [(file, anchor) for file, anchor in links if "://" not in file]
+    assert local
+    for file, anchor in local:
+        target = source.parent / file if file else source
+        assert target.is_file(), file
+        if anchor:
+            assert anchor in _anchors(target), f"{file}#{anchor}"
 
 
 @pytest.mark.skipif(
