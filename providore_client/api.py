@@ -55,10 +55,12 @@ class FirmwareStream:
     """A firmware answer whose headers were checked; its body is still to come.
 
     `offset` is where the body starts in the file: 0 for a 200, the range start for a 206.
+    `version` and `sha256` are None when the server does not name them (the original
+    Providore server never does): the signature over the whole file is then the only check.
     """
 
-    version: str
-    sha256: str
+    version: str | None
+    sha256: str | None
     size: int
     offset: int
     stamp: ResponseStamp
@@ -76,14 +78,21 @@ class ProvidoreClient:
         secret: str,
         firmware_version: str,
         clock: Callable[[], datetime] = utc_now,
+        *,
+        accept_expiry_at_creation: bool = False,
     ) -> None:
-        """Talk to base_url (…/api/providore) as device_id, reporting firmware_version."""
+        """Talk to base_url (…/api/providore) as device_id, reporting firmware_version.
+
+        `accept_expiry_at_creation` holds answers whose expiry equals their created-at
+        (the original Providore server's fault) valid for 15 minutes instead of refusing them.
+        """
         self._session = session
         self._base_url = base_url.rstrip("/")
         self.device_id = device_id
         self.secret = secret
         self.firmware_version = firmware_version
         self._clock = clock
+        self._accept_expiry_at_creation = accept_expiry_at_creation
 
     def url(self, path: str) -> str:
         """Return the URL of an endpoint."""
@@ -137,12 +146,12 @@ class ProvidoreClient:
             if response.status not in (HTTPStatus.OK, HTTPStatus.PARTIAL_CONTENT):
                 raise await _refusal(response)
             stamp = ResponseStamp.from_headers(response.headers)
-            stamp.check_window(self._clock())
+            stamp.check_window(
+                self._clock(), accept_expiry_at_creation=self._accept_expiry_at_creation
+            )
             start, size = _body_extent(response, offset)
             yield FirmwareStream(
-                version=_printable_version(
-                    _required(response, "X-Firmware-Version"), "the firmware answer"
-                ),
+                version=_firmware_version(response),
                 sha256=_firmware_sha256(response),
                 size=size,
                 offset=start,
@@ -151,12 +160,15 @@ class ProvidoreClient:
             )
 
     async def request_certificate(self, csr_pem: bytes) -> bytes:
-        """Send a PEM CSR; return the verified PEM certificate the server issued."""
+        """Send a PEM CSR; return the verified PEM certificate the server issued.
+
+        The CSR goes as text/plain: the original Providore server reads no other body.
+        """
         async with self._signed(
             "POST",
             "/certificates/request",
             body=csr_pem,
-            headers={"Content-Type": "application/pkcs10"},
+            headers={"Content-Type": "text/plain"},
         ) as response:
             return await self._verified_body(response)
 
@@ -209,7 +221,13 @@ class ProvidoreClient:
         if response.status != HTTPStatus.OK:
             raise await _refusal(response)
         body = await _read_limited(response)
-        verify_response(self.secret, body, response.headers, self._clock())
+        verify_response(
+            self.secret,
+            body,
+            response.headers,
+            self._clock(),
+            accept_expiry_at_creation=self._accept_expiry_at_creation,
+        )
         return body
 
 
@@ -280,15 +298,21 @@ def _printable_version(version: str, where: str) -> str:
     return version
 
 
-def _required(response: aiohttp.ClientResponse, name: str) -> str:
-    value = response.headers.get(name)
+def _firmware_version(response: aiohttp.ClientResponse) -> str | None:
+    """Return the version a firmware answer names, None when it names none."""
+    value = response.headers.get("X-Firmware-Version")
+    if value is None:
+        return None
     if not value:
-        raise ResponseRejected(f"the firmware answer has no {name} header")
-    return value
+        raise ResponseRejected("the firmware answer's X-Firmware-Version is empty")
+    return _printable_version(value, "the firmware answer")
 
 
-def _firmware_sha256(response: aiohttp.ClientResponse) -> str:
-    value = _required(response, "X-Firmware-SHA256")
+def _firmware_sha256(response: aiohttp.ClientResponse) -> str | None:
+    """Return the SHA-256 a firmware answer names, None when it names none."""
+    value = response.headers.get("X-Firmware-SHA256")
+    if value is None:
+        return None
     if _SHA256_RE.fullmatch(value) is None:
         raise ResponseRejected(
             "the firmware answer's X-Firmware-SHA256 is not a SHA-256"

@@ -175,6 +175,13 @@ def _settings_parser() -> argparse.ArgumentParser:
         group.add_argument(
             flag, metavar="FILE", type=Path, help=help_text, default=argparse.SUPPRESS
         )
+    group.add_argument(
+        "--accept-expiry-at-creation",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="accept answers whose expiry equals their created-at (a fault of the "
+        "original Providore server) as valid for 15 minutes from created-at",
+    )
     return parser
 
 
@@ -219,9 +226,15 @@ async def _firmware(settings: Settings, args: argparse.Namespace) -> int:
     resumed = (
         f", resumed at byte {firmware.resumed_from}" if firmware.resumed_from else ""
     )
+    if firmware.version is None:
+        _inform(
+            f"firmware written to {target} ({firmware.size} bytes, {firmware.checks}"
+            f"{resumed}); the server did not name its version"
+        )
+        return EXIT_OK
     _inform(
         f"firmware {firmware.version} written to {target} "
-        f"({firmware.size} bytes, sha256 ok{resumed})"
+        f"({firmware.size} bytes, {firmware.checks}{resumed})"
     )
     _output(firmware.version)
     return EXIT_OK
@@ -260,6 +273,7 @@ async def _simulate(settings: Settings, args: argparse.Namespace) -> int:
             interval=args.interval,
             renew_within=timedelta(days=args.renew_days),
             clock=utc_now,
+            accept_expiry_at_creation=settings.accept_expiry_at_creation,
         )
     return EXIT_OK if succeeded else EXIT_FAILURE
 
@@ -287,7 +301,12 @@ async def _device_client(settings: Settings) -> AsyncIterator[ProvidoreClient]:
     device_id, secret = settings.credentials()
     async with open_session(settings.ca) as session:
         yield ProvidoreClient(
-            session, base_url, device_id, secret, settings.firmware_version
+            session,
+            base_url,
+            device_id,
+            secret,
+            settings.firmware_version,
+            accept_expiry_at_creation=settings.accept_expiry_at_creation,
         )
 
 

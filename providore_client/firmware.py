@@ -18,15 +18,28 @@ _READ_SIZE = 64 * 1024
 
 @dataclass(frozen=True, slots=True)
 class Firmware:
-    """A firmware image that passed every check."""
+    """A firmware image that passed every check.
 
-    version: str
+    `version` is None when the server did not name it; `sha256_checked` is False when
+    it gave no SHA-256, so that the signature over the whole file was the only check.
+    """
+
+    version: str | None
     size: int
     resumed_from: int
+    sha256_checked: bool
+
+    @property
+    def checks(self) -> str:
+        """Say which checks the file passed, for the user."""
+        return "sha256 ok" if self.sha256_checked else "signature ok, no SHA-256 given"
 
 
 class FirmwareCheck:
-    """Check a firmware file as it arrives: size, signature and SHA-256 of all its bytes."""
+    """Check a firmware file as it arrives: size, signature and SHA-256 of all its bytes.
+
+    The SHA-256 is checked when the server gives one (the original Providore server does not).
+    """
 
     def __init__(self, secret: str, stream: FirmwareStream) -> None:
         """Expect the file the stream's headers describe."""
@@ -50,7 +63,10 @@ class FirmwareCheck:
                 f"the download stopped after {self.received} of {self._stream.size} bytes"
             )
         self._signature.verify()
-        if not hmac.compare_digest(self._sha256.hexdigest(), self._stream.sha256):
+        expected = self._stream.sha256
+        if expected is not None and not hmac.compare_digest(
+            self._sha256.hexdigest(), expected
+        ):
             raise ResponseRejected(
                 "the firmware's SHA-256 does not match X-Firmware-SHA256"
             )
@@ -58,6 +74,7 @@ class FirmwareCheck:
             version=self._stream.version,
             size=self.received,
             resumed_from=self._stream.offset,
+            sha256_checked=expected is not None,
         )
 
 
@@ -65,10 +82,11 @@ async def receive_firmware(client: ProvidoreClient, version: str) -> Firmware:
     """Download and verify firmware `version` without keeping it, as a simulated device does.
 
     An answer for another version is refused before its body is read: the device would
-    otherwise reboot into a version it did not ask for.
+    otherwise reboot into a version it did not ask for. An answer that names no version
+    can only be taken for the one asked for.
     """
     async with client.firmware(version=version) as stream:
-        if stream.version != version:
+        if stream.version not in (None, version):
             raise ResponseRejected(
                 f"the server sent firmware {stream.version}, not the requested {version}"
             )

@@ -1,7 +1,8 @@
 """The device's side of Providore protocol version 1: signing requests, verifying answers.
 
-Written independently of the integration's protocol module: both are tested against
-the shared vectors, so that a mistake made in one shows up against the other.
+Written independently of the integration's protocol module (docs/protocol.md): both
+are tested against docs/protocol-vectors-v1.json, so that a mistake made in one shows
+up against the other.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ MAX_CLOCK_SKEW: Final = timedelta(seconds=300)
 _BODY_METHODS: Final = ("POST", "PUT")
 _KEY_ID_RE: Final = re.compile(r"[A-Za-z0-9_-]{1,32}", re.ASCII)
 _SECRET_RE: Final = re.compile(r"[!-~]{16,32}", re.ASCII)
+_FIRMWARE_VERSION_RE: Final = re.compile(r"[!-~]{1,64}", re.ASCII)
 _TIME_RE: Final = re.compile(
     r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)?", re.ASCII
 )
@@ -59,6 +61,11 @@ def is_valid_key_id(value: str) -> bool:
 def is_valid_secret(value: str) -> bool:
     """Return whether value is 16 to 32 printable ASCII characters without spaces."""
     return _SECRET_RE.fullmatch(value) is not None
+
+
+def is_valid_firmware_version(value: str) -> bool:
+    """Return whether value is 1 to 64 printable ASCII characters without spaces."""
+    return _FIRMWARE_VERSION_RE.fullmatch(value) is not None
 
 
 def hmac_base64(secret: str, message: bytes) -> str:
@@ -131,12 +138,27 @@ class ResponseStamp:
             raise ResponseRejected("the answer is not signed")
         return cls(created_at, expiry, signature)
 
-    def check_window(self, now: datetime) -> None:
-        """Reject an answer that is expired, from the future, or valid for too long."""
+    def check_window(
+        self, now: datetime, *, accept_expiry_at_creation: bool = False
+    ) -> None:
+        """Reject an answer that is expired, from the future, or valid for too long.
+
+        An answer whose expiry equals its created-at (the original Providore server's
+        fault) is expired when it is made: it is refused with a message naming the
+        fault, or, with `accept_expiry_at_creation`, held valid for RESPONSE_LIFETIME.
+        """
         created, expires = parse_time(self.created_at), parse_time(self.expiry)
+        if expires == created:
+            if not accept_expiry_at_creation:
+                raise ResponseRejected(
+                    f"the answer's expiry equals its created-at ({self.expiry}), so it "
+                    "expired when it was made: a known fault of the original Providore "
+                    "server (accept it with --accept-expiry-at-creation)"
+                )
+            expires = created + RESPONSE_LIFETIME
         if expires <= now:
             raise ResponseRejected(
-                f"the answer expired at {self.expiry} (is this clock right?)"
+                f"the answer expired at {format_time(expires)} (is this clock right?)"
             )
         if created > now + MAX_CLOCK_SKEW:
             raise ResponseRejected(
@@ -170,11 +192,16 @@ class ResponseVerifier:
 
 
 def verify_response(
-    secret: str, body: bytes, headers: Mapping[str, str], now: datetime
+    secret: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    now: datetime,
+    *,
+    accept_expiry_at_creation: bool = False,
 ) -> None:
     """Check a whole answer: its validity window at `now`, then its signature."""
     stamp = ResponseStamp.from_headers(headers)
-    stamp.check_window(now)
+    stamp.check_window(now, accept_expiry_at_creation=accept_expiry_at_creation)
     verifier = ResponseVerifier(secret, stamp)
     verifier.update(body)
     verifier.verify()

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from .errors import SettingsError
-from .protocol import is_valid_key_id, is_valid_secret
+from .protocol import is_valid_firmware_version, is_valid_key_id, is_valid_secret
 
 DEFAULT_FIRMWARE_VERSION = "0.0.0"
 
@@ -23,6 +23,8 @@ ENVIRONMENT = {
     "firmware_version": "PROVIDORE_FIRMWARE_VERSION",
 }
 _PATH_SETTINGS = ("ca", "cert_path", "key_path")
+# Settings that are switched on or off: a flag, or true/false in the config file.
+_SWITCH_SETTINGS = ("accept_expiry_at_creation",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +38,7 @@ class Settings:
     ca: Path | None = None
     cert_path: Path | None = None
     key_path: Path | None = None
+    accept_expiry_at_creation: bool = False
 
     def base_url(self) -> str:
         """Return the server's base URL without a trailing slash."""
@@ -90,6 +93,14 @@ def check_credentials(device_id: str, secret: str) -> None:
         )
 
 
+def check_firmware_version(version: str) -> None:
+    """Refuse a firmware version the server would refuse in X-Firmware-Version."""
+    if not is_valid_firmware_version(version):
+        raise SettingsError(
+            "the firmware version must be 1 to 64 printable ASCII characters without spaces"
+        )
+
+
 def read_config_file(path: Path) -> dict[str, Any]:
     """Read a YAML config file: a mapping of snake_case setting names.
 
@@ -112,6 +123,11 @@ def read_config_file(path: Path) -> dict[str, Any]:
     for key, value in content.items():
         if value is None:
             continue
+        if key in _SWITCH_SETTINGS:
+            if not isinstance(value, bool):
+                raise SettingsError(f"{path}: {key} must be true or false")
+            values[key] = value
+            continue
         if not isinstance(value, str):
             # YAML reads 1.10 as the number 1.1 and 0x1F as 31: take text only.
             raise SettingsError(f'{path}: {key} must be text: quote it ({key}: "...")')
@@ -133,7 +149,9 @@ def resolve_settings(
     for name in _PATH_SETTINGS:
         if name in values:
             values[name] = Path(values[name])
-    return Settings(**values)
+    settings = Settings(**values)
+    check_firmware_version(settings.firmware_version)
+    return settings
 
 
 def _first_line(err: Exception) -> str:

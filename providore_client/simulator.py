@@ -26,7 +26,7 @@ from .certificates import generate_key, needs_renewal, obtain_certificate
 from .errors import ProvidoreError, SettingsError
 from .firmware import receive_firmware
 from .protocol import format_time
-from .settings import check_credentials
+from .settings import check_credentials, check_firmware_version
 
 type Emit = Callable[[str], None]
 
@@ -76,10 +76,12 @@ def _device_spec(path: Path, entry: Any, default_version: str) -> DeviceSpec:
     if not all(isinstance(value, str) for value in values.values()):
         raise SettingsError(f"{path}: device fields must be text (quote versions)")
     check_credentials(values["id"], values["secret"])
+    version = values.get("version", default_version)
+    check_firmware_version(version)
     return DeviceSpec(
         device_id=values["id"],
         secret=values["secret"],
-        version=values.get("version", default_version),
+        version=version,
         firmware_type=values.get("firmware_type", "simulated"),
     )
 
@@ -147,10 +149,10 @@ class SimulatedDevice:
         self._emit(f"firmware {version} available")
         firmware = await receive_firmware(self._client, version)
         self._emit(
-            f"firmware {firmware.version} downloaded ({firmware.size} bytes, sha256 ok)"
+            f"firmware {version} downloaded ({firmware.size} bytes, {firmware.checks})"
         )
-        self._client.firmware_version = firmware.version
-        self._emit(f"rebooted into {firmware.version}")
+        self._client.firmware_version = version
+        self._emit(f"rebooted into {version}")
 
     async def _renew_certificate(self) -> None:
         if self._key is None:
@@ -188,13 +190,20 @@ async def simulate(
     interval: float,
     renew_within: timedelta,
     clock: Callable[[], datetime],
+    accept_expiry_at_creation: bool = False,
 ) -> bool:
     """Run every device concurrently; return whether every round of every device worked."""
     devices = [
         SimulatedDevice(
             spec,
             ProvidoreClient(
-                session, base_url, spec.device_id, spec.secret, spec.version, clock
+                session,
+                base_url,
+                spec.device_id,
+                spec.secret,
+                spec.version,
+                clock,
+                accept_expiry_at_creation=accept_expiry_at_creation,
             ),
             emit,
             renew_within,

@@ -1,9 +1,15 @@
 """A STAND-IN for the firmware and certificate endpoints, which this branch's integration lacks.
 
-It answers like PROTOCOL.md with the tests' independent signer (`device.py`), and can
+It answers like docs/protocol.md with the tests' independent signer (`device.py`), and can
 misbehave on purpose (tampered body, wrong signature, expired answer, wrong SHA-256,
 cut-off download, server error) to test the reference client's checks. Once the
 integration serves these endpoints, the client tests move to the real ones.
+
+With `original=True` it behaves as the original Providore server does where it departs
+from the protocol (docs/protocol.md, "Compatibility with the original Providore
+server"): it reads a request body only when it is sent as text/plain, its firmware
+answers name no version and no SHA-256, it signs a body decoded as UTF-8 (invalid bytes
+replaced), and its answers' expiry equals their created-at, a time without a zone.
 """
 
 from __future__ import annotations
@@ -54,6 +60,8 @@ class StandIn:
     # False: answer a Range request with the whole file (200), as a server may.
     honour_range: bool = True
     certificate_days: int = 365
+    # Behave as the original Providore server (see the module's docstring).
+    original: bool = False
     # What the stand-in saw: (method, path with query, X-Firmware-Version, Range).
     requests: list[tuple[str, str, str, str | None]] = field(default_factory=list)
     ca_key: ec.EllipticCurvePrivateKey = field(
@@ -72,6 +80,9 @@ class StandIn:
     async def _authenticate(self, request: web.Request) -> tuple[str, bytes]:
         """Check the request's signature like the protocol wants; return key id and body."""
         body = await request.read()
+        if self.original and request.content_type != "text/plain":
+            # The original parses only text/plain bodies: it signs an empty one instead.
+            body = b""
         self.requests.append(
             (
                 request.method,
@@ -126,6 +137,9 @@ class StandIn:
             WRONG_SECRET if self.attack == WRONG_SIGNATURE else self.secrets[key_id]
         )
         covered = body if signed_body is None else signed_body
+        if self.original:
+            created_at = expiry = created_at.removesuffix("Z")
+            covered = covered.decode("utf-8", "replace").encode()
         stamp = {
             "created-at": created_at,
             "expiry": expiry,
@@ -170,10 +184,11 @@ class StandIn:
         served = self.firmware_version
         if self.attack == WRONG_VERSION:
             served += "-other"
-        headers = {
-            "X-Firmware-Version": served,
-            "X-Firmware-SHA256": sha256,
-        }
+        headers = (
+            {}
+            if self.original
+            else {"X-Firmware-Version": served, "X-Firmware-SHA256": sha256}
+        )
         status, start = 200, 0
         range_header = request.headers.get("Range", "") if self.honour_range else ""
         if (match := _RANGE_RE.fullmatch(range_header)) is not None:

@@ -119,6 +119,49 @@ def test_quoted_numbers_stay_as_written(tmp_path: Path) -> None:
     assert read_config_file(config) == {"firmware_version": "1.10", "device_id": "0x1F"}
 
 
+def test_accept_expiry_at_creation_is_off_unless_asked(tmp_path: Path) -> None:
+    assert not _settings(["config"]).accept_expiry_at_creation
+    assert _settings(
+        ["--accept-expiry-at-creation", "config"]
+    ).accept_expiry_at_creation
+    assert _settings(
+        ["config", "--accept-expiry-at-creation"]
+    ).accept_expiry_at_creation
+    config = tmp_path / "client.yaml"
+    for written, expected in (("true", True), ("false", False), ("", False)):
+        config.write_text(f"accept_expiry_at_creation: {written}\n")
+        settings = _settings(["config", "--config", str(config)])
+        assert settings.accept_expiry_at_creation is expected
+    assert _settings(
+        ["config", "--config", str(config), "--accept-expiry-at-creation"]
+    ).accept_expiry_at_creation
+
+
+@pytest.mark.parametrize("written", ["'yes'", "1", "'true'"])
+def test_accept_expiry_at_creation_must_be_a_boolean(
+    tmp_path: Path, written: str
+) -> None:
+    config = tmp_path / "client.yaml"
+    config.write_text(f"accept_expiry_at_creation: {written}\n")
+    with pytest.raises(SettingsError, match="must be true or false"):
+        read_config_file(config)
+
+
+@pytest.mark.parametrize("version", ["", "1.0 beta", "1.0\u00e9", "x" * 65])
+async def test_firmware_version_the_server_would_refuse(
+    capsys: pytest.CaptureFixture[str], version: str
+) -> None:
+    """A version the protocol forbids is a settings error, before any request is made."""
+    argv = ["config", "--server", SERVER, "--device-id", KEY_ID, "--secret", SECRET_KEY]
+    assert await async_main([*argv, "--firmware-version", version]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        "providore-client: error: the firmware version must be 1 to 64 printable ASCII "
+        "characters without spaces\n"
+    )
+
+
 def test_check_help_says_the_answer_is_a_hint(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

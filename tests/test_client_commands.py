@@ -156,6 +156,22 @@ async def test_config_wrong_secret_refused_by_the_integration(
     )
 
 
+async def test_certificate_from_the_integration(
+    integration_url: str, run: Run, tmp_path: Path
+) -> None:
+    """The integration reads the CSR the client sends as text/plain (for the original)."""
+    cert_path = tmp_path / "device.pem"
+    status, out, err = await run(
+        integration_url, "certificate", "--key-path", str(tmp_path / "device.key"),
+        "--cert-path", str(cert_path),
+    )  # fmt: skip
+    assert (status, out) == (0, "")
+    assert "certificate issued" in err
+    certificate = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    issuer = certificate.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)
+    assert str(issuer[0].value).startswith("Providore CA")
+
+
 # --- attacks on answers ---------------------------------------------------------
 
 

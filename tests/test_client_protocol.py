@@ -1,13 +1,15 @@
-"""The reference client's own protocol code reproduces the shared vectors, and its checks bite.
+"""The reference client's own protocol code reproduces the protocol's vectors, and its checks bite.
 
-Deliberately imports nothing from the integration: the vectors are read here.
+Deliberately imports nothing from the integration: the vectors come from
+docs/protocol-vectors-v1.json through `vectors`, which imports no signer.
 """
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta
-import json
-from pathlib import Path
+import hashlib
+import hmac
 from typing import Any
 
 import pytest
@@ -17,6 +19,7 @@ from providore_client.protocol import (
     ResponseStamp,
     ResponseVerifier,
     format_time,
+    is_valid_firmware_version,
     is_valid_key_id,
     is_valid_secret,
     parse_time,
@@ -26,10 +29,8 @@ from providore_client.protocol import (
     verify_response,
 )
 
-VECTORS_PATH = Path(__file__).parents[2] / "shared" / "protocol" / "vectors-v1.json"
-VECTORS: list[dict[str, Any]] = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
-REQUESTS = [v for v in VECTORS if v["kind"] == "request"]
-RESPONSES = [v for v in VECTORS if v["kind"] == "response"]
+from .vectors import REQUEST_VECTORS as REQUESTS, RESPONSE_VECTORS as RESPONSES
+
 SECRET = "Zq3v9XkP2mRt7LwY4nHc8JdF6sGb1TaE"
 
 
@@ -48,11 +49,6 @@ def _stamp_headers(vector: dict[str, Any]) -> dict[str, str]:
 def _during(vector: dict[str, Any]) -> datetime:
     """Return a moment inside the vector's validity window."""
     return parse_time(vector["created_at"]) + timedelta(minutes=1)
-
-
-def test_vectors_are_there() -> None:
-    assert len(REQUESTS) >= 5
-    assert len(RESPONSES) >= 2
 
 
 @pytest.mark.parametrize("vector", REQUESTS, ids=lambda v: f"{v['method']} {v['path']}")
@@ -218,6 +214,89 @@ def test_window_shape_refused(created_at: str, expiry: str) -> None:
         stamp.check_window(CREATED - timedelta(seconds=10))
 
 
+# --- the original Providore server's answers: expiry equal to created-at --------
+
+# Its times have no zone (UTC), and its expiry is its created-at.
+ORIGINAL_TIME = "2021-04-09T13:01:25"
+
+
+def _original_answer(body: bytes = b"{}") -> dict[str, str]:
+    """Return the signing headers the original server gives `body`, signed independently."""
+    message = body + f"\n{ORIGINAL_TIME}\n{ORIGINAL_TIME}".encode()
+    digest = hmac.new(SECRET.encode(), message, hashlib.sha256).digest()
+    return {
+        "created-at": ORIGINAL_TIME,
+        "expiry": ORIGINAL_TIME,
+        "signature": base64.b64encode(digest).decode(),
+    }
+
+
+@pytest.mark.parametrize(
+    "now",
+    [
+        pytest.param(CREATED - timedelta(seconds=10), id="clock-behind"),
+        pytest.param(CREATED, id="at-creation"),
+        pytest.param(CREATED + timedelta(minutes=1), id="a-minute-later"),
+    ],
+)
+def test_expiry_at_creation_refused_by_default(now: datetime) -> None:
+    """Strict by default, whatever the clock says, with an error that names the fault."""
+    with pytest.raises(ResponseRejected) as err:
+        verify_response(SECRET, b"{}", _original_answer(), now)
+    assert str(err.value) == (
+        "the answer's expiry equals its created-at (2021-04-09T13:01:25), so it expired "
+        "when it was made: a known fault of the original Providore server "
+        "(accept it with --accept-expiry-at-creation)"
+    )
+
+
+@pytest.mark.parametrize(
+    "now",
+    [
+        pytest.param(CREATED - timedelta(seconds=300), id="clock-300s-behind"),
+        pytest.param(CREATED, id="at-creation"),
+        pytest.param(EXPIRY - timedelta(seconds=1), id="last-second"),
+    ],
+)
+def test_expiry_at_creation_accepted_for_15_minutes_when_asked(now: datetime) -> None:
+    verify_response(
+        SECRET, b"{}", _original_answer(), now, accept_expiry_at_creation=True
+    )
+
+
+@pytest.mark.parametrize(
+    ("now", "reason"),
+    [
+        pytest.param(EXPIRY, "the answer expired at 2021-04-09T13:16:25Z", id="15-minutes-later"),
+        pytest.param(CREATED - timedelta(seconds=301), "in the future", id="created-301s-ahead"),
+    ],
+)  # fmt: skip
+def test_expiry_at_creation_window_when_asked(now: datetime, reason: str) -> None:
+    """Accepted answers get the window a correct server gives, not an endless one."""
+    with pytest.raises(ResponseRejected, match=reason):
+        verify_response(
+            SECRET, b"{}", _original_answer(), now, accept_expiry_at_creation=True
+        )
+
+
+def test_expiry_at_creation_still_needs_the_signature() -> None:
+    with pytest.raises(ResponseRejected, match="signature does not match"):
+        verify_response(
+            SECRET, b"{ }", _original_answer(), CREATED, accept_expiry_at_creation=True
+        )
+
+
+def test_only_equal_times_are_the_fault() -> None:
+    """A window that is merely short, or negative, is not taken for the original's fault."""
+    one_second = ResponseStamp(ORIGINAL_TIME, "2021-04-09T13:01:26", "x")
+    one_second.check_window(CREATED)
+    negative = ResponseStamp(ORIGINAL_TIME, "2021-04-09T13:01:24", "x")
+    with pytest.raises(ResponseRejected, match="invalid validity window"):
+        negative.check_window(
+            CREATED - timedelta(seconds=10), accept_expiry_at_creation=True
+        )
+
+
 @pytest.mark.parametrize(
     "value",
     ["yesterday", "", "1617973285", "2021-13-45T00:00:00Z", "2021-04-09 13:01:25Z"],
@@ -247,3 +326,24 @@ def test_key_rules() -> None:
     assert not is_valid_secret("x" * 15)
     assert not is_valid_secret("x" * 33)
     assert not is_valid_secret("with a space here")
+
+
+@pytest.mark.parametrize(
+    ("value", "valid"),
+    [
+        ("1.0.0", True),
+        ("2024.6.1-beta+3", True),
+        ("!", True),
+        ("~" * 64, True),
+        ("x" * 65, False),
+        ("", False),
+        ("1.0 beta", False),
+        ("1.0\t", False),
+        ("1.0\x7f", False),
+        ("1.0-\xff\xfe", False),
+        ("1.0.\u0661", False),
+    ],
+)
+def test_firmware_version_rule(value: str, valid: bool) -> None:
+    """What the client reports is what the server accepts: 1 to 64 of 0x21 to 0x7E."""
+    assert is_valid_firmware_version(value) is valid

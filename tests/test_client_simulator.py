@@ -337,6 +337,10 @@ def test_json_devices_file(tmp_path: Path) -> None:
         ("- {id: a, secret: abcdefghijklmnop, version: 1.10}\n", "must be text"),
         ("- {id: 'bad id', secret: abcdefghijklmnop}\n", "device id must be"),
         (
+            "- {id: a, secret: abcdefghijklmnop, version: '1.0 beta'}\n",
+            "firmware version must be 1 to 64 printable ASCII",
+        ),
+        (
             "- {id: a, secret: abcdefghijklmnop}\n- {id: a, secret: abcdefghijklmnop}\n",
             "twice",
         ),

@@ -269,8 +269,9 @@ async def test_firmware_unprintable_version(
 @pytest.mark.parametrize(
     ("headers", "reason"),
     [
-        pytest.param(_firmware_headers(x_firmware_version=""), "no X-Firmware-Version", id="no-version"),
+        pytest.param({**_firmware_headers(), "x-firmware-version": ""}, "X-Firmware-Version is empty", id="empty-version"),
         pytest.param(_firmware_headers(x_firmware_sha256="abc"), "is not a SHA-256", id="short-sha256"),
+        pytest.param(_firmware_headers(x_firmware_sha256=hashlib.sha256(b"other").hexdigest()), "SHA-256 does not match", id="wrong-sha256"),
     ],
 )  # fmt: skip
 async def test_firmware_odd_headers(
@@ -280,6 +281,8 @@ async def test_firmware_odd_headers(
     headers: dict[str, str],
     reason: str,
 ) -> None:
+    """X-Firmware-Version and X-Firmware-SHA256 are optional, but checked when present."""
+
     async def handler(request: web.Request) -> web.StreamResponse:
         return web.Response(body=FIRMWARE, headers=headers)
 
@@ -287,6 +290,53 @@ async def test_firmware_odd_headers(
     url = await serve("/firmware", handler)
     await _refused(capsys, url, reason, "firmware", "--out", str(target))
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("missing", "out", "said"),
+    [
+        pytest.param(
+            {"x_firmware_version": ""},
+            "",
+            f"firmware written to {{target}} ({len(FIRMWARE)} bytes, sha256 ok); "
+            "the server did not name its version",
+            id="no-version",
+        ),
+        pytest.param(
+            {"x_firmware_sha256": ""},
+            "2.0.0\n",
+            f"firmware 2.0.0 written to {{target}} "
+            f"({len(FIRMWARE)} bytes, signature ok, no SHA-256 given)",
+            id="no-sha256",
+        ),
+        pytest.param(
+            {"x_firmware_version": "", "x_firmware_sha256": ""},
+            "",
+            f"firmware written to {{target}} ({len(FIRMWARE)} bytes, signature ok, "
+            "no SHA-256 given); the server did not name its version",
+            id="neither",
+        ),
+    ],
+)
+async def test_firmware_without_optional_headers(
+    serve: Serve,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    missing: dict[str, str],
+    out: str,
+    said: str,
+) -> None:
+    """As from the original server: the signature over the whole file is then the check."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.Response(body=FIRMWARE, headers=_firmware_headers(**missing))
+
+    target = tmp_path / "firmware.bin"
+    url = await serve("/firmware", handler)
+    status, stdout, err = await _run(capsys, url, "firmware", "--out", str(target))
+    assert (status, stdout) == (0, out)
+    assert err == f"providore-client: {said.format(target=target)}\n"
+    assert target.read_bytes() == FIRMWARE
 
 
 ODD_RANGES = [

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from .device import response_is_signed, signed_headers
-from .test_protocol import REQUEST_VECTORS, RESPONSE_VECTORS
+from .vectors import REQUEST_VECTORS, RESPONSE_VECTORS
 
 
 @pytest.mark.parametrize("vector", REQUEST_VECTORS, ids=lambda v: v["path"])
