@@ -111,6 +111,21 @@ def test_an_esp8266_image_is_not_an_esp32_image() -> None:
         check_image_header(esp8266_header(), ChipFamily.ESP32_C3)
 
 
+@pytest.mark.parametrize("family", ESP32_FAMILIES, ids=str)
+def test_an_esp32_image_is_not_an_esp8266_image(family: ChipFamily) -> None:
+    with pytest.raises(
+        ChipMismatch, match=f"This image is for {family}, not for ESP8266"
+    ):
+        check_image_header(esp32_header(CHIP_IDS[family]), ChipFamily.ESP8266)
+
+
+def test_an_esp32_image_of_an_unknown_chip_is_not_an_esp8266_image() -> None:
+    with pytest.raises(
+        ChipMismatch, match=r"for an unknown chip \(id 31\), not for ESP8266"
+    ):
+        check_image_header(esp32_header(31), ChipFamily.ESP8266)
+
+
 def test_chip_id_is_little_endian() -> None:
     # ESP32-H2 is 0x0010; the bytes 00 10 would read as 0x1000 big-endian.
     header = bytearray(esp32_header(0))
@@ -351,10 +366,11 @@ def test_esptool_images(esptool_images: dict[str, Path], family: ChipFamily) -> 
     image = esptool_images[family.value]
     assert check_image_file(image, family) == ImageHeader(family)
     other = ChipFamily.ESP32_C3 if family is ChipFamily.ESP32 else ChipFamily.ESP32
-    with pytest.raises(
-        ChipMismatch, match=f"This image is for {family}, not for {other}"
-    ):
-        check_image_file(image, other)
+    for wrong in (other, ChipFamily.ESP8266):
+        with pytest.raises(
+            ChipMismatch, match=f"This image is for {family}, not for {wrong}"
+        ):
+            check_image_file(image, wrong)
 
 
 def test_esptool_image_without_application_description(

@@ -11,7 +11,8 @@ and ESPHome 2026.10's OTA backends:
   application from a bootloader (the start of a factory image).
 - ESP8266 images have no chip id. ESPHome's ESP8266 OTA backend accepts a 0xE9 image
   or a gzip-compressed one (1F 8B) and refuses everything else, including esptool's
-  "version 2" images that start with 0xEA.
+  "version 2" images that start with 0xEA. An image with an ESP-IDF application
+  description is an ESP32-family image, refused for an ESP8266.
 
 The check reads only the first `IMAGE_HEADER_SIZE` bytes of the file.
 """
@@ -164,22 +165,14 @@ def check_image_header(header: bytes, chip_family: ChipFamily | str) -> ImageHea
         return _check_esp8266(header)
     if header[0] != ESP_IMAGE_MAGIC:
         raise BadMagic(_bad_magic_message(header, family), chip_family=family.value)
-    chip_id = int.from_bytes(
-        header[_CHIP_ID_OFFSET : _CHIP_ID_OFFSET + 2], byteorder="little"
-    )
-    if chip_id != CHIP_IDS[family]:
-        built_for = _FAMILY_BY_CHIP_ID.get(chip_id)
-        image_chip = built_for.value if built_for else f"an unknown chip (id {chip_id})"
+    image_chip = _esp32_image_chip(header)
+    if image_chip != family.value:
         raise ChipMismatch(
             f"This image is for {image_chip}, not for {family.value}",
             image_chip=image_chip,
             chip_family=family.value,
         )
-    app_magic = int.from_bytes(
-        header[_APP_DESCRIPTION_OFFSET : _APP_DESCRIPTION_OFFSET + 4],
-        byteorder="little",
-    )
-    if app_magic != APP_DESCRIPTION_MAGIC:
+    if not _has_app_description(header):
         raise NotAnApplication(
             "This is not an application image (a bootloader or a factory image?): "
             "upload firmware.ota.bin, the OTA format"
@@ -207,7 +200,32 @@ def _check_esp8266(header: bytes) -> ImageHeader:
             _bad_magic_message(header, ChipFamily.ESP8266),
             chip_family=ChipFamily.ESP8266.value,
         )
+    if _has_app_description(header):
+        image_chip = _esp32_image_chip(header)
+        raise ChipMismatch(
+            f"This image is for {image_chip}, not for ESP8266",
+            image_chip=image_chip,
+            chip_family=ChipFamily.ESP8266.value,
+        )
     return ImageHeader(ChipFamily.ESP8266)
+
+
+def _esp32_image_chip(header: bytes) -> str:
+    """Return the chip an ESP32-family image header names."""
+    chip_id = int.from_bytes(
+        header[_CHIP_ID_OFFSET : _CHIP_ID_OFFSET + 2], byteorder="little"
+    )
+    built_for = _FAMILY_BY_CHIP_ID.get(chip_id)
+    return built_for.value if built_for else f"an unknown chip (id {chip_id})"
+
+
+def _has_app_description(header: bytes) -> bool:
+    """Return whether an ESP-IDF application description follows the first segment header."""
+    magic = int.from_bytes(
+        header[_APP_DESCRIPTION_OFFSET : _APP_DESCRIPTION_OFFSET + 4],
+        byteorder="little",
+    )
+    return magic == APP_DESCRIPTION_MAGIC
 
 
 def _bad_magic_message(header: bytes, family: ChipFamily) -> str:
