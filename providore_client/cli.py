@@ -1,8 +1,8 @@
 """The `providore-client` command line: settings, commands, exit statuses.
 
 Results go to standard output; messages and errors go to standard error, one line
-each. Exit statuses: 0 success, 1 failure, 2 bad usage, 3 `check` found nothing
-to install, 130 interrupted.
+each. Exit statuses: 0 success, 1 failure, 2 bad usage, 3 `check` (or `esphome
+check|download`) found nothing to install, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from . import __version__
 from .api import ProvidoreClient, open_session
 from .certificates import ensure_certificate, load_or_create_key
 from .errors import ProvidoreError, SettingsError
+from .esphome import check_source_url, download_update, fetch_update
 from .firmware import download_firmware
 from .protocol import format_time, utc_now
 from .settings import Settings, resolve_settings
@@ -70,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Reference device client for Providore (protocol version 1).",
         epilog="Settings come from flags, then PROVIDORE_SERVER, PROVIDORE_DEVICE_ID, "
         "PROVIDORE_SECRET and PROVIDORE_FIRMWARE_VERSION, then the --config file. "
-        "Exit status: 0 success, 1 failure, 2 bad usage, 3 check: up to date.",
+        "Exit status: 0 success, 1 failure, 2 bad usage, 3 check: up to date "
+        "(esphome check|download too).",
     )
     parser.add_argument(
         "--version", action="version", version=f"%(prog)s {__version__}"
@@ -144,7 +146,61 @@ def build_parser() -> argparse.ArgumentParser:
         help="run N rounds (default: until stopped)",
     )
     _add_renew_days(simulator)
+    _add_esphome_commands(commands, settings)
     return parser
+
+
+def _add_esphome_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    settings: argparse.ArgumentParser,
+) -> None:
+    """Add `esphome check|download`: a device running ESPHome's http_request update."""
+    help_text = (
+        "behave like an ESPHome device with `update: platform: http_request`: no "
+        "signatures, the manifest at --source, --firmware-version as its project version"
+    )
+    esphome = commands.add_parser("esphome", help=help_text, description=help_text)
+    actions = esphome.add_subparsers(
+        dest="esphome_command", required=True, metavar="ACTION"
+    )
+    for name, handler, action_help in (
+        (
+            "check",
+            _esphome_check,
+            "print the version the manifest offers (exit 0), or exit 3 when it is "
+            "the running version",
+        ),
+        (
+            "download",
+            _esphome_download,
+            "download the offered firmware and check its MD5 (and SHA-256), or exit 3 "
+            "when it is the running version",
+        ),
+    ):
+        action = actions.add_parser(
+            name, parents=[settings], help=action_help, description=action_help
+        )
+        action.set_defaults(handler=handler)
+        action.add_argument(
+            "--source",
+            required=True,
+            metavar="URL",
+            help="the manifest URL (the device's `update: source:`)",
+        )
+        action.add_argument(
+            "--chip-family",
+            required=True,
+            metavar="FAMILY",
+            help="the chip family as ESPHome names it: ESP32, ESP32-C3, ESP8266 ...",
+        )
+        if name == "download":
+            action.add_argument(
+                "--out",
+                type=Path,
+                required=True,
+                metavar="FILE",
+                help="where to write the firmware",
+            )
 
 
 def _settings_parser() -> argparse.ArgumentParser:
@@ -276,6 +332,43 @@ async def _simulate(settings: Settings, args: argparse.Namespace) -> int:
             accept_expiry_at_creation=settings.accept_expiry_at_creation,
         )
     return EXIT_OK if succeeded else EXIT_FAILURE
+
+
+async def _esphome_check(settings: Settings, args: argparse.Namespace) -> int:
+    source = check_source_url(args.source)
+    async with open_session(settings.ca) as session:
+        update = await fetch_update(session, source, args.chip_family)
+    running = settings.firmware_version
+    if not update.offers_update(running):
+        _inform(
+            f"up to date: the manifest offers {update.latest_version!r}, the running version"
+        )
+        return EXIT_UP_TO_DATE
+    _inform(
+        f"{args.chip_family} firmware {update.latest_version} is offered (running {running})"
+    )
+    _output(update.latest_version)
+    return EXIT_OK
+
+
+async def _esphome_download(settings: Settings, args: argparse.Namespace) -> int:
+    source = check_source_url(args.source)
+    target: Path = args.out
+    async with open_session(settings.ca) as session:
+        update = await fetch_update(session, source, args.chip_family)
+        if not update.offers_update(settings.firmware_version):
+            _inform(
+                f"up to date: the manifest offers {update.latest_version!r}, the running version"
+            )
+            return EXIT_UP_TO_DATE
+        firmware = await download_update(session, update, target)
+    sha256 = ", sha256 ok" if firmware.sha256_checked else ""
+    _inform(
+        f"firmware {update.latest_version} written to {target} "
+        f"({firmware.size} bytes, md5 ok{sha256})"
+    )
+    _output(update.latest_version)
+    return EXIT_OK
 
 
 def _simulated_devices(
