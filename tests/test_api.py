@@ -11,8 +11,10 @@ from datetime import datetime, timedelta
 from http import HTTPStatus
 import json
 import logging
+from pathlib import Path
 import re
 from typing import Any
+from unittest.mock import patch
 
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
@@ -34,10 +36,13 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.providore.const import DOMAIN
 from custom_components.providore.device_auth import (
-    DATA_GUARDS,
     AuthenticatedRequest,
-    RequestGuards,
     signed_response,
+)
+from custom_components.providore.request_guards import (
+    DATA_GUARDS,
+    MAX_SIGNATURES_PER_KEY,
+    RequestGuards,
 )
 from custom_components.providore.views import SignedView
 
@@ -580,18 +585,16 @@ async def test_reload_does_not_reopen_replay_window(
 async def test_restart_does_not_reopen_replay_window(
     hass: HomeAssistant,
     client: TestClient,
-    hass_storage: dict[str, Any],
+    config_dir: Path,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    """Accepted POST signatures are saved and refused again after a restart."""
+    """Accepted POST signatures are on disk before the answer, and refused after a restart."""
     body = b"restart me"
     headers = signed_headers("POST", ECHO_PATH, body=body)
     assert await _assert_signed_ok(await _post_echo(client, body, headers)) == body
-    freezer.tick(timedelta(seconds=2))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
-    saved = hass_storage[f"{DOMAIN}.replay"]["data"]
-    assert list(saved) == [_signature(headers)]
+    # Written (and synced) before the device got its answer: no delay to wait out.
+    log = config_dir / DOMAIN / "replay.jsonl"
+    assert _signature(headers) in log.read_text()
 
     # What async_setup does when Home Assistant starts again.
     restarted = RequestGuards(hass)
@@ -605,6 +608,58 @@ async def test_restart_does_not_reopen_replay_window(
     later = RequestGuards(hass)
     await later.async_load()
     assert len(later.replay) == 0
+    assert log.read_text() == ""
+
+
+async def test_signatures_saved_by_earlier_versions_are_kept(
+    hass: HomeAssistant, client: TestClient, hass_storage: dict[str, Any]
+) -> None:
+    body = b"from before the upgrade"
+    headers = signed_headers("POST", ECHO_PATH, body=body)
+    hass_storage[f"{DOMAIN}.replay"] = {
+        "version": 1,
+        "minor_version": 1,
+        "key": f"{DOMAIN}.replay",
+        "data": {_signature(headers): (_now() + timedelta(minutes=10)).isoformat()},
+    }
+    restarted = RequestGuards(hass)
+    await restarted.async_load()
+    hass.data[DATA_GUARDS] = restarted
+    await _assert_refused(await _post_echo(client, body, headers), 401, headers)
+    assert f"{DOMAIN}.replay" not in hass_storage
+
+
+async def test_replay_cache_is_bounded_per_key(
+    hass: HomeAssistant, client: TestClient, config_dir: Path
+) -> None:
+    """A key cannot grow the cache without bound: past the limit it is asked to wait."""
+    for number in range(MAX_SIGNATURES_PER_KEY):
+        body = f"request {number}".encode()
+        assert await _assert_signed_ok(await _post_echo(client, body)) == body
+    body = b"one too many"
+    resp = await _post_echo(client, body)
+    assert resp.status == 429
+    assert int(resp.headers["Retry-After"]) > 0
+    assert len(hass.data[DATA_GUARDS].replay) == MAX_SIGNATURES_PER_KEY
+    # Each POST added one line to the log; none rewrote the whole cache.
+    log = config_dir / DOMAIN / "replay.jsonl"
+    assert len(log.read_text().splitlines()) == MAX_SIGNATURES_PER_KEY
+
+
+async def test_a_post_that_cannot_be_recorded_is_not_served(
+    hass: HomeAssistant, client: TestClient
+) -> None:
+    body = b"disk full"
+    headers = signed_headers("POST", ECHO_PATH, body=body)
+    with patch(
+        "custom_components.providore.request_guards.append_entry",
+        side_effect=OSError(28, "No space left on device"),
+    ):
+        resp = await _post_echo(client, body, headers)
+    assert resp.status == 503
+    assert "signature" not in resp.headers
+    # Not remembered either: the same request is served once the disk takes it.
+    assert await _assert_signed_ok(await _post_echo(client, body, headers)) == body
 
 
 # --- 5. throttling -------------------------------------------------------------
@@ -634,68 +689,72 @@ async def _fail_ten_times(
         await _assert_refused(await _get_config(client, headers), 401, headers)
 
 
+def _throttled_issue(issue_registry: ir.IssueRegistry) -> ir.IssueEntry:
+    (issue,) = _providore_issues(issue_registry)
+    assert issue.issue_id == "address_throttled"
+    return issue
+
+
 async def test_throttling(
+    hass: HomeAssistant,
     client: TestClient,
     freezer: FrozenDateTimeFactory,
     issue_registry: ir.IssueRegistry,
 ) -> None:
-    """After 10 failures an address gets 429 until the window has passed."""
+    """After 10 failures an address's bad requests get 429 until the window has passed."""
     freezer.move_to(FROZEN_NOW)
     start = _now()
     assert _providore_issues(issue_registry) == []
     await _fail_ten_times(client, start)
 
-    # Even a correctly signed request is refused now.
-    resp = await _get_config(client, signed_headers("GET", "/config", created=start))
+    resp = await _get_config(client, _wrong_secret(start))
     await _assert_refused(resp, 429)
     retry_after = resp.headers["Retry-After"]
     assert retry_after.isdigit()
     assert 0 < int(retry_after) <= 300
 
+    # A correctly signed request is never throttled: the device is not locked out.
+    resp = await _get_config(client, signed_headers("GET", "/config", created=start))
+    assert json.loads(await _assert_signed_ok(resp)) == DOCUMENT
+
     # The user hears of it once: one repair issue.
-    issues = _providore_issues(issue_registry)
-    assert len(issues) == 1
-    issue = issues[0]
-    assert issue.domain == DOMAIN
+    issue = _throttled_issue(issue_registry)
     assert issue.translation_key == "address_throttled"
-    assert issue.translation_placeholders == {"address": "127.0.0.1", "key_id": KEY_ID}
+    assert issue.translation_placeholders == {
+        "addresses": "127.0.0.1",
+        "count": "1",
+        "key_id": KEY_ID,
+    }
     assert issue.is_fixable
     assert issue.severity is ir.IssueSeverity.WARNING
 
     # Refused requests while throttled neither add issues nor extend the block.
     for _ in range(5):
-        await _assert_refused(
-            await _get_config(
-                client, signed_headers("GET", "/config", secret=WRONG_SECRET)
-            ),
-            429,
-        )
+        await _assert_refused(await _get_config(client, _wrong_secret(_now())), 429)
     assert len(_providore_issues(issue_registry)) == 1
 
     freezer.tick(timedelta(minutes=4, seconds=59))
-    resp = await _get_config(client, signed_headers("GET", "/config", created=_now()))
+    resp = await _get_config(client, _wrong_secret(_now()))
     await _assert_refused(resp, 429)
     assert 0 < int(resp.headers["Retry-After"]) <= 1
 
+    # Once no address is throttled, the issue goes by itself.
     freezer.tick(timedelta(seconds=2))
-    resp = await _get_config(client, signed_headers("GET", "/config", created=_now()))
-    assert json.loads(await _assert_signed_ok(resp)) == DOCUMENT
-    assert len(_providore_issues(issue_registry)) == 1
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert _providore_issues(issue_registry) == []
+    await _assert_refused(await _get_config(client, _wrong_secret(_now())), 401)
 
 
 async def test_throttling_ends_after_window(
     client: TestClient, freezer: FrozenDateTimeFactory
 ) -> None:
-    """5 min 1 s after the tenth failure the address may call again."""
+    """5 min 1 s after the tenth failure the address is no longer throttled."""
     freezer.move_to(FROZEN_NOW)
     await _fail_ten_times(client, _now())
-    await _assert_refused(
-        await _get_config(client, signed_headers("GET", "/config", created=_now())),
-        429,
-    )
+    await _assert_refused(await _get_config(client, _wrong_secret(_now())), 429)
     freezer.tick(timedelta(minutes=5, seconds=1))
-    resp = await _get_config(client, signed_headers("GET", "/config", created=_now()))
-    await _assert_signed_ok(resp)
+    await _assert_refused(await _get_config(client, _wrong_secret(_now())), 401)
 
 
 @pytest.mark.parametrize(
@@ -713,8 +772,12 @@ async def test_throttled_issue_names_key_id_tried(
 ) -> None:
     """The issue names the key id the address tried, unless it is not a key id."""
     await _fail_ten_times(client, _now(), key_id=key_id)
-    (issue,) = _providore_issues(issue_registry)
-    assert issue.translation_placeholders == {"address": "127.0.0.1", "key_id": named}
+    issue = _throttled_issue(issue_registry)
+    assert issue.translation_placeholders == {
+        "addresses": "127.0.0.1",
+        "count": "1",
+        "key_id": named,
+    }
 
 
 async def test_throttling_per_address(
@@ -723,27 +786,36 @@ async def test_throttling_per_address(
     hass_client_no_auth: ClientSessionGenerator,
     issue_registry: ir.IssueRegistry,
 ) -> None:
-    """A throttled address does not affect any other client."""
+    """A throttled address does not affect any other client, nor its own good requests."""
     client = await hass_client_no_auth()
     attacker = {"X-Forwarded-For": "10.0.0.5"}
     device = {"X-Forwarded-For": "10.0.0.6"}
 
     await _fail_ten_times(client, _now(), attacker)
-    resp = await _get_config(client, {**signed_headers("GET", "/config"), **attacker})
+    resp = await _get_config(client, {**_wrong_secret(_now()), **attacker})
     await _assert_refused(resp, 429)
     assert int(resp.headers["Retry-After"]) > 0
+    issue = _throttled_issue(issue_registry)
+    assert issue.translation_placeholders == {
+        "addresses": "10.0.0.5",
+        "count": "1",
+        "key_id": KEY_ID,
+    }
 
-    (issue,) = _providore_issues(issue_registry)
-    assert issue.translation_placeholders == {"address": "10.0.0.5", "key_id": KEY_ID}
+    # A spoofed X-Forwarded-For can get any address throttled, but a device behind
+    # it (the same NAT or proxy) is still served: its requests are correctly signed.
+    resp = await _get_config(client, {**signed_headers("GET", "/config"), **attacker})
+    assert json.loads(await _assert_signed_ok(resp)) == DOCUMENT
 
     # Another address, and the proxy's own, are served as usual.
-    resp = await _get_config(client, {**signed_headers("GET", "/config"), **device})
+    later = signed_headers("GET", "/config", created=_now() + timedelta(seconds=1))
+    resp = await _get_config(client, {**later, **device})
     assert json.loads(await _assert_signed_ok(resp)) == DOCUMENT
     await hass.async_block_till_done()
     assert hass.states.get(SENSOR_ADDRESS).state == "10.0.0.6"
 
     # A new request (a replay of the same one would not be recorded).
-    later = signed_headers("GET", "/config", created=_now() + timedelta(seconds=1))
+    later = signed_headers("GET", "/config", created=_now() + timedelta(seconds=2))
     resp = await _get_config(client, later)
     await _assert_signed_ok(resp)
     assert hass.states.get(SENSOR_ADDRESS).state == "127.0.0.1"
@@ -752,25 +824,56 @@ async def test_throttling_per_address(
     for _ in range(9):
         headers = {**_wrong_secret(_now()), **device}
         await _assert_refused(await _get_config(client, headers), 401)
-    resp = await _get_config(client, {**signed_headers("GET", "/config"), **device})
-    await _assert_signed_ok(resp)
-    resp = await _get_config(client, {**signed_headers("GET", "/config"), **attacker})
+    resp = await _get_config(client, {**_wrong_secret(_now()), **attacker})
     await _assert_refused(resp, 429)
     assert len(_providore_issues(issue_registry)) == 1
 
 
-async def test_repair_flow_unblocks_address(
+async def test_many_throttled_addresses_make_one_issue(
+    hass: HomeAssistant,
+    behind_proxy: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
+    issue_registry: ir.IssueRegistry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """300 throttled addresses: one issue naming the five most recent."""
+    freezer.move_to(FROZEN_NOW)
+    client = await hass_client_no_auth()
+    guards = hass.data[DATA_GUARDS]
+    for number in range(300):
+        for _ in range(10):
+            guards.record_failure(
+                f"10.1.{number // 256}.{number % 256}", KEY_ID, _now()
+            )
+    issue = _throttled_issue(issue_registry)
+    assert issue.translation_placeholders == {
+        "addresses": "10.1.1.43, 10.1.1.42, 10.1.1.41, 10.1.1.40, 10.1.1.39 (+295)",
+        "count": "300",
+        "key_id": KEY_ID,
+    }
+    # Through the real API too: one more address, still one issue.
+    await _fail_ten_times(client, _now(), {"X-Forwarded-For": "10.2.0.1"})
+    issue = _throttled_issue(issue_registry)
+    assert issue.translation_placeholders is not None
+    assert issue.translation_placeholders["addresses"].startswith("10.2.0.1, ")
+    assert issue.translation_placeholders["count"] == "301"
+
+    freezer.tick(timedelta(minutes=5, seconds=1))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert _providore_issues(issue_registry) == []
+
+
+async def test_repair_flow_unblocks_addresses(
     hass: HomeAssistant,
     client: TestClient,
     hass_client: ClientSessionGenerator,
     issue_registry: ir.IssueRegistry,
 ) -> None:
-    """Confirming the repair issue lets the address call again at once."""
+    """Confirming the repair issue lets every throttled address try again at once."""
     await _fail_ten_times(client, _now())
-    await _assert_refused(
-        await _get_config(client, signed_headers("GET", "/config")), 429
-    )
-    (issue,) = _providore_issues(issue_registry)
+    await _assert_refused(await _get_config(client, _wrong_secret(_now())), 429)
+    issue = _throttled_issue(issue_registry)
 
     assert await async_setup_component(hass, "repairs", {})
     await async_process_repairs_platforms(hass)
@@ -785,7 +888,8 @@ async def test_repair_flow_unblocks_address(
     assert flow["type"] == "form"
     assert flow["step_id"] == "confirm"
     assert flow["description_placeholders"] == {
-        "address": "127.0.0.1",
+        "addresses": "127.0.0.1",
+        "count": "1",
         "key_id": KEY_ID,
     }
 
@@ -793,8 +897,7 @@ async def test_repair_flow_unblocks_address(
     assert resp.status == HTTPStatus.OK
     assert (await resp.json())["type"] == "create_entry"
 
-    resp = await _get_config(client, signed_headers("GET", "/config"))
-    assert json.loads(await _assert_signed_ok(resp)) == DOCUMENT
+    await _assert_refused(await _get_config(client, _wrong_secret(_now())), 401)
     assert _providore_issues(issue_registry) == []
 
 
@@ -982,7 +1085,7 @@ async def test_secrets_never_logged(
     for _ in range(4):
         await _assert_refused(await send(_wrong_secret(now)), 401)
     # Throttled now: ten failures so far.
-    await _assert_refused(await send(signed_headers("GET", "/config")), 429)
+    await _assert_refused(await send(_wrong_secret(now)), 429)
     await _assert_refused(await send(_wrong_secret(now)), 429)
     await hass.async_block_till_done()
 

@@ -18,7 +18,7 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.providore.const import DOMAIN
-from custom_components.providore.device_auth import DATA_GUARDS
+from custom_components.providore.request_guards import DATA_GUARDS
 
 from .conftest import FIRMWARE_TYPE, KEY_ID, SECRET_KEY, loaded_runtime
 from .device_calls import record_contact

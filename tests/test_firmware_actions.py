@@ -213,48 +213,83 @@ async def test_an_allowed_external_directory_is_accepted(
     assert _catalog(init_integration).get(FIRMWARE_TYPE, "2.0.0") is None
 
 
-@pytest.mark.parametrize("path", ["missing.bin", "builds", "", "builds/fw\x00.bin"])
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("missing.bin", "firmware_not_found"),
+        ("builds", "path_not_file"),
+        ("", "path_not_file"),
+        ("builds/fw\x00.bin", "firmware_not_found"),
+    ],
+)
 async def test_what_is_not_a_file_is_refused(
     hass: HomeAssistant,
     init_integration: MockConfigEntry,
     config_dir: Path,
     path: str,
+    reason: str,
 ) -> None:
     _in_config(config_dir)
 
     with pytest.raises(HomeAssistantError) as err:
         await _upload(hass, path)
 
-    assert err.value.translation_key == "firmware_not_found"
+    assert err.value.translation_key == reason
     assert err.value.translation_placeholders == {"path": path}
     _assert_nothing_added(init_integration)
 
 
 @pytest.mark.parametrize(
-    "name",
+    ("name", "reason"),
     [
-        ".storage/providore.secrets",
-        ".storage/providore.ca",
-        "secrets.yaml",
-        "providore/notes.bin",
-        "builds/.hidden.bin",
+        (".storage/providore.secrets", "path_private"),
+        (".storage/providore.ca", "path_private"),
+        ("providore/notes.bin", "path_private"),
+        ("builds/.hidden.bin", "path_private"),
+        ("secrets.yaml", "path_configuration"),
+        ("configuration.yaml", "path_configuration"),
+        ("packages/mqtt.YML", "path_configuration"),
+        ("backups/2026-11-28.tar", "path_backup"),
+        ("home-assistant.log", "path_log"),
+        ("home-assistant.log.1", "path_log"),
+        ("home-assistant_v2.db", "path_log"),
     ],
 )
 async def test_private_files_are_never_firmware(
-    hass: HomeAssistant, init_integration: MockConfigEntry, config_dir: Path, name: str
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    config_dir: Path,
+    name: str,
+    reason: str,
 ) -> None:
-    """Keys, the CA and secrets.yaml can never be handed to a device as firmware."""
+    """Keys, the CA, configuration, backups and logs are never handed to a device."""
     _in_config(config_dir, name)
     for path in (name, config_dir / name):
         with pytest.raises(HomeAssistantError) as err:
             await _upload(hass, path)
-        assert err.value.translation_key == "path_private"
+        assert err.value.translation_key == reason
 
     # Nor through a link that looks harmless.
     (config_dir / "innocent.bin").symlink_to(config_dir / name)
     with pytest.raises(HomeAssistantError) as err:
         await _upload(hass, "innocent.bin")
-    assert err.value.translation_key == "path_private"
+    assert err.value.translation_key == reason
+    _assert_nothing_added(init_integration)
+
+
+@pytest.mark.parametrize(
+    "name", [".storage/providore.secrets", "secrets.yaml", "home-assistant.log"]
+)
+async def test_a_hard_link_is_never_firmware(
+    hass: HomeAssistant, init_integration: MockConfigEntry, config_dir: Path, name: str
+) -> None:
+    """A private file under a second, harmless-looking name is refused too."""
+    _in_config(config_dir, name)
+    (config_dir / "builds").mkdir(exist_ok=True)
+    (config_dir / "builds" / "fw.bin").hardlink_to(config_dir / name)
+    with pytest.raises(HomeAssistantError) as err:
+        await _upload(hass, "builds/fw.bin")
+    assert err.value.translation_key == "path_hard_link"
     _assert_nothing_added(init_integration)
 
 

@@ -4,7 +4,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from custom_components.providore.guards import FailureThrottle, ReplayCache
+from custom_components.providore.guards import (
+    FailureThrottle,
+    ReplayCache,
+    ReplayVerdict,
+)
 
 T0 = datetime(2024, 1, 1, 12, 0, 0, tzinfo=UTC)
 WINDOW = timedelta(minutes=5)
@@ -166,35 +170,70 @@ def test_invalid_configuration(kwargs: dict[str, object]) -> None:
         FailureThrottle(**kwargs)  # type: ignore[arg-type]
 
 
+NEW, REPLAYED, FULL = ReplayVerdict.NEW, ReplayVerdict.REPLAYED, ReplayVerdict.FULL
+
+
 def test_replay_cache_refuses_repeat_before_expiry() -> None:
     cache = ReplayCache()
     expiry = _seconds(900)
-    assert cache.remember("sig-1", expiry, T0) is True
-    assert cache.remember("sig-1", expiry, _seconds(1)) is False
-    assert cache.remember("sig-1", expiry, _seconds(899)) is False
-    assert cache.remember("sig-2", expiry, _seconds(899)) is True
+    assert cache.remember("a", "sig-1", expiry, T0) is NEW
+    assert cache.remember("a", "sig-1", expiry, _seconds(1)) is REPLAYED
+    assert cache.remember("a", "sig-1", expiry, _seconds(899)) is REPLAYED
+    # A signature is refused again whatever key id comes with it.
+    assert cache.remember("b", "sig-1", expiry, _seconds(899)) is REPLAYED
+    assert cache.remember("a", "sig-2", expiry, _seconds(899)) is NEW
     assert len(cache) == 2
 
 
 def test_replay_cache_accepts_after_expiry() -> None:
     cache = ReplayCache()
-    assert cache.remember("sig-1", _seconds(900), T0) is True
-    assert cache.remember("sig-1", _seconds(1800), _seconds(900)) is True
-    assert cache.remember("sig-1", _seconds(1800), _seconds(901)) is False
+    assert cache.remember("a", "sig-1", _seconds(900), T0) is NEW
+    assert cache.remember("a", "sig-1", _seconds(1800), _seconds(900)) is NEW
+    assert cache.remember("a", "sig-1", _seconds(1800), _seconds(901)) is REPLAYED
 
 
 def test_replay_cache_prunes() -> None:
-    cache = ReplayCache()
+    cache = ReplayCache(per_key=1000)
     for n in range(100):
-        cache.remember(f"sig-{n}", _seconds(n + 1), T0)
+        cache.remember("a", f"sig-{n}", _seconds(n + 1), T0)
     assert len(cache) == 100
-    cache.remember("late", _seconds(1000), _seconds(50))
+    cache.remember("a", "late", _seconds(1000), _seconds(50))
     assert len(cache) == 51  # sig-50 .. sig-99 plus "late"
-    cache.remember("later", _seconds(2000), _seconds(1000))
+    cache.remember("a", "later", _seconds(2000), _seconds(1000))
     assert len(cache) == 1
 
 
 def test_replay_cache_ignores_already_expired() -> None:
     cache = ReplayCache()
-    assert cache.remember("old", T0, T0) is True
+    assert cache.remember("a", "old", T0, T0) is NEW
     assert len(cache) == 0
+
+
+def test_replay_cache_is_bounded_per_key() -> None:
+    """A key with as many unexpired signatures as allowed must wait; others need not."""
+    cache = ReplayCache(per_key=3)
+    for n in range(3):
+        assert cache.remember("a", f"sig-{n}", _seconds(900 + n), T0) is NEW
+    assert cache.remember("a", "sig-3", _seconds(900), _seconds(1)) is FULL
+    assert cache.remember("b", "sig-4", _seconds(900), _seconds(1)) is NEW
+    assert len(cache) == 4
+    # Once the oldest has expired, the key may go on.
+    assert cache.remember("a", "sig-3", _seconds(2000), _seconds(900)) is NEW
+    assert cache.remembered(_seconds(901)) == [
+        ("a", "sig-2", _seconds(902)),
+        ("a", "sig-3", _seconds(2000)),
+    ]
+
+
+def test_replay_cache_forgets_an_unanswered_request() -> None:
+    cache = ReplayCache(per_key=1)
+    assert cache.remember("a", "sig-1", _seconds(900), T0) is NEW
+    cache.forget("sig-1")
+    cache.forget("sig-1")  # twice is harmless
+    assert len(cache) == 0
+    assert cache.remember("a", "sig-1", _seconds(900), T0) is NEW
+
+
+def test_replay_cache_needs_a_positive_bound() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        ReplayCache(per_key=0)

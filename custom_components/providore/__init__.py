@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from homeassistant.const import Platform
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.typing import ConfigType
 
 from .const import DOMAIN
-from .device_auth import DATA_GUARDS, RequestGuards
 from .issues import async_create_store_issue, delete_store_issues
+from .request_guards import DATA_GUARDS, RequestGuards
 from .runtime import ProvidoreConfigEntry, ProvidoreRuntime, async_remove_stores
 from .services import async_setup_services
 from .stores import StoreLoadTimeout, StoreUnreadable
@@ -31,6 +31,9 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     guards = RequestGuards(hass)
     await guards.async_load()
     hass.data[DATA_GUARDS] = guards
+    hass.bus.async_listen_once(
+        EVENT_HOMEASSISTANT_STOP, lambda _event: guards.async_stop()
+    )
     for view in VIEWS:
         hass.http.register_view(view())
     async_setup_services(hass)

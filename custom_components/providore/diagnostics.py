@@ -10,8 +10,8 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.util import dt as dt_util
 
 from .const import CONF_SECRET_KEY, DOMAIN
-from .device_auth import DATA_GUARDS
 from .models import DeviceProfile
+from .request_guards import DATA_GUARDS
 from .runtime import ProvidoreConfigEntry, ProvidoreRuntime
 
 # Secrets live in a private store and are never collected here; redacting the

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 from datetime import datetime, timedelta
+from enum import Enum
 import heapq
 
 _SECOND = timedelta(seconds=1)
@@ -86,11 +87,11 @@ class FailureThrottle:
         self._failures.pop(address, None)
 
     def throttled_addresses(self, now: datetime) -> list[str]:
-        """Return the addresses throttled at `now`, for diagnostics."""
+        """Return the addresses throttled at `now`, the most recently failing first."""
         self._forget_stale(now)
         return [
             address
-            for address in list(self._failures)
+            for address in reversed(list(self._failures))
             if self.retry_after(address, now) is not None
         ]
 
@@ -100,33 +101,75 @@ class FailureThrottle:
         return len(self._failures)
 
 
-class ReplayCache:
-    """Remembers accepted signatures until their requests expire."""
+class ReplayVerdict(Enum):
+    """What the replay cache says of a signature offered to it."""
 
-    def __init__(self) -> None:
+    NEW = "new"
+    REPLAYED = "replayed"
+    # The key id has as many unexpired signatures as the cache keeps for one key.
+    FULL = "full"
+
+
+class ReplayCache:
+    """Remembers accepted signatures until their requests expire.
+
+    A signature is refused again whatever key id comes with it; at most `per_key`
+    unexpired signatures are kept for one key id, so memory is bounded by the
+    number of devices. A key that would need more is refused: its oldest
+    signatures are never dropped early, which would reopen their replay window.
+    """
+
+    def __init__(self, per_key: int = 32) -> None:
         """Start empty."""
-        self._expiries: dict[str, datetime] = {}
+        if per_key < 1:
+            raise ValueError("per_key must be positive")
+        self._per_key = per_key
+        self._entries: dict[str, tuple[str, datetime]] = {}
+        self._counts: dict[str, int] = {}
         self._heap: list[tuple[datetime, str]] = []
 
     def _prune(self, now: datetime) -> None:
         while self._heap and self._heap[0][0] <= now:
-            del self._expiries[heapq.heappop(self._heap)[1]]
+            expiry, signature = heapq.heappop(self._heap)
+            entry = self._entries.get(signature)
+            if entry is not None and entry[1] == expiry:
+                self._drop(signature)
 
-    def remember(self, signature: str, expiry: datetime, now: datetime) -> bool:
-        """Return False for a signature already accepted and not yet expired, else remember it."""
+    def _drop(self, signature: str) -> None:
+        key_id, _expiry = self._entries.pop(signature)
+        if (count := self._counts[key_id] - 1) > 0:
+            self._counts[key_id] = count
+        else:
+            del self._counts[key_id]
+
+    def remember(
+        self, key_id: str, signature: str, expiry: datetime, now: datetime
+    ) -> ReplayVerdict:
+        """Remember a signature at once, unless it was seen already or the key is full."""
         self._prune(now)
-        if signature in self._expiries:
-            return False
+        if signature in self._entries:
+            return ReplayVerdict.REPLAYED
+        if self._counts.get(key_id, 0) >= self._per_key:
+            return ReplayVerdict.FULL
         if expiry > now:
-            self._expiries[signature] = expiry
+            self._entries[signature] = (key_id, expiry)
+            self._counts[key_id] = self._counts.get(key_id, 0) + 1
             heapq.heappush(self._heap, (expiry, signature))
-        return True
+        return ReplayVerdict.NEW
 
-    def remembered(self, now: datetime) -> dict[str, datetime]:
-        """Return the signatures still refused, with their expiry (to save them)."""
+    def forget(self, signature: str) -> None:
+        """Drop a signature remembered for a request that was not answered after all."""
+        if signature in self._entries:
+            self._drop(signature)
+
+    def remembered(self, now: datetime) -> list[tuple[str, str, datetime]]:
+        """Return every unexpired (key id, signature, expiry), to save them."""
         self._prune(now)
-        return dict(self._expiries)
+        return [
+            (key_id, signature, expiry)
+            for signature, (key_id, expiry) in self._entries.items()
+        ]
 
     def __len__(self) -> int:
         """Return how many signatures are remembered."""
-        return len(self._expiries)
+        return len(self._entries)

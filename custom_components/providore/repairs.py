@@ -15,25 +15,21 @@ import voluptuous as vol
 
 from .certificates import ProvidoreCertificates
 from .const import CONF_CA_FINGERPRINT, DOMAIN
-from .device_auth import DATA_GUARDS
-from .issues import CA_STORE_KEY
+from .issues import CA_STORE_KEY, MISSING_SECRET_PREFIX
+from .request_guards import DATA_GUARDS, THROTTLED_ISSUE_ID
 from .runtime import async_get_loaded_runtime
-from .stores import store_issue_id
+from .stores import STORE_UNREADABLE_PREFIX, store_issue_id
 
 
-class UnblockAddressRepairFlow(ConfirmRepairFlow):
-    """Let a throttled address call again once the user has looked into it."""
-
-    def __init__(self, address: str) -> None:
-        """Remember the address the issue is about."""
-        self._address = address
+class UnblockAddressesRepairFlow(ConfirmRepairFlow):
+    """Let the throttled addresses call again once the user has looked into them."""
 
     async def async_step_confirm(
         self, user_input: dict[str, str] | None = None
     ) -> data_entry_flow.FlowResult:
-        """Clear the address's failures when the user confirms."""
+        """Clear the failures of every throttled address when the user confirms."""
         if user_input is not None:
-            self.hass.data[DATA_GUARDS].throttle.clear(self._address)
+            self.hass.data[DATA_GUARDS].unblock_all()
         return await super().async_step_confirm(user_input)
 
 
@@ -131,10 +127,10 @@ async def async_create_fix_flow(
     hass: HomeAssistant, issue_id: str, data: dict[str, str | int | float | None] | None
 ) -> RepairsFlow:
     """Return the flow that fixes a Providore repair issue."""
-    if data is not None and "address" in data:
-        return UnblockAddressRepairFlow(str(data["address"]))
-    if data is not None and "key_id" in data:
+    if issue_id == THROTTLED_ISSUE_ID:
+        return UnblockAddressesRepairFlow()
+    if issue_id.startswith(MISSING_SECRET_PREFIX) and data:
         return NewSecretRepairFlow(str(data["key_id"]))
-    if data is not None and "store" in data:
+    if issue_id.startswith(STORE_UNREADABLE_PREFIX) and data:
         return UnreadableStoreRepairFlow(str(data["entry_id"]), str(data["store"]))
     raise ValueError(f"Unknown repair issue {issue_id}")

@@ -127,15 +127,19 @@ class ProvidoreRuntime:
     async def async_start(self) -> None:
         """Reconcile the stores with the subentries, then start timers and listeners."""
         entry = self._entry
-        # Data of devices removed while Providore was not loaded goes with them.
-        await self._async_forget(
-            (
-                self._data.known_key_ids()
-                | self._updates.planned_key_ids()
-                | self._certificates.device_key_ids()
+        # Data of devices removed while Providore was not loaded goes with them, and
+        # so does the key saved by an Add device flow Home Assistant never recorded.
+        if stale := (
+            self._data.known_key_ids()
+            | self._updates.planned_key_ids()
+            | self._certificates.device_key_ids()
+        ) - self.devices.keys():
+            LOGGER.warning(
+                "Dropping the keys and data of %s device(s) without a subentry: %s",
+                len(stale),
+                ", ".join(sorted(stale)),
             )
-            - self.devices.keys()
-        )
+            await self._async_forget(stale)
         now = dt_util.utcnow()
         for key_id in self.devices:
             self._presence.resume(key_id, now)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-from pathlib import Path
 from typing import Any
 
 from homeassistant.const import CONF_PATH
@@ -42,11 +41,8 @@ from .const import (
     NVS_NAMESPACE,
 )
 from .device_import import ImportRefused, parse_devices
-from .firmware_catalog import FirmwareError
+from .readable_files import readable_file
 from .runtime import ProvidoreRuntime, async_get_loaded_runtime
-
-# Files and folders of the config folder that are never read as firmware.
-PRIVATE_FILES = frozenset({"secrets.yaml", DOMAIN})
 
 SERVICE_PROVISIONING_BUNDLE = "provisioning_bundle"
 SERVICE_SET_CONFIG = "set_config"
@@ -175,7 +171,7 @@ async def _async_upload_firmware(call: ServiceCall) -> None:
     """Copy a firmware file Home Assistant may read into the catalog."""
     runtime = _loaded_runtime(call)
     source = await call.hass.async_add_executor_job(
-        _readable_source, call.hass, call.data[CONF_PATH]
+        readable_file, call.hass, call.data[CONF_PATH]
     )
     await runtime.async_add_build(
         call.data[CONF_FIRMWARE_TYPE],
@@ -225,7 +221,7 @@ async def _async_import_devices(call: ServiceCall) -> ServiceResponse:
 
 def _read_device_list(hass: HomeAssistant, path: str) -> str:
     """Read a device list the caller may name (blocking)."""
-    source = _readable_source(hass, path)
+    source = readable_file(hass, path)
     if source.stat().st_size > MAX_IMPORT_BYTES:
         raise ServiceValidationError(
             translation_domain=DOMAIN, translation_key="import_too_large"
@@ -238,28 +234,6 @@ def _read_device_list(hass: HomeAssistant, path: str) -> str:
             translation_key="import_unreadable_csv",
             translation_placeholders={"line": "-"},
         ) from err
-
-
-def _readable_source(hass: HomeAssistant, path: str) -> Path:
-    """Resolve a path inside the config folder or an allowed directory (blocking)."""
-    try:
-        source = Path(hass.config.path(path)).resolve()
-    except (OSError, ValueError) as err:  # e.g. a NUL byte, a symlink loop
-        raise FirmwareError("firmware_not_found", path=path) from err
-    config_dir = Path(hass.config.config_dir).resolve()
-    if source.is_relative_to(config_dir):
-        parts = source.relative_to(config_dir).parts
-        # Never hand a device Home Assistant's private data: .storage (keys, the
-        # CA, users), secrets.yaml, or Providore's own folder.
-        if any(part.startswith(".") for part in parts) or (
-            parts and parts[0] in PRIVATE_FILES
-        ):
-            raise FirmwareError("path_private", path=path)
-    elif not hass.config.is_allowed_path(str(source)):
-        raise FirmwareError("path_not_allowed", path=path)
-    if not source.is_file():
-        raise FirmwareError("firmware_not_found", path=path)
-    return source
 
 
 async def _async_cancel_firmware_update(call: ServiceCall) -> None:

@@ -25,7 +25,11 @@ from .device_auth import (
 )
 from .firmware_delivery import async_send_firmware
 from .protocol import ProtocolError
+from .request_guards import KeyBusy, SignatureNotSaved
 from .runtime import DownloadRefused, ProvidoreRuntime, async_get_loaded_runtime
+
+# Seconds a device whose key made too many POST requests is told to wait.
+KEY_BUSY_RETRY_AFTER = 60
 
 
 def _error(
@@ -54,6 +58,14 @@ class SignedView(HomeAssistantView):
             )
         except ProtocolError as err:
             return _error(err.status, err.reason)
+        except KeyBusy:
+            return _error(
+                HTTPStatus.TOO_MANY_REQUESTS,
+                "too many requests with this key",
+                {"Retry-After": str(KEY_BUSY_RETRY_AFTER)},
+            )
+        except SignatureNotSaved:
+            return _error(HTTPStatus.SERVICE_UNAVAILABLE, "request not recorded")
         return await self.respond(device)
 
     @abstractmethod
