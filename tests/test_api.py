@@ -6,6 +6,7 @@ aiohttp test client to `hass.http.app`, and answered by the integration's views.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime, timedelta
 from http import HTTPStatus
@@ -25,6 +26,7 @@ from homeassistant.components.repairs.issue_handler import (
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, issue_registry as ir
+from homeassistant.helpers.json import json_bytes
 from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 import pytest
@@ -47,7 +49,7 @@ from custom_components.providore.request_guards import (
 from custom_components.providore.views import SignedView
 
 from .conftest import KEY_ID, SECRET_KEY, loaded_runtime
-from .device import BASE, response_is_signed, signed_headers
+from .device import BASE, hmac_b64, response_is_signed, signed_headers
 
 DOCUMENT: dict[str, Any] = {
     "interval": 60,
@@ -1128,3 +1130,102 @@ async def test_rotated_key_replaces_the_old_one_at_once(
     body = await resp.read()
     assert response_is_signed(body, resp.headers, new_secret)
     assert not response_is_signed(body, resp.headers, SECRET_KEY)
+
+
+# --- 10. a hostile device cannot hurt Home Assistant ----------------------------
+
+
+async def _raw_get(client: TestClient, head: bytes) -> tuple[int, bytes]:
+    """Send a request with exactly these header bytes (a client library would refuse them)."""
+    host, port = client.server.host, client.server.port
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(
+        b"GET /api/providore/config HTTP/1.1\r\nHost: " + host.encode() + b"\r\n"
+        b"Connection: close\r\n" + head + b"\r\n"
+    )
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    status_line, _, rest = answer.partition(b"\r\n")
+    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
+
+
+def _signed_head(version: bytes) -> bytes:
+    """Headers signed over a version given as raw bytes, as a device could send them."""
+    created = _now()
+    headers = signed_headers(
+        "GET", "/config", firmware_version=version.decode("latin-1"), created=created
+    )
+    # Sign over the raw bytes, as a malicious device would.
+    message = b"\n".join(
+        (
+            b"GET",
+            b"/config",
+            version,
+            headers["Created-At"].encode(),
+            headers["Expiry"].encode(),
+        )
+    )
+    signature = hmac_b64(SECRET_KEY, message)
+    return (
+        f'Authorization: Hmac key-id="{KEY_ID}", signature="{signature}"\r\n'.encode()
+        + b"X-Firmware-Version: "
+        + version
+        + b"\r\n"
+        + f"Created-At: {headers['Created-At']}\r\nExpiry: {headers['Expiry']}\r\n".encode()
+    )
+
+
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
+@pytest.mark.parametrize(
+    "version",
+    [b"1.0.0-\xff\xfe", b"1.0.0-\xc3\xa9", b"v" * 300, b"1.0 beta", b"1.0\x01"],
+    ids=["non-utf8", "non-ascii", "300-chars", "space", "control"],
+)
+async def test_a_version_that_cannot_be_stored_is_refused(
+    hass: HomeAssistant,
+    client: TestClient,
+    device_registry: dr.DeviceRegistry,
+    hass_storage: dict[str, Any],
+    version: bytes,
+) -> None:
+    """A signed request with such a version gets 400 before anything is recorded."""
+    initial = _snapshot(hass, device_registry)
+    status, body = await _raw_get(client, _signed_head(version))
+    assert status == 400
+    assert b"X-Firmware-Version" in body
+    await hass.async_block_till_done()
+    assert _snapshot(hass, device_registry) == initial
+    assert f"{DOMAIN}.device_state" not in hass_storage
+    # What Home Assistant's API serves (GET /api/states) still serialises.
+    assert json_bytes([state.as_dict() for state in hass.states.async_all()])
+
+
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
+async def test_a_replayed_get_is_answered_but_not_recorded(
+    hass: HomeAssistant, client: TestClient, device_registry: dr.DeviceRegistry
+) -> None:
+    """A GET captured on the network cannot set the device's state back."""
+    captured = signed_headers(
+        "GET", "/config", firmware_version="1.0.0", created=_now()
+    )
+    await _assert_signed_ok(await _get_config(client, captured))
+    newer = signed_headers(
+        "GET",
+        "/config",
+        firmware_version="2.0.0",
+        created=_now() + timedelta(seconds=5),
+    )
+    await _assert_signed_ok(await _get_config(client, newer))
+    await hass.async_block_till_done()
+    recorded = _snapshot(hass, device_registry)
+    assert recorded[1] == "2.0.0"
+
+    # The old capture, replayed inside its window: answered, not recorded.
+    resp = await _get_config(client, captured)
+    assert json.loads(await _assert_signed_ok(resp)) == DOCUMENT
+    # The same request again, too (equal Created-At, same signature).
+    await _assert_signed_ok(await _get_config(client, newer))
+    await hass.async_block_till_done()
+    assert _snapshot(hass, device_registry) == recorded
