@@ -20,6 +20,7 @@ import sys
 from . import __version__
 from .api import ProvidoreClient, open_session
 from .certificates import ensure_certificate, load_or_create_key
+from .discovery import DEFAULT_WITHIN, discover_server
 from .errors import ProvidoreError, SettingsError
 from .firmware import download_firmware
 from .protocol import format_time, utc_now
@@ -84,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
+    command(
+        "discover",
+        _discover,
+        "find the server by zeroconf and print its base URL",
+    )
     command("config", _config, "print the verified configuration document (JSON)")
     command(
         "check",
@@ -167,6 +173,14 @@ def _settings_parser() -> argparse.ArgumentParser:
         ("--key-path", "the device's private key (PEM, created 0600 when missing)"),
         ("--config", "YAML file with the settings above (snake_case keys)"),
     )
+    group.add_argument(
+        "--discover-wait",
+        type=_positive_float,
+        metavar="SECONDS",
+        default=argparse.SUPPRESS,
+        help="without a server: how long to look for one by zeroconf "
+        f"(default {DEFAULT_WITHIN:g})",
+    )
     for flag, metavar, help_text in text_flags:
         group.add_argument(
             flag, metavar=metavar, help=help_text, default=argparse.SUPPRESS
@@ -188,8 +202,13 @@ def _add_renew_days(parser: argparse.ArgumentParser) -> None:
     )
 
 
+async def _discover(settings: Settings, args: argparse.Namespace) -> int:
+    _output(await _server_url(settings, args))
+    return EXIT_OK
+
+
 async def _config(settings: Settings, args: argparse.Namespace) -> int:
-    async with _device_client(settings) as client:
+    async with _device_client(settings, args) as client:
         document = await client.fetch_config()
         config_url = client.url("/config")
     if document is None:
@@ -202,7 +221,7 @@ async def _config(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _check(settings: Settings, args: argparse.Namespace) -> int:
-    async with _device_client(settings) as client:
+    async with _device_client(settings, args) as client:
         version = await client.check_firmware()
     if version is None:
         _inform(f"up to date (running {settings.firmware_version})")
@@ -214,7 +233,7 @@ async def _check(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _firmware(settings: Settings, args: argparse.Namespace) -> int:
     target: Path = args.out
-    async with _device_client(settings) as client:
+    async with _device_client(settings, args) as client:
         firmware = await download_firmware(client, target)
     resumed = (
         f", resumed at byte {firmware.resumed_from}" if firmware.resumed_from else ""
@@ -230,7 +249,7 @@ async def _firmware(settings: Settings, args: argparse.Namespace) -> int:
 async def _certificate(settings: Settings, args: argparse.Namespace) -> int:
     key_path, cert_path = settings.path("key_path"), settings.path("cert_path")
     renew_within = timedelta(days=args.renew_days)
-    async with _device_client(settings) as client:
+    async with _device_client(settings, args) as client:
         key, created = load_or_create_key(key_path)
         if created:
             _inform(f"created a new EC P-256 key in {key_path}")
@@ -249,7 +268,7 @@ async def _certificate(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _simulate(settings: Settings, args: argparse.Namespace) -> int:
     specs = _simulated_devices(settings, args)
-    base_url = settings.base_url()
+    base_url = await _server_url(settings, args)
     async with open_session(settings.ca) as session:
         succeeded = await simulate(
             session,
@@ -282,13 +301,31 @@ def _simulated_devices(
 
 
 @asynccontextmanager
-async def _device_client(settings: Settings) -> AsyncIterator[ProvidoreClient]:
-    base_url = settings.base_url()
+async def _device_client(
+    settings: Settings, args: argparse.Namespace
+) -> AsyncIterator[ProvidoreClient]:
     device_id, secret = settings.credentials()
+    base_url = await _server_url(settings, args)
     async with open_session(settings.ca) as session:
         yield ProvidoreClient(
             session, base_url, device_id, secret, settings.firmware_version
         )
+
+
+async def _server_url(settings: Settings, args: argparse.Namespace) -> str:
+    """Return the server setting, or else the one server that zeroconf finds."""
+    if settings.server:
+        return settings.base_url()
+    server = await discover_server(
+        inform=_inform,
+        ca=settings.ca,
+        within=getattr(args, "discover_wait", DEFAULT_WITHIN),
+    )
+    checked = (
+        f"its CA is in {settings.ca}" if settings.ca else "CA not checked: no --ca"
+    )
+    _inform(f"found {server.describe()} by zeroconf ({checked})")
+    return server.url
 
 
 def _positive_int(value: str) -> int:
