@@ -23,7 +23,19 @@ from .certificates import ensure_certificate, load_or_create_key
 from .discovery import DEFAULT_WITHIN, discover_server
 from .errors import ProvidoreError, SettingsError
 from .firmware import download_firmware
+from .listener import (
+    DEFAULT_UDP_ADDRESS,
+    ListenOptions,
+    MqttBroker,
+    NoticeInbox,
+    NoticeRouter,
+    WarningLimiter,
+    mqtt_tls_context,
+    receiving,
+)
+from .notice import DEFAULT_UDP_PORT
 from .protocol import format_time, utc_now
+from .pulls import FilePuller
 from .settings import Settings, resolve_settings
 from .simulator import DeviceSpec, load_devices, simulate
 
@@ -34,6 +46,7 @@ EXIT_UP_TO_DATE = 3
 EXIT_INTERRUPTED = 130
 DEFAULT_RENEW_DAYS = 30
 DEFAULT_INTERVAL = 60.0
+MQTT_PASSWORD_VARIABLE = "PROVIDORE_MQTT_PASSWORD"  # noqa: S105 - a variable name
 
 type Handler = Callable[[Settings, argparse.Namespace], Awaitable[int]]
 
@@ -150,7 +163,70 @@ def build_parser() -> argparse.ArgumentParser:
         help="run N rounds (default: until stopped)",
     )
     _add_renew_days(simulator)
+    simulator.add_argument(
+        "--listen",
+        action="store_true",
+        help="also pull on push notices (UDP and/or --mqtt), between the rounds",
+    )
+    _add_listen_options(simulator)
+    listen = command(
+        "listen",
+        _listen,
+        "wait for push notices (UDP, MQTT) and pull what each one names",
+    )
+    _add_listen_options(listen)
+    listen.add_argument(
+        "--config-out",
+        type=Path,
+        metavar="FILE",
+        help="write the configuration document here (else only report it)",
+    )
+    listen.add_argument(
+        "--firmware-out",
+        type=Path,
+        metavar="FILE",
+        help="download the firmware here (else only report its version)",
+    )
+    listen.add_argument(
+        "--count",
+        type=_positive_int,
+        metavar="N",
+        help="exit after N notices (default: run until stopped)",
+    )
     return parser
+
+
+def _add_listen_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("push notices")
+    group.add_argument(
+        "--udp-port",
+        type=_port,
+        default=DEFAULT_UDP_PORT,
+        metavar="PORT",
+        help=f"UDP port for notices (default {DEFAULT_UDP_PORT}; 0: any free port)",
+    )
+    group.add_argument(
+        "--udp-address",
+        default=DEFAULT_UDP_ADDRESS,
+        metavar="ADDRESS",
+        help=f"address to receive notices on (default {DEFAULT_UDP_ADDRESS}: all, with broadcasts)",
+    )
+    group.add_argument(
+        "--no-udp", action="store_true", help="receive notices over MQTT only"
+    )
+    group.add_argument(
+        "--mqtt",
+        metavar="URL",
+        help="broker to subscribe to, mqtt://[user@]host[:1883] or mqtts://[user@]host[:8883]; "
+        f"the password comes from {MQTT_PASSWORD_VARIABLE}",
+    )
+    group.add_argument(
+        "--mqtt-ca",
+        type=Path,
+        metavar="FILE",
+        help="CA certificate to trust for an mqtts broker (default: the system's); "
+        "--cert-path and --key-path, when the certificate exists, are the client certificate",
+    )
 
 
 def _settings_parser() -> argparse.ArgumentParser:
@@ -266,8 +342,53 @@ async def _certificate(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def _listen(settings: Settings, args: argparse.Namespace) -> int:
+    options = _listen_options(settings, args)
+    async with _device_client(settings, args) as client:
+        puller = FilePuller(
+            client,
+            _output,
+            utc_now,
+            config_out=args.config_out,
+            firmware_out=args.firmware_out,
+            key_path=settings.key_path,
+            cert_path=settings.cert_path,
+            count=args.count,
+        )
+        inbox = NoticeInbox(client.device_id, client.secret, puller.pull, utc_now)
+        router = NoticeRouter([inbox], WarningLimiter(_inform))
+        async with receiving(router, options, [client.device_id], _inform) as where:
+            _output(f"{client.device_id} listening on {', '.join(where)}")
+            await puller.finished.wait()
+    return EXIT_OK if puller.all_succeeded else EXIT_FAILURE
+
+
+def _listen_options(settings: Settings, args: argparse.Namespace) -> ListenOptions:
+    udp = None if args.no_udp else (args.udp_address, args.udp_port)
+    broker = MqttBroker.from_url(args.mqtt) if args.mqtt else None
+    if udp is None and broker is None:
+        raise SettingsError("nothing to listen on: give --mqtt, or leave out --no-udp")
+    if broker is None or not broker.tls:
+        if args.mqtt_ca is not None:
+            raise SettingsError("--mqtt-ca needs an mqtts:// broker")
+        tls = None
+    else:
+        # The device's certificate, once it has one, is its client certificate.
+        certificate, key = settings.cert_path, settings.key_path
+        if certificate is None or key is None or not certificate.exists():
+            certificate = key = None
+        tls = mqtt_tls_context(args.mqtt_ca, certificate, key)
+    return ListenOptions(
+        udp=udp,
+        mqtt=broker,
+        mqtt_tls=tls,
+        mqtt_password=os.environ.get(MQTT_PASSWORD_VARIABLE),
+    )
+
+
 async def _simulate(settings: Settings, args: argparse.Namespace) -> int:
     specs = _simulated_devices(settings, args)
+    listen = _listen_options(settings, args) if args.listen else None
     base_url = await _server_url(settings, args)
     async with open_session(settings.ca) as session:
         succeeded = await simulate(
@@ -279,6 +400,8 @@ async def _simulate(settings: Settings, args: argparse.Namespace) -> int:
             interval=args.interval,
             renew_within=timedelta(days=args.renew_days),
             clock=utc_now,
+            listen=listen,
+            inform=_inform,
         )
     return EXIT_OK if succeeded else EXIT_FAILURE
 
@@ -342,6 +465,13 @@ def _non_negative_int(value: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
     if number < 0:
         raise argparse.ArgumentTypeError("must not be negative")
+    return number
+
+
+def _port(value: str) -> int:
+    number = _non_negative_int(value)
+    if number > 65535:
+        raise argparse.ArgumentTypeError("must be a port, 0 to 65535")
     return number
 
 
