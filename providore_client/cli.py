@@ -244,18 +244,14 @@ def _settings_parser() -> argparse.ArgumentParser:
         ("--firmware-version", "VERSION", "the version to report (default 0.0.0)"),
     )
     file_flags = (
-        ("--ca", "CA certificate file to trust for an https server"),
+        (
+            "--ca",
+            "CA certificate file to trust for an https server; "
+            "a server found by zeroconf must advertise a CA in it",
+        ),
         ("--cert-path", "the device certificate (PEM)"),
         ("--key-path", "the device's private key (PEM, created 0600 when missing)"),
         ("--config", "YAML file with the settings above (snake_case keys)"),
-    )
-    group.add_argument(
-        "--discover-wait",
-        type=_positive_float,
-        metavar="SECONDS",
-        default=argparse.SUPPRESS,
-        help="without a server: how long to look for one by zeroconf "
-        f"(default {DEFAULT_WITHIN:g})",
     )
     for flag, metavar, help_text in text_flags:
         group.add_argument(
@@ -265,6 +261,14 @@ def _settings_parser() -> argparse.ArgumentParser:
         group.add_argument(
             flag, metavar="FILE", type=Path, help=help_text, default=argparse.SUPPRESS
         )
+    group.add_argument(
+        "--discover-wait",
+        type=_positive_float,
+        metavar="SECONDS",
+        default=argparse.SUPPRESS,
+        help="without a server: how long to look for one by zeroconf "
+        f"(default {DEFAULT_WITHIN:g})",
+    )
     return parser
 
 

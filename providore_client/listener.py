@@ -59,14 +59,14 @@ _WARNING_WINDOW: Final = 60.0
 _PULLED: Final = (Change.CONFIG, Change.FIRMWARE, Change.CERTIFICATE)
 
 
-def pulled(changes: frozenset[Change]) -> list[Change]:
+def pulls_for(changes: frozenset[Change]) -> list[Change]:
     """Return what to pull for a notice's changes, in order; all and check mean everything."""
     if changes & {Change.ALL, Change.CHECK}:
         return list(_PULLED)
     return [change for change in _PULLED if change in changes]
 
 
-def describe(notice: Notice, source: str) -> str:
+def notice_event(notice: Notice, source: str) -> str:
     """Return the event line of an accepted notice (after the device id)."""
     return f"notice {notice.counter} from {source}: {','.join(sorted(notice.changes))}"
 

@@ -25,7 +25,7 @@ from .certificates import (
 from .errors import ProvidoreError, ResponseRejected
 from .files import write_atomically
 from .firmware import download_firmware
-from .listener import describe, pulled
+from .listener import notice_event, pulls_for
 from .notice import Change, Notice
 from .protocol import format_time
 
@@ -74,7 +74,7 @@ class FilePuller:
 
     async def pull(self, notice: Notice, source: str) -> None:
         """Pull every change the notice names, each step on its own."""
-        self._emit(describe(notice, source))
+        self._emit(notice_event(notice, source))
         steps: dict[Change, Callable[[], Awaitable[None]]] = {
             Change.CONFIG: self._config,
             Change.FIRMWARE: self._firmware,
@@ -82,7 +82,7 @@ class FilePuller:
         }
         results = [
             await self._attempt(change, steps[change])
-            for change in pulled(notice.changes)
+            for change in pulls_for(notice.changes)
         ]
         succeeded = all(results)
         self._emit(f"notice {notice.counter} {'done' if succeeded else 'failed'}")

@@ -38,8 +38,8 @@ from .listener import (
     NoticeInbox,
     NoticeRouter,
     WarningLimiter,
-    describe,
-    pulled,
+    notice_event,
+    pulls_for,
     receiving,
 )
 from .notice import Change, Notice
@@ -155,9 +155,10 @@ class SimulatedDevice:
             Change.CERTIFICATE: ("certificate", self._refresh_certificate),
         }
         async with self._busy:
-            self._emit(describe(notice, source))
+            self._emit(notice_event(notice, source))
             results = [
-                await self._attempt(*steps[change]) for change in pulled(notice.changes)
+                await self._attempt(*steps[change])
+                for change in pulls_for(notice.changes)
             ]
             self._emit(
                 f"notice {notice.counter} {'done' if all(results) else 'failed'}"
@@ -242,8 +243,8 @@ async def simulate(
 ) -> bool:
     """Run every device concurrently; return whether every round of every device worked.
 
-    With `listen`, the devices also pull on push notices, and `inform` gets a line for
-    each notice that is ignored or about the broker connection.
+    With `listen`, the devices also pull on push notices, and `inform` (default: emit)
+    gets a line for each notice that is ignored and about the broker connection.
     """
     devices = [
         SimulatedDevice(

@@ -46,7 +46,7 @@ from providore_client.listener import (
     WarningLimiter,
     mqtt_tls_context,
     open_udp,
-    pulled,
+    pulls_for,
 )
 from providore_client.notice import Change as ClientChange, Notice
 
@@ -432,9 +432,9 @@ def test_warning_limiter_counts_what_it_holds_back() -> None:
 
 def test_what_each_change_pulls() -> None:
     everything = [ClientChange.CONFIG, ClientChange.FIRMWARE, ClientChange.CERTIFICATE]
-    assert pulled(frozenset({ClientChange.ALL})) == everything
-    assert pulled(frozenset({ClientChange.CHECK, ClientChange.CONFIG})) == everything
-    assert pulled(frozenset({ClientChange.CERTIFICATE, ClientChange.CONFIG})) == [
+    assert pulls_for(frozenset({ClientChange.ALL})) == everything
+    assert pulls_for(frozenset({ClientChange.CHECK, ClientChange.CONFIG})) == everything
+    assert pulls_for(frozenset({ClientChange.CERTIFICATE, ClientChange.CONFIG})) == [
         ClientChange.CONFIG,
         ClientChange.CERTIFICATE,
     ]
