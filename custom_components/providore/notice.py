@@ -131,7 +131,8 @@ def build_notice(
     if not wanted:
         raise ValueError("a notice names at least one change")
     created = datetime.fromtimestamp(int(now.timestamp()), UTC)
-    notice = Notice(key_id, counter, created, created + lifetime, wanted)
+    expiry = created + timedelta(seconds=int(lifetime.total_seconds()))
+    notice = Notice(key_id, counter, created, expiry, wanted)
     message = notice_message(notice)
     return message + b"\n" + sign(secret_key, message).encode("ascii")
 
