@@ -137,10 +137,7 @@ def verify_notice(
 
 def _number(raw: bytes, digits: int, name: str) -> int:
     """Read a decimal of 1 to `digits` digits without a leading zero."""
-    if (
-        not (0 < len(raw) <= digits and raw.isdigit() and raw.isascii())
-        or raw[:1] == b"0"
-    ):
+    if not 0 < len(raw) <= digits or not raw.isdigit() or raw.startswith(b"0"):
         raise MalformedNotice(f"invalid {name}")
     return int(raw)
 
