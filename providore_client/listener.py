@@ -34,7 +34,6 @@ from .notice import (
     DEFAULT_UDP_PORT,
     MQTT_QOS,
     Change,
-    MalformedNotice,
     Notice,
     NoticeForAnotherDevice,
     NoticeIgnored,
@@ -174,7 +173,7 @@ class NoticeRouter:
         try:
             notice, _signed, _signature = read_notice(data)
             if topic_device is not None and notice.device_id != topic_device:
-                raise MalformedNotice(
+                raise NoticeForAnotherDevice(
                     f"for device {notice.device_id} on the topic of {topic_device}"
                 )
             inbox = self._inboxes.get(notice.device_id)
