@@ -112,6 +112,13 @@ class ProvidoreClient:
             raise ResponseRejected("the configuration is not a JSON object")
         return document
 
+    async def fetch_certificate(self) -> bytes | None:
+        """Return the device's current certificate (verified PEM), or None when it has none."""
+        async with self._signed("GET", "/certificate") as response:
+            if response.status == HTTPStatus.NOT_FOUND:
+                return None
+            return await self._verified_body(response)
+
     async def check_firmware(self) -> str | None:
         """Return the version the device should run, or None when it is up to date."""
         async with self._signed("GET", "/firmware/check") as response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 
 from cryptography import x509
@@ -110,6 +111,39 @@ async def obtain_certificate(
     """Send a CSR for key; return the verified certificate and its PEM."""
     pem = await client.request_certificate(build_csr(key, client.device_id))
     return accept_certificate(pem, key, client.device_id), pem
+
+
+class Refresh(StrEnum):
+    """What a certificate notice led to."""
+
+    UNCHANGED = "unchanged"
+    UPDATED = "updated"
+    ISSUED = "issued"
+
+
+async def refresh_certificate(
+    client: ProvidoreClient,
+    key: ec.EllipticCurvePrivateKey,
+    current: x509.Certificate | None,
+    now: datetime,
+) -> tuple[x509.Certificate, bytes, Refresh]:
+    """Take the server's current certificate when it is this key's and valid, else request one.
+
+    A certificate notice means the server's record changed: a new certificate, or a
+    revoked one (then the server has none, or one for another key).
+    """
+    pem = await client.fetch_certificate()
+    if pem is not None:
+        try:
+            certificate = accept_certificate(pem, key, client.device_id)
+        except ResponseRejected:
+            pass
+        else:
+            if certificate.not_valid_after_utc > now:
+                same = current is not None and certificate == current
+                return certificate, pem, Refresh.UNCHANGED if same else Refresh.UPDATED
+    certificate, pem = await obtain_certificate(client, key)
+    return certificate, pem, Refresh.ISSUED
 
 
 async def ensure_certificate(

@@ -20,10 +20,23 @@ import sys
 from . import __version__
 from .api import ProvidoreClient, open_session
 from .certificates import ensure_certificate, load_or_create_key
+from .discovery import DEFAULT_WITHIN, discover_server
 from .errors import ProvidoreError, SettingsError
 from .esphome import check_source_url, download_update, fetch_update
 from .firmware import download_firmware
+from .listener import (
+    DEFAULT_UDP_ADDRESS,
+    ListenOptions,
+    MqttBroker,
+    NoticeInbox,
+    NoticeRouter,
+    WarningLimiter,
+    mqtt_tls_context,
+    receiving,
+)
+from .notice import DEFAULT_UDP_PORT
 from .protocol import format_time, utc_now
+from .pulls import FilePuller
 from .settings import Settings, resolve_settings
 from .simulator import DeviceSpec, load_devices, simulate
 
@@ -34,6 +47,7 @@ EXIT_UP_TO_DATE = 3
 EXIT_INTERRUPTED = 130
 DEFAULT_RENEW_DAYS = 30
 DEFAULT_INTERVAL = 60.0
+MQTT_PASSWORD_VARIABLE = "PROVIDORE_MQTT_PASSWORD"  # noqa: S105 - a variable name
 
 type Handler = Callable[[Settings, argparse.Namespace], Awaitable[int]]
 
@@ -86,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
+    command(
+        "discover",
+        _discover,
+        "find the server by zeroconf and print its base URL",
+    )
     command("config", _config, "print the verified configuration document (JSON)")
     command(
         "check",
@@ -146,6 +165,36 @@ def build_parser() -> argparse.ArgumentParser:
         help="run N rounds (default: until stopped)",
     )
     _add_renew_days(simulator)
+    simulator.add_argument(
+        "--listen",
+        action="store_true",
+        help="also pull on push notices (UDP and/or --mqtt), between the rounds",
+    )
+    _add_listen_options(simulator)
+    listen = command(
+        "listen",
+        _listen,
+        "wait for push notices (UDP, MQTT) and pull what each one names",
+    )
+    _add_listen_options(listen)
+    listen.add_argument(
+        "--config-out",
+        type=Path,
+        metavar="FILE",
+        help="write the configuration document here (else only report it)",
+    )
+    listen.add_argument(
+        "--firmware-out",
+        type=Path,
+        metavar="FILE",
+        help="download the firmware here (else only report its version)",
+    )
+    listen.add_argument(
+        "--count",
+        type=_positive_int,
+        metavar="N",
+        help="exit after N notices (default: run until stopped)",
+    )
     _add_esphome_commands(commands, settings)
     return parser
 
@@ -203,6 +252,39 @@ def _add_esphome_commands(
             )
 
 
+def _add_listen_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("push notices")
+    group.add_argument(
+        "--udp-port",
+        type=_port,
+        default=DEFAULT_UDP_PORT,
+        metavar="PORT",
+        help=f"UDP port for notices (default {DEFAULT_UDP_PORT}; 0: any free port)",
+    )
+    group.add_argument(
+        "--udp-address",
+        default=DEFAULT_UDP_ADDRESS,
+        metavar="ADDRESS",
+        help=f"address to receive notices on (default {DEFAULT_UDP_ADDRESS}: all, with broadcasts)",
+    )
+    group.add_argument(
+        "--no-udp", action="store_true", help="receive notices over MQTT only"
+    )
+    group.add_argument(
+        "--mqtt",
+        metavar="URL",
+        help="broker to subscribe to, mqtt://[user@]host[:1883] or mqtts://[user@]host[:8883]; "
+        f"the password comes from {MQTT_PASSWORD_VARIABLE}",
+    )
+    group.add_argument(
+        "--mqtt-ca",
+        type=Path,
+        metavar="FILE",
+        help="CA certificate to trust for an mqtts broker (default: the system's); "
+        "--cert-path and --key-path, when the certificate exists, are the client certificate",
+    )
+
+
 def _settings_parser() -> argparse.ArgumentParser:
     # SUPPRESS keeps a flag given before the command from being reset by the subcommand.
     parser = argparse.ArgumentParser(add_help=False)
@@ -218,7 +300,11 @@ def _settings_parser() -> argparse.ArgumentParser:
         ("--firmware-version", "VERSION", "the version to report (default 0.0.0)"),
     )
     file_flags = (
-        ("--ca", "CA certificate file to trust for an https server"),
+        (
+            "--ca",
+            "CA certificate file to trust for an https server; "
+            "a server found by zeroconf must advertise a CA in it",
+        ),
         ("--cert-path", "the device certificate (PEM)"),
         ("--key-path", "the device's private key (PEM, created 0600 when missing)"),
         ("--config", "YAML file with the settings above (snake_case keys)"),
@@ -238,6 +324,14 @@ def _settings_parser() -> argparse.ArgumentParser:
         help="accept answers whose expiry equals their created-at (a fault of the "
         "original Providore server) as valid for 15 minutes from created-at",
     )
+    group.add_argument(
+        "--discover-wait",
+        type=_positive_float,
+        metavar="SECONDS",
+        default=argparse.SUPPRESS,
+        help="without a server: how long to look for one by zeroconf "
+        f"(default {DEFAULT_WITHIN:g})",
+    )
     return parser
 
 
@@ -251,8 +345,13 @@ def _add_renew_days(parser: argparse.ArgumentParser) -> None:
     )
 
 
+async def _discover(settings: Settings, args: argparse.Namespace) -> int:
+    _output(await _server_url(settings, args))
+    return EXIT_OK
+
+
 async def _config(settings: Settings, args: argparse.Namespace) -> int:
-    async with _device_client(settings) as client:
+    async with _device_client(settings, args) as client:
         document = await client.fetch_config()
         config_url = client.url("/config")
     if document is None:
@@ -265,7 +364,7 @@ async def _config(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _check(settings: Settings, args: argparse.Namespace) -> int:
-    async with _device_client(settings) as client:
+    async with _device_client(settings, args) as client:
         version = await client.check_firmware()
     if version is None:
         _inform(f"up to date (running {settings.firmware_version})")
@@ -277,7 +376,7 @@ async def _check(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _firmware(settings: Settings, args: argparse.Namespace) -> int:
     target: Path = args.out
-    async with _device_client(settings) as client:
+    async with _device_client(settings, args) as client:
         firmware = await download_firmware(client, target)
     resumed = (
         f", resumed at byte {firmware.resumed_from}" if firmware.resumed_from else ""
@@ -299,7 +398,7 @@ async def _firmware(settings: Settings, args: argparse.Namespace) -> int:
 async def _certificate(settings: Settings, args: argparse.Namespace) -> int:
     key_path, cert_path = settings.path("key_path"), settings.path("cert_path")
     renew_within = timedelta(days=args.renew_days)
-    async with _device_client(settings) as client:
+    async with _device_client(settings, args) as client:
         key, created = load_or_create_key(key_path)
         if created:
             _inform(f"created a new EC P-256 key in {key_path}")
@@ -316,9 +415,54 @@ async def _certificate(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def _listen(settings: Settings, args: argparse.Namespace) -> int:
+    options = _listen_options(settings, args)
+    async with _device_client(settings, args) as client:
+        puller = FilePuller(
+            client,
+            _output,
+            utc_now,
+            config_out=args.config_out,
+            firmware_out=args.firmware_out,
+            key_path=settings.key_path,
+            cert_path=settings.cert_path,
+            count=args.count,
+        )
+        inbox = NoticeInbox(client.device_id, client.secret, puller.pull, utc_now)
+        router = NoticeRouter([inbox], WarningLimiter(_inform))
+        async with receiving(router, options, [client.device_id], _inform) as where:
+            _output(f"{client.device_id} listening on {', '.join(where)}")
+            await puller.finished.wait()
+    return EXIT_OK if puller.all_succeeded else EXIT_FAILURE
+
+
+def _listen_options(settings: Settings, args: argparse.Namespace) -> ListenOptions:
+    udp = None if args.no_udp else (args.udp_address, args.udp_port)
+    broker = MqttBroker.from_url(args.mqtt) if args.mqtt else None
+    if udp is None and broker is None:
+        raise SettingsError("nothing to listen on: give --mqtt, or leave out --no-udp")
+    if broker is None or not broker.tls:
+        if args.mqtt_ca is not None:
+            raise SettingsError("--mqtt-ca needs an mqtts:// broker")
+        tls = None
+    else:
+        # The device's certificate, once it has one, is its client certificate.
+        certificate, key = settings.cert_path, settings.key_path
+        if certificate is None or key is None or not certificate.exists():
+            certificate = key = None
+        tls = mqtt_tls_context(args.mqtt_ca, certificate, key)
+    return ListenOptions(
+        udp=udp,
+        mqtt=broker,
+        mqtt_tls=tls,
+        mqtt_password=os.environ.get(MQTT_PASSWORD_VARIABLE),
+    )
+
+
 async def _simulate(settings: Settings, args: argparse.Namespace) -> int:
     specs = _simulated_devices(settings, args)
-    base_url = settings.base_url()
+    listen = _listen_options(settings, args) if args.listen else None
+    base_url = await _server_url(settings, args)
     async with open_session(settings.ca) as session:
         succeeded = await simulate(
             session,
@@ -330,6 +474,8 @@ async def _simulate(settings: Settings, args: argparse.Namespace) -> int:
             renew_within=timedelta(days=args.renew_days),
             clock=utc_now,
             accept_expiry_at_creation=settings.accept_expiry_at_creation,
+            listen=listen,
+            inform=_inform,
         )
     return EXIT_OK if succeeded else EXIT_FAILURE
 
@@ -389,9 +535,11 @@ def _simulated_devices(
 
 
 @asynccontextmanager
-async def _device_client(settings: Settings) -> AsyncIterator[ProvidoreClient]:
-    base_url = settings.base_url()
+async def _device_client(
+    settings: Settings, args: argparse.Namespace
+) -> AsyncIterator[ProvidoreClient]:
     device_id, secret = settings.credentials()
+    base_url = await _server_url(settings, args)
     async with open_session(settings.ca) as session:
         yield ProvidoreClient(
             session,
@@ -401,6 +549,22 @@ async def _device_client(settings: Settings) -> AsyncIterator[ProvidoreClient]:
             settings.firmware_version,
             accept_expiry_at_creation=settings.accept_expiry_at_creation,
         )
+
+
+async def _server_url(settings: Settings, args: argparse.Namespace) -> str:
+    """Return the server setting, or else the one server that zeroconf finds."""
+    if settings.server:
+        return settings.base_url()
+    server = await discover_server(
+        inform=_inform,
+        ca=settings.ca,
+        within=getattr(args, "discover_wait", DEFAULT_WITHIN),
+    )
+    checked = (
+        f"its CA is in {settings.ca}" if settings.ca else "CA not checked: no --ca"
+    )
+    _inform(f"found {server.describe()} by zeroconf ({checked})")
+    return server.url
 
 
 def _positive_int(value: str) -> int:
@@ -417,6 +581,13 @@ def _non_negative_int(value: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
     if number < 0:
         raise argparse.ArgumentTypeError("must not be negative")
+    return number
+
+
+def _port(value: str) -> int:
+    number = _non_negative_int(value)
+    if number > 65535:
+        raise argparse.ArgumentTypeError("must be a port, 0 to 65535")
     return number
 
 

@@ -5,6 +5,9 @@ verifies it, reboots into it (and then starts over once, reporting the new versi
 as a real device does after a reboot), and requests a certificate when it has none
 or it expires soon. Every step prints one event line, "<device id> <event>" (device ids
 never contain spaces); the README lists the events, and the demo parses them.
+
+Listening, the devices also pull what a verified push notice names as soon as it
+arrives (one pull at a time per device, never during a round).
 """
 
 from __future__ import annotations
@@ -22,10 +25,26 @@ from cryptography.hazmat.primitives.asymmetric import ec
 import yaml
 
 from .api import ProvidoreClient
-from .certificates import generate_key, needs_renewal, obtain_certificate
+from .certificates import (
+    generate_key,
+    needs_renewal,
+    obtain_certificate,
+    refresh_certificate,
+)
 from .errors import ProvidoreError, SettingsError
 from .firmware import receive_firmware
+from .listener import (
+    ListenOptions,
+    NoticeInbox,
+    NoticeRouter,
+    WarningLimiter,
+    notice_event,
+    pulls_for,
+    receiving,
+)
+from .notice import Change, Notice
 from .protocol import format_time
+from .pulls import certificate_event
 from .settings import check_credentials, check_firmware_version
 
 type Emit = Callable[[str], None]
@@ -105,6 +124,8 @@ class SimulatedDevice:
         self._clock = clock
         self._key: ec.EllipticCurvePrivateKey | None = None
         self._certificate: x509.Certificate | None = None
+        # A round and a notice's pull never run at the same time.
+        self._busy = asyncio.Lock()
 
     @property
     def version(self) -> str:
@@ -125,6 +146,27 @@ class SimulatedDevice:
 
     async def run_round(self, number: int) -> bool:
         """Do what the firmware does between two sleeps; return whether every step worked."""
+        async with self._busy:
+            return await self._round(number)
+
+    async def on_notice(self, notice: Notice, source: str) -> None:
+        """Pull what a verified notice names, as the firmware does on receiving one."""
+        steps: dict[Change, tuple[str, Callable[[], Awaitable[None]]]] = {
+            Change.CONFIG: ("config", self._fetch_config),
+            Change.FIRMWARE: ("firmware", self._update_firmware),
+            Change.CERTIFICATE: ("certificate", self._refresh_certificate),
+        }
+        async with self._busy:
+            self._emit(notice_event(notice, source))
+            results = [
+                await self._attempt(*steps[change])
+                for change in pulls_for(notice.changes)
+            ]
+            self._emit(
+                f"notice {notice.counter} {'done' if all(results) else 'failed'}"
+            )
+
+    async def _round(self, number: int) -> bool:
         results: list[bool] = []
         for _boot in range(2):
             running = self.version
@@ -168,6 +210,14 @@ class SimulatedDevice:
         expires = format_time(self._certificate.not_valid_after_utc)
         self._emit(f"certificate issued, expires {expires}")
 
+    async def _refresh_certificate(self) -> None:
+        if self._key is None:
+            self._key = await asyncio.to_thread(generate_key)
+        self._certificate, _pem, outcome = await refresh_certificate(
+            self._client, self._key, self._certificate, self._clock()
+        )
+        self._emit(certificate_event(self._certificate, outcome))
+
     async def _attempt(self, step: str, action: Callable[[], Awaitable[None]]) -> bool:
         try:
             await action()
@@ -191,8 +241,14 @@ async def simulate(
     renew_within: timedelta,
     clock: Callable[[], datetime],
     accept_expiry_at_creation: bool = False,
+    listen: ListenOptions | None = None,
+    inform: Emit | None = None,
 ) -> bool:
-    """Run every device concurrently; return whether every round of every device worked."""
+    """Run every device concurrently; return whether every round of every device worked.
+
+    With `listen`, the devices also pull on push notices, and `inform` (default: emit)
+    gets a line for each notice that is ignored and about the broker connection.
+    """
     devices = [
         SimulatedDevice(
             spec,
@@ -211,6 +267,26 @@ async def simulate(
         )
         for spec in specs
     ]
+    if listen is None:
+        return await _run_all(devices, rounds, interval)
+    inform = inform or emit
+    router = NoticeRouter(
+        [
+            NoticeInbox(spec.device_id, spec.secret, device.on_notice, clock)
+            for spec, device in zip(specs, devices, strict=True)
+        ],
+        WarningLimiter(inform),
+    )
+    ids = [spec.device_id for spec in specs]
+    async with receiving(router, listen, ids, inform) as where:
+        for device_id in ids:
+            emit(f"{device_id} listening on {', '.join(where)}")
+        return await _run_all(devices, rounds, interval)
+
+
+async def _run_all(
+    devices: list[SimulatedDevice], rounds: int | None, interval: float
+) -> bool:
     results = await asyncio.gather(
         *(device.run(rounds, interval) for device in devices)
     )

@@ -62,6 +62,8 @@ class StandIn:
     certificate_days: int = 365
     # Behave as the original Providore server (see the module's docstring).
     original: bool = False
+    # The last certificate issued to each device, as GET /certificate serves it.
+    certificates: dict[str, bytes] = field(default_factory=dict)
     # What the stand-in saw: (method, path with query, X-Firmware-Version, Range).
     requests: list[tuple[str, str, str, str | None]] = field(default_factory=list)
     ca_key: ec.EllipticCurvePrivateKey = field(
@@ -75,6 +77,7 @@ class StandIn:
         app.router.add_get(f"{BASE}/firmware/check", self._firmware_check)
         app.router.add_get(f"{BASE}/firmware", self._firmware)
         app.router.add_post(f"{BASE}/certificates/request", self._certificate)
+        app.router.add_get(f"{BASE}/certificate", self._current_certificate)
         return app
 
     async def _authenticate(self, request: web.Request) -> tuple[str, bytes]:
@@ -221,7 +224,14 @@ class StandIn:
         pem = self.issue(
             csr.public_key(), key_id, timedelta(days=self.certificate_days)
         )
+        self.certificates[key_id] = pem
         return self._signed(key_id, pem, "application/x-pem-file")
+
+    async def _current_certificate(self, request: web.Request) -> web.StreamResponse:
+        key_id, _ = await self._authenticate(request)
+        if key_id not in self.certificates:
+            raise _refused(404, "no certificate for this device")
+        return self._signed(key_id, self.certificates[key_id], "application/x-pem-file")
 
     def issue(self, public_key: Any, common_name: str, lifetime: timedelta) -> bytes:
         """Return a PEM certificate for public_key, valid from now for lifetime."""

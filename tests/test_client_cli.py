@@ -245,18 +245,6 @@ async def test_usage_errors(
     assert "usage: providore-client" in captured.err
 
 
-async def test_missing_setting_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
-    assert (
-        await async_main(["config", "--device-id", KEY_ID, "--secret", SECRET_KEY]) == 1
-    )
-    captured = capsys.readouterr()
-    assert captured.out == ""
-    assert captured.err == (
-        "providore-client: error: no server: give --server, PROVIDORE_SERVER "
-        "or server in the config file\n"
-    )
-
-
 async def test_environment_is_read(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

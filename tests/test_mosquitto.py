@@ -11,15 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-import getpass
 import ipaddress
-import os
 from pathlib import Path
-import shutil
 import socket
 import ssl
-import subprocess
-import time
 
 from aiohttp.test_utils import TestClient
 from cryptography import x509
@@ -40,69 +35,27 @@ from custom_components.providore.certificate_authority import (
 
 from .conftest import KEY_ID
 from .device import BASE, signed_headers
+from .mosquitto import mosquitto_brokers
 from .pki import ec_key, key_pem, make_csr, openssl_rsa_csr
 
-MOSQUITTO = shutil.which("mosquitto") or (
-    "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
-)
-START_TIMEOUT = 15.0
 CONNACK_ACCEPTED = b"\x20\x02\x00\x00"
 
 type StartBroker = Callable[[Path], int]
 
 
-def _require_mosquitto() -> str:
-    """Return the broker binary; skip without it, except in CI where it must be there."""
-    if MOSQUITTO is None:
-        if os.environ.get("CI"):
-            pytest.fail("mosquitto is not installed (scripts/setup installs it)")
-        pytest.skip("mosquitto is not installed: run scripts/setup as root to add it")
-    return MOSQUITTO
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    """Wait until the broker accepts connections, or fail with its log."""
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"mosquitto exited: {log.read_text()}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    pytest.fail(f"mosquitto did not listen within {START_TIMEOUT} s: {log.read_text()}")
-
-
 @pytest.fixture
 def start_broker(socket_enabled: None) -> Iterator[StartBroker]:
-    """Return a function that starts Mosquitto on a free loopback port.
+    """Return a function that starts Mosquitto requiring a client certificate.
 
     The folder must hold ca.pem, crl.pem, server.pem and server.key. Every broker
     started is killed when the test ends.
     """
-    binary = _require_mosquitto()
-    processes: list[subprocess.Popen[bytes]] = []
+    with mosquitto_brokers() as start_mosquitto:
 
-    def start(folder: Path) -> int:
-        port = _free_port()
-        log = folder / "mosquitto.log"
-        config = folder / "mosquitto.conf"
-        config.write_text(
-            "\n".join(
+        def start(folder: Path) -> int:
+            return start_mosquitto(
+                folder,
                 [
-                    f"user {getpass.getuser()}",
-                    "persistence false",
-                    f"log_dest file {log}",
-                    "log_type all",
-                    f"listener {port} 127.0.0.1",
                     f"cafile {folder / 'ca.pem'}",
                     f"crlfile {folder / 'crl.pem'}",
                     f"certfile {folder / 'server.pem'}",
@@ -110,23 +63,10 @@ def start_broker(socket_enabled: None) -> Iterator[StartBroker]:
                     "require_certificate true",
                     "use_identity_as_username true",
                     "allow_anonymous false",
-                    "",
-                ]
+                ],
             )
-        )
-        process = subprocess.Popen(  # noqa: S603
-            [binary, "-c", str(config)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        processes.append(process)
-        _wait_for_port(port, process, log)
-        return port
 
-    yield start
-    for process in processes:
-        process.kill()
-        process.wait(timeout=10)
+        yield start
 
 
 def _broker_certificate(authority: CertificateAuthority, folder: Path) -> None:

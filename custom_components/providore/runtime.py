@@ -129,11 +129,14 @@ class ProvidoreRuntime:
         entry = self._entry
         # Data of devices removed while Providore was not loaded goes with them, and
         # so does the key saved by an Add device flow Home Assistant never recorded.
-        if stale := (
-            self._data.known_key_ids()
-            | self._updates.planned_key_ids()
-            | self._certificates.device_key_ids()
-        ) - self.devices.keys():
+        if (
+            stale := (
+                self._data.known_key_ids()
+                | self._updates.planned_key_ids()
+                | self._certificates.device_key_ids()
+            )
+            - self.devices.keys()
+        ):
             LOGGER.warning(
                 "Dropping the keys and data of %s device(s) without a subentry: %s",
                 len(stale),
