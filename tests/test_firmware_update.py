@@ -41,6 +41,7 @@ from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
+    async_capture_events,
     async_fire_time_changed,
 )
 from pytest_homeassistant_custom_component.typing import (
@@ -50,6 +51,7 @@ from pytest_homeassistant_custom_component.typing import (
 
 from custom_components.providore import firmware_delivery
 from custom_components.providore.const import DEFAULT_UPDATE_TIMEOUT, DOMAIN
+from custom_components.providore.device_events import EVENT_DEVICE
 from custom_components.providore.protocol import DeviceKey, response_headers
 
 from .conftest import FIRMWARE_TYPE, KEY_ID, SECRET_KEY, loaded_runtime
@@ -502,6 +504,32 @@ async def test_rollback_is_detected(
     await _install(hass)
     assert issue_registry.async_get_issue(DOMAIN, ISSUE_ID) is None
     assert (await _check(assigned)).status == HTTPStatus.FOUND
+
+
+async def test_the_update_history_is_recorded(
+    hass: HomeAssistant, client: TestClient, freezer: FrozenDateTimeFactory
+) -> None:
+    """Assigned, downloaded and completed, or failed: each a line in the Logbook."""
+    events = async_capture_events(hass, EVENT_DEVICE)
+    await _upload(hass, NEW_VERSION)
+    await _install(hass)
+    await (await _download(client)).read()
+    await _report(client, NEW_VERSION)
+    await _upload(hass, "1.2.0")
+    await _install(hass)
+    await (await _download(client, version=NEW_VERSION)).read()
+    freezer.tick(timedelta(seconds=DEFAULT_UPDATE_TIMEOUT + 1))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert [(e.data["type"], e.data["version"]) for e in events] == [
+        ("update_assigned", NEW_VERSION),
+        ("update_downloaded", NEW_VERSION),
+        ("update_completed", NEW_VERSION),
+        ("update_assigned", "1.2.0"),
+        ("update_downloaded", "1.2.0"),
+        ("update_failed", "1.2.0"),
+    ]
+    assert events[-1].data["installed"] == NEW_VERSION
 
 
 async def test_update_in_time_raises_no_issue(

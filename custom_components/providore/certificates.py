@@ -33,12 +33,18 @@ from .certificate_authority import (
     load_csr,
 )
 from .const import API_BASE_PATH, CRL_PATH, DOMAIN, LOGGER
+from .device_events import DeviceEventType, async_fire_device_event
 from .stores import StoreUnreadable, async_load, providore_store
 
 # A device gets at most this many certificates a day, so that one device (or a leaked
 # key) cannot grow the records and the revocation list without bound.
 MAX_CERTIFICATES_PER_DAY = 10
 ISSUANCE_WINDOW = timedelta(days=1)
+# How the Logbook names why a device's certificates were revoked.
+REVOCATION_REASONS = {
+    x509.ReasonFlags.unspecified: "by an administrator",
+    x509.ReasonFlags.cessation_of_operation: "the device was removed",
+}
 
 
 class IssuanceRefused(Exception):  # noqa: N818
@@ -284,6 +290,13 @@ class ProvidoreCertificates:
         LOGGER.info(
             "Issued certificate %s to device %s", issued.serial_hex, issued.key_id
         )
+        async_fire_device_event(
+            self._hass,
+            key_id,
+            DeviceEventType.CERTIFICATE_ISSUED,
+            serial=issued.serial_hex,
+            expires=issued.not_after.isoformat(),
+        )
         self._changed(key_id)
         return issued
 
@@ -378,6 +391,12 @@ class ProvidoreCertificates:
                 await self._async_publish_crl(now)
         for key_id in revoked:
             LOGGER.info("Revoked the certificates of device %s (%s)", key_id, reason)
+            async_fire_device_event(
+                self._hass,
+                key_id,
+                DeviceEventType.CERTIFICATE_REVOKED,
+                reason=REVOCATION_REASONS.get(reason, reason.value),
+            )
             self._changed(key_id)
         return revoked
 

@@ -18,6 +18,7 @@ from homeassistant.util import dt as dt_util
 
 from .const import DOMAIN, LOGGER
 from .device_data import DeviceState
+from .device_events import DeviceEventType, async_fire_device_event
 from .firmware_catalog import (
     Firmware,
     FirmwareCatalog,
@@ -142,9 +143,16 @@ class FirmwareManager:
 
     async def async_cancel(self, key_id: str) -> None:
         """Withdraw an assigned build the device has not reported running yet."""
-        if self.pending(key_id) is None:
+        if (build := self.pending(key_id)) is None:
             raise FirmwareError("no_pending_update", key_id=key_id)
         self._withdraw(key_id)
+        async_fire_device_event(
+            self._hass,
+            key_id,
+            DeviceEventType.UPDATE_WITHDRAWN,
+            version=build.version,
+            reason="cancelled",
+        )
         await self._updates.async_save()
         LOGGER.info("Withdrew the firmware update of %s", key_id)
         self._publish(key_id, DeviceChange.UPDATE)
@@ -168,6 +176,12 @@ class FirmwareManager:
             return
         LOGGER.info("%s now runs firmware %s", key_id, firmware_version)
         self._clear_progress(key_id)
+        async_fire_device_event(
+            self._hass,
+            key_id,
+            DeviceEventType.UPDATE_COMPLETED,
+            version=firmware_version,
+        )
 
     @callback
     def _clear_failure_reached(self, key_id: str, firmware_version: str) -> None:
@@ -216,6 +230,9 @@ class FirmwareManager:
         await self._updates.async_save()
         ir.async_delete_issue(self._hass, DOMAIN, update_failed_issue_id(key_id))
         LOGGER.info("Assigned firmware %s to %s", build.version, key_id)
+        async_fire_device_event(
+            self._hass, key_id, DeviceEventType.UPDATE_ASSIGNED, version=build.version
+        )
         self._publish(key_id, DeviceChange.UPDATE)
 
     def _devices_of_type(self, firmware_type: str) -> list[str]:
@@ -269,13 +286,27 @@ class FirmwareManager:
                     build.version,
                     key_id,
                 )
+                async_fire_device_event(
+                    self._hass,
+                    key_id,
+                    DeviceEventType.UPDATE_WITHDRAWN,
+                    version=build.version,
+                    reason="the build was deleted",
+                )
         if withdrawn:
             self._hass.async_create_task(self._updates.async_save())
 
     @callback
     def _download_finished(self, key_id: str) -> None:
         now = dt_util.utcnow()
-        self.plan(key_id).downloaded_at = now
+        plan = self.plan(key_id)
+        plan.downloaded_at = now
+        async_fire_device_event(
+            self._hass,
+            key_id,
+            DeviceEventType.UPDATE_DOWNLOADED,
+            version=plan.assigned_version or "-",
+        )
         self._hass.async_create_task(self._updates.async_save())
         self._watch_reboot(key_id, now)
         self._publish(key_id, DeviceChange.UPDATE)
@@ -308,6 +339,13 @@ class FirmwareManager:
         )
         self._withdraw(key_id)
         self._clear_progress(key_id)
+        async_fire_device_event(
+            self._hass,
+            key_id,
+            DeviceEventType.UPDATE_FAILED,
+            version=build.version,
+            installed=installed,
+        )
         device = self._devices.get(key_id)
         ir.async_create_issue(
             self._hass,

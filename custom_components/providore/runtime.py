@@ -32,6 +32,7 @@ from .const import (
     SUBENTRY_TYPE_DEVICE,
 )
 from .device_data import DeviceData, DeviceDocuments, DeviceState, JsonObject
+from .device_events import DeviceEventType, async_fire_device_event
 from .device_feed import ChangeListener, DeviceFeed
 from .device_import import ImportedDevice
 from .firmware_catalog import Firmware, FirmwareCatalog
@@ -312,6 +313,7 @@ class ProvidoreRuntime:
         """Give a device a new random secret key; the old one is refused at once."""
         await self.async_store_secrets({key_id: generate_secret_key()})
         LOGGER.info("Generated a new secret key for %s", key_id)
+        async_fire_device_event(self.hass, key_id, DeviceEventType.KEY_ROTATED)
 
     # --- what devices report -------------------------------------------------------
 
@@ -344,6 +346,13 @@ class ProvidoreRuntime:
             return
         state.request_created_at = signed.created_at
         state.request_signature = signed.signature
+        if state.last_seen is None:
+            async_fire_device_event(
+                self.hass,
+                key_id,
+                DeviceEventType.FIRST_SEEN,
+                address=address or "an unknown address",
+            )
         state.last_seen = now
         changes = DeviceChange.LAST_SEEN
         if state.address != address:
