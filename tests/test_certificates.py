@@ -50,6 +50,7 @@ CA_STORE = f"{DOMAIN}.ca"
 _WRITE_TO_DISK = Store._async_write_data
 CERTIFICATES_STORE = f"{DOMAIN}.certificates"
 SENSOR = "sensor.garden_sensor_certificate_expires"
+STATUS = "sensor.garden_sensor_certificate"
 BUTTON = "button.garden_sensor_revoke_certificate"
 YEAR = timedelta(days=365)
 
@@ -206,6 +207,61 @@ async def test_sensor_follows_the_certificate(
     state = hass.states.get(SENSOR)
     assert state.state == issued.not_after.isoformat()
     assert state.attributes["device_class"] == "timestamp"
+
+
+async def test_certificate_status_follows_the_newest_certificate(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    status = hass.states.get(STATUS)
+    assert status.state == "none"
+    assert status.attributes["options"] == ["valid", "revoked", "expired", "none"]
+    assert status.attributes["device_class"] == "enum"
+
+    await _issue(hass, init_integration)
+    assert hass.states.get(STATUS).state == "valid"
+    await init_integration.runtime_data.async_revoke_certificates(KEY_ID)
+    await hass.async_block_till_done()
+    assert hass.states.get(STATUS).state == "revoked"
+    assert hass.states.get(SENSOR).state == STATE_UNKNOWN
+
+    # A new certificate is valid again, and turns Expired the moment it expires.
+    issued = await _issue(hass, init_integration)
+    assert hass.states.get(STATUS).state == "valid"
+    freezer.move_to(issued.not_after - timedelta(seconds=1))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert hass.states.get(STATUS).state == "valid"
+    freezer.move_to(issued.not_after)
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert hass.states.get(STATUS).state == "expired"
+    assert hass.states.get(SENSOR).state == issued.not_after.isoformat()
+
+    # The daily revocation list drops expired records, but for the device's newest.
+    await _certificates(init_integration).async_publish_crl()
+    assert await hass.config_entries.async_reload(init_integration.entry_id)
+    await hass.async_block_till_done()
+    assert hass.states.get(STATUS).state == "expired"
+    assert hass.states.get(SENSOR).state == issued.not_after.isoformat()
+    assert _certificates(init_integration).newest(KEY_ID) == issued
+
+
+async def test_a_removed_device_keeps_no_expired_record(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    issued = await _issue(hass, init_integration)
+    freezer.move_to(issued.not_after + timedelta(seconds=1))
+    subentry_id = next(iter(init_integration.subentries))
+    hass.config_entries.async_remove_subentry(init_integration, subentry_id)
+    await hass.async_block_till_done()
+    certificates = _certificates(init_integration)
+    await certificates.async_publish_crl()  # daily
+    assert certificates.newest(KEY_ID) is None
+    assert certificates.status(KEY_ID, dt_util.utcnow()) == "none"
 
 
 async def test_button_revokes(

@@ -61,12 +61,14 @@ async def test_device_and_entities_belong_to_the_subentry(
     assert sorted(entity.unique_id for entity in entities) == [
         f"{KEY_ID}_address",
         f"{KEY_ID}_automatic_updates",
+        f"{KEY_ID}_certificate",
         f"{KEY_ID}_certificate_expires",
         f"{KEY_ID}_connectivity",
         f"{KEY_ID}_firmware",
         f"{KEY_ID}_firmware_version",
         f"{KEY_ID}_last_seen",
         f"{KEY_ID}_revoke_certificate",
+        f"{KEY_ID}_status",
     ]
 
 

@@ -20,7 +20,7 @@ from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.util import dt as dt_util
 
 from .certificate_authority import CertificateAuthority, CertificateUsage
-from .certificates import IssuedCertificate, ProvidoreCertificates
+from .certificates import CertificateStatus, IssuedCertificate, ProvidoreCertificates
 from .const import (
     CONF_CA_FINGERPRINT,
     CONF_CERTIFICATE_USAGE,
@@ -120,7 +120,10 @@ class ProvidoreRuntime:
         await runtime._updates.async_load()
         await runtime._catalog.async_load()
         runtime._certificates = await ProvidoreCertificates.async_load(
-            hass, entry.data.get(CONF_CA_FINGERPRINT), runtime._certificates_changed
+            hass,
+            entry.data.get(CONF_CA_FINGERPRINT),
+            runtime.devices,
+            runtime._certificates_changed,
         )
         runtime._record_ca(runtime._certificates.authority)
         return runtime
@@ -481,6 +484,14 @@ class ProvidoreRuntime:
     def current_certificate(self, key_id: str) -> IssuedCertificate | None:
         """Return the device's newest valid certificate."""
         return self._certificates.current(key_id, dt_util.utcnow())
+
+    def newest_certificate(self, key_id: str) -> IssuedCertificate | None:
+        """Return the certificate issued to the device last, even revoked or expired."""
+        return self._certificates.newest(key_id)
+
+    def certificate_status(self, key_id: str) -> CertificateStatus:
+        """Return whether the device's newest certificate is valid, revoked or expired."""
+        return self._certificates.status(key_id, dt_util.utcnow())
 
     async def async_issue_certificate(
         self, key_id: str, csr_pem: bytes
