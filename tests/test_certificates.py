@@ -11,8 +11,7 @@ from unittest.mock import patch
 
 from cryptography import x509
 from freezegun.api import FrozenDateTimeFactory
-from homeassistant.components.button import SERVICE_PRESS
-from homeassistant.const import ATTR_ENTITY_ID, STATE_UNKNOWN
+from homeassistant.const import STATE_UNKNOWN
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.core_config import async_process_ha_core_config
 from homeassistant.exceptions import ServiceValidationError, Unauthorized
@@ -51,7 +50,6 @@ _WRITE_TO_DISK = Store._async_write_data
 CERTIFICATES_STORE = f"{DOMAIN}.certificates"
 SENSOR = "sensor.garden_sensor_certificate_expires"
 STATUS = "sensor.garden_sensor_certificate"
-BUTTON = "button.garden_sensor_revoke_certificate"
 YEAR = timedelta(days=365)
 
 
@@ -264,26 +262,6 @@ async def test_a_removed_device_keeps_no_expired_record(
     assert certificates.status(KEY_ID, dt_util.utcnow()) == "none"
 
 
-async def test_button_revokes(
-    hass: HomeAssistant, init_integration: MockConfigEntry
-) -> None:
-    issued = await _issue(hass, init_integration)
-    await hass.services.async_call(
-        "button", SERVICE_PRESS, {ATTR_ENTITY_ID: BUTTON}, blocking=True
-    )
-    await hass.async_block_till_done()
-    assert hass.states.get(SENSOR).state == STATE_UNKNOWN
-    entry = _revoked_serials(_certificates(init_integration))[issued.serial]
-    assert len(entry.extensions) == 0  # reason unspecified: left out
-
-    # Nothing left to revoke.
-    with pytest.raises(ServiceValidationError) as err:
-        await hass.services.async_call(
-            "button", SERVICE_PRESS, {ATTR_ENTITY_ID: BUTTON}, blocking=True
-        )
-    assert err.value.translation_key == "no_certificate"
-
-
 async def test_revoke_certificate_service(
     hass: HomeAssistant, init_integration: MockConfigEntry
 ) -> None:
@@ -292,8 +270,10 @@ async def test_revoke_certificate_service(
         DOMAIN, "revoke_certificate", {"key_id": KEY_ID}, blocking=True
     )
     await hass.async_block_till_done()
-    assert issued.serial in _revoked_serials(_certificates(init_integration))
+    entry = _revoked_serials(_certificates(init_integration))[issued.serial]
+    assert len(entry.extensions) == 0  # reason unspecified: left out
     assert hass.states.get(SENSOR).state == STATE_UNKNOWN
+    assert hass.states.get(STATUS).state == "revoked"
 
     with pytest.raises(ServiceValidationError) as err:
         await hass.services.async_call(

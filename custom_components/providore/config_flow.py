@@ -15,6 +15,7 @@ from homeassistant.config_entries import (
 )
 from homeassistant.const import CONF_NAME, CONF_PASSWORD
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.selector import (
     BooleanSelector,
@@ -160,6 +161,7 @@ class ProvidoreConfigFlow(ConfigFlow, domain=DOMAIN):
     """Create the one Providore hub."""
 
     VERSION = 1
+    MINOR_VERSION = 2
 
     async def async_step_user(
         self, user_input: dict[str, Any] | None = None
@@ -388,6 +390,20 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
     async def async_step_reconfigure(
         self, user_input: dict[str, Any] | None = None
     ) -> SubentryFlowResult:
+        """Offer what can be done to the device."""
+        subentry = self._get_reconfigure_subentry()
+        return self.async_show_menu(
+            step_id="reconfigure",
+            menu_options=["settings", "revoke_certificate"],
+            description_placeholders={
+                "key_id": subentry.data[CONF_KEY_ID],
+                "name": subentry.title,
+            },
+        )
+
+    async def async_step_settings(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
         """Rename the device, change its firmware type or document, or rotate its key."""
         if (runtime := async_get_loaded_runtime(self.hass)) is None:
             return self.async_abort(reason="not_loaded")
@@ -436,12 +452,45 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
         if (default := runtime.documents(key_id).get("default")) is not None:
             suggested[CONF_CONFIG] = default
         return self.async_show_form(
-            step_id="reconfigure",
+            step_id="settings",
             data_schema=self.add_suggested_values_to_schema(
                 RECONFIGURE_DEVICE_SCHEMA, user_input or suggested
             ),
             errors=errors,
             description_placeholders={"key_id": key_id, "name": subentry.title},
+        )
+
+    async def async_step_revoke_certificate(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Show the device's certificate and revoke it once the user confirms."""
+        if (runtime := async_get_loaded_runtime(self.hass)) is None:
+            return self.async_abort(reason="not_loaded")
+        subentry = self._get_reconfigure_subentry()
+        key_id: str = subentry.data[CONF_KEY_ID]
+        placeholders = {"name": subentry.title, "key_id": key_id}
+        if (current := runtime.current_certificate(key_id)) is None:
+            return self.async_abort(
+                reason="no_certificate", description_placeholders=placeholders
+            )
+        if user_input is not None:
+            try:
+                await runtime.async_revoke_certificates(key_id)
+            except ServiceValidationError:  # revoked meanwhile, or expired
+                return self.async_abort(
+                    reason="no_certificate", description_placeholders=placeholders
+                )
+            return self.async_abort(
+                reason="certificate_revoked", description_placeholders=placeholders
+            )
+        return self.async_show_form(
+            step_id="revoke_certificate",
+            data_schema=vol.Schema({}),
+            description_placeholders=placeholders
+            | {
+                "serial": current.serial_hex,
+                "expires": current.not_after.date().isoformat(),
+            },
         )
 
     def _key_ids_in_use(self) -> set[str]:
