@@ -25,6 +25,7 @@ from homeassistant.helpers.selector import (
     NumberSelectorConfig,
     NumberSelectorMode,
     ObjectSelector,
+    SelectOptionDict,
     SelectSelector,
     SelectSelectorConfig,
     SelectSelectorMode,
@@ -36,6 +37,7 @@ import voluptuous as vol
 
 from .certificate_authority import CAImportError, CertificateUsage
 from .const import (
+    CONF_BUILD,
     CONF_CA_CERTIFICATE,
     CONF_CA_PRIVATE_KEY,
     CONF_CERTIFICATE_USAGE,
@@ -62,6 +64,14 @@ from .const import (
     SUBENTRY_TYPE_DEVICE,
 )
 from .firmware_catalog import Firmware, FirmwareError
+from .firmware_manager import BuildUsage
+from .firmware_overview import (
+    build_choice,
+    names_text,
+    size_text,
+    table_rows,
+    uploaded_text,
+)
 from .protocol import (
     generate_key_id,
     generate_secret_key,
@@ -196,14 +206,22 @@ class ProvidoreConfigFlow(ConfigFlow, domain=DOMAIN):
 
 
 class ProvidoreOptionsFlow(OptionsFlow):
-    """Change the hub settings, upload a firmware build, or import a CA."""
+    """Change the hub settings, upload, list or delete firmware builds, import a CA."""
+
+    _chosen_build: BuildUsage
 
     async def async_step_init(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """Offer what can be done."""
         return self.async_show_menu(
-            step_id="init", menu_options=["settings", "upload_firmware", "import_ca"]
+            step_id="init",
+            menu_options=[
+                "settings",
+                "upload_firmware",
+                "firmware_builds",
+                "import_ca",
+            ],
         )
 
     async def async_step_settings(
@@ -258,6 +276,78 @@ class ProvidoreOptionsFlow(OptionsFlow):
                 self._upload_schema(runtime), user_input or {}
             ),
             errors=errors,
+        )
+
+    async def async_step_firmware_builds(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Show every build and who runs or awaits it; choose one to delete."""
+        if (runtime := async_get_loaded_runtime(self.hass)) is None:
+            return self.async_abort(reason="not_loaded")
+        usage = {build_choice(entry.build): entry for entry in runtime.build_usage()}
+        if not usage:
+            return self.async_abort(reason="no_firmware_builds")
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            if (chosen := usage.get(user_input[CONF_BUILD])) is not None:
+                self._chosen_build = chosen
+                return await self.async_step_delete_build()
+            errors[CONF_BUILD] = "build_not_found"  # deleted meanwhile
+        return self.async_show_form(
+            step_id="firmware_builds",
+            data_schema=vol.Schema(
+                {
+                    vol.Required(CONF_BUILD): SelectSelector(
+                        SelectSelectorConfig(
+                            options=[
+                                SelectOptionDict(
+                                    value=choice,
+                                    label=f"{entry.build.firmware_type} "
+                                    f"{entry.build.version}",
+                                )
+                                for choice, entry in usage.items()
+                            ],
+                            mode=SelectSelectorMode.DROPDOWN,
+                        )
+                    )
+                }
+            ),
+            errors=errors,
+            description_placeholders={"builds": table_rows(usage.values())},
+        )
+
+    async def async_step_delete_build(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Say what deleting the chosen build does; delete it once the user confirms."""
+        if (runtime := async_get_loaded_runtime(self.hass)) is None:
+            return self.async_abort(reason="not_loaded")
+        chosen = self._chosen_build
+        build = chosen.build
+        placeholders = {
+            CONF_FIRMWARE_TYPE: build.firmware_type,
+            CONF_VERSION: build.version,
+        }
+        if user_input is not None:
+            try:
+                await runtime.async_delete_build(build.firmware_type, build.version)
+            except FirmwareError:  # deleted meanwhile
+                return self.async_abort(
+                    reason="build_not_found", description_placeholders=placeholders
+                )
+            return self.async_abort(
+                reason="firmware_deleted", description_placeholders=placeholders
+            )
+        return self.async_show_form(
+            step_id="delete_build",
+            data_schema=vol.Schema({}),
+            description_placeholders=placeholders
+            | {
+                "size": size_text(build.size),
+                "uploaded": uploaded_text(build),
+                "running": names_text(chosen.running),
+                "assigned": names_text(chosen.assigned),
+            },
         )
 
     async def async_step_import_ca(

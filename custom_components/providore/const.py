@@ -34,6 +34,8 @@ CONF_VERSION: Final = "version"
 CONF_FIRMWARE_FILE: Final = "firmware_file"
 CONF_RELEASE_NOTES: Final = "release_notes"
 CONF_RELEASE_URL: Final = "release_url"
+# The Firmware builds screen: the build chosen for deletion.
+CONF_BUILD: Final = "build"
 
 # Failed requests tolerated per client address before it is throttled.
 THROTTLE_LIMIT: Final = 10

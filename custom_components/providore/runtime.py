@@ -37,7 +37,7 @@ from .device_feed import ChangeListener, DeviceFeed
 from .device_import import ImportedDevice
 from .firmware_catalog import Firmware, FirmwareCatalog
 from .firmware_delivery import FirmwareDownload
-from .firmware_manager import FirmwareManager
+from .firmware_manager import BuildUsage, FirmwareManager
 from .firmware_updates import FirmwareUpdates
 from .issues import (
     async_update_ca_issue,
@@ -442,6 +442,10 @@ class ProvidoreRuntime:
     def builds(self, firmware_type: str) -> list[Firmware]:
         """Return the builds of a type, oldest version first."""
         return self._catalog.versions(firmware_type)
+
+    def build_usage(self) -> list[BuildUsage]:
+        """Return every build and the devices that run it or are assigned it."""
+        return self._firmware.usage()
 
     async def async_prepare_download(
         self, key_id: str, key: DeviceKey, asked_version: str | None
