@@ -12,13 +12,17 @@ from homeassistant.components.update import (
 )
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.translation import async_get_translations
 
+from .const import DOMAIN
 from .entity import ProvidoreEntity, async_add_device_entities
 from .firmware_catalog import Firmware
 from .models import DeviceChange
 from .runtime import ProvidoreConfigEntry
 
 PARALLEL_UPDATES = 0
+# Where the dialog's title texts are, by what is assigned to the device (strings.json).
+TITLE_KEY = f"component.{DOMAIN}.entity.update.firmware.state_attributes.title.state"
 
 FIRMWARE_UPDATE = UpdateEntityDescription(
     key="firmware",
@@ -48,6 +52,33 @@ class ProvidoreFirmwareUpdate(ProvidoreEntity, UpdateEntity):
         | UpdateEntityFeature.PROGRESS
         | UpdateEntityFeature.RELEASE_NOTES
     )
+
+    _titles: dict[str, str]
+
+    async def async_added_to_hass(self) -> None:
+        """Read the title texts in Home Assistant's language, then follow the device."""
+        self._titles = await async_get_translations(
+            self.hass, self.hass.config.language, "entity", [DOMAIN]
+        )
+        await super().async_added_to_hass()
+
+    @property
+    def title(self) -> str | None:
+        """Return which build is assigned to the device and whether it runs it.
+
+        The more-info dialog shows it above the installed and latest versions.
+        """
+        device = self.runtime.devices.get(self.key_id)
+        if device is None or (firmware_type := device.firmware_type) is None:
+            return None
+        firmware = self.runtime.firmware
+        if (assigned := firmware.assigned(self.key_id)) is None:
+            case, version = "not_assigned", ""
+        else:
+            pending = firmware.pending(self.key_id) is not None
+            case, version = "pending" if pending else "running", assigned.version
+        text = self._titles[f"{TITLE_KEY}.{case}"]
+        return text.format(firmware_type=firmware_type, version=version)
 
     @property
     def entity_picture(self) -> str | None:
