@@ -610,6 +610,28 @@ async def test_release_notes(
     assert result["result"] == "Faster *sensor* readings."
 
 
+async def test_release_notes_say_when_there_are_none(
+    hass: HomeAssistant, client: TestClient, hass_ws_client: WebSocketGenerator
+) -> None:
+    """Never empty: Home Assistant 2025.4's dialog would wait for them forever."""
+    ws = await hass_ws_client(hass)
+
+    async def release_notes(message_id: int) -> str:
+        await ws.send_json(
+            {"id": message_id, "type": "update/release_notes", "entity_id": UPDATE}
+        )
+        result = await ws.receive_json()
+        assert result["success"]
+        notes: str = result["result"]
+        return notes
+
+    assert await release_notes(1) == (
+        "No firmware was uploaded for this device's firmware type yet."
+    )
+    await _upload(hass, NEW_VERSION)
+    assert await release_notes(2) == "No release notes were uploaded with this build."
+
+
 # --- automatic updates ---------------------------------------------------------
 
 

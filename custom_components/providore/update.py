@@ -21,8 +21,9 @@ from .models import DeviceChange
 from .runtime import ProvidoreConfigEntry
 
 PARALLEL_UPDATES = 0
-# Where the dialog's title texts are, by what is assigned to the device (strings.json).
-TITLE_KEY = f"component.{DOMAIN}.entity.update.firmware.state_attributes.title.state"
+# The dialog's texts in strings.json: its title by what is assigned to the device,
+# and what it says instead of release notes when there are none.
+TEXTS = f"component.{DOMAIN}.entity.update.firmware.state_attributes"
 
 FIRMWARE_UPDATE = UpdateEntityDescription(
     key="firmware",
@@ -53,11 +54,11 @@ class ProvidoreFirmwareUpdate(ProvidoreEntity, UpdateEntity):
         | UpdateEntityFeature.RELEASE_NOTES
     )
 
-    _titles: dict[str, str]
+    _texts: dict[str, str]
 
     async def async_added_to_hass(self) -> None:
-        """Read the title texts in Home Assistant's language, then follow the device."""
-        self._titles = await async_get_translations(
+        """Read the dialog's texts in Home Assistant's language, then follow the device."""
+        self._texts = await async_get_translations(
             self.hass, self.hass.config.language, "entity", [DOMAIN]
         )
         await super().async_added_to_hass()
@@ -77,7 +78,7 @@ class ProvidoreFirmwareUpdate(ProvidoreEntity, UpdateEntity):
         else:
             pending = firmware.pending(self.key_id) is not None
             case, version = "pending" if pending else "running", assigned.version
-        text = self._titles[f"{TITLE_KEY}.{case}"]
+        text = self._texts[f"{TEXTS}.title.state.{case}"]
         return text.format(firmware_type=firmware_type, version=version)
 
     @property
@@ -125,9 +126,16 @@ class ProvidoreFirmwareUpdate(ProvidoreEntity, UpdateEntity):
         return self.runtime.firmware.progress(self.key_id)
 
     async def async_release_notes(self) -> str | None:
-        """Return the build's full release notes."""
+        """Return the build's full release notes, or say there are none.
+
+        Never empty: Home Assistant 2025.4's dialog waits for the notes until
+        they have some text.
+        """
         build = self._shown_build
-        return build.release_notes if build else None
+        if build is not None and build.release_notes:
+            return build.release_notes
+        none = "no_release_notes" if build else "no_build"
+        return self._texts[f"{TEXTS}.release_summary.state.{none}"]
 
     async def async_install(
         self, version: str | None, backup: bool, **kwargs: Any
