@@ -413,7 +413,15 @@ async def test_diagnostics(
         hass, hass_client, init_integration, device_entry
     )
     assert device["certificate"]["serial"] == issued.serial_hex
+    assert device["certificate_status"] == "valid"
     assert int(issued.serial_hex.replace(":", ""), 16) == issued.serial
+
+    await init_integration.runtime_data.async_revoke_certificates(KEY_ID)
+    device = await get_diagnostics_for_device(
+        hass, hass_client, init_integration, device_entry
+    )
+    assert device["certificate_status"] == "revoked"
+    assert device["certificate"] is None
 
 
 async def test_expiring_ca_repair(
