@@ -237,31 +237,42 @@ async def test_a_build_deleted_while_the_confirmation_was_open(
     }
 
 
-@pytest.mark.parametrize("step", ["firmware_builds", "delete_build"])
+@pytest.mark.parametrize(
+    "steps_before",
+    [
+        [],  # the menu is open
+        [{"next_step_id": "firmware_builds"}],  # the list is open
+        # The confirmation is open.
+        [{"next_step_id": "firmware_builds"}, {"build": f"{FIRMWARE_TYPE}/1.0.0"}],
+    ],
+)
 async def test_firmware_builds_need_a_loaded_hub(
     hass: HomeAssistant,
     init_integration: MockConfigEntry,
     tmp_path: Path,
-    step: str,
+    steps_before: list[dict[str, str]],
 ) -> None:
     await _add_build(hass, tmp_path, "1.0.0")
     result = await hass.config_entries.options.async_init(init_integration.entry_id)
-    if step == "delete_build":
+    for user_input in steps_before:
         result = await hass.config_entries.options.async_configure(
-            result["flow_id"], {"next_step_id": "firmware_builds"}
+            result["flow_id"], user_input
         )
+        assert result["type"] is FlowResultType.FORM
     assert await hass.config_entries.async_unload(init_integration.entry_id)
 
-    user_input = (
-        {"next_step_id": "firmware_builds"}
-        if step == "firmware_builds"
-        else {"build": f"{FIRMWARE_TYPE}/1.0.0"}
-    )
+    next_input = (
+        [{"next_step_id": "firmware_builds"}, {"build": f"{FIRMWARE_TYPE}/1.0.0"}, {}]
+    )[len(steps_before)]
     result = await hass.config_entries.options.async_configure(
-        result["flow_id"], user_input
+        result["flow_id"], next_input
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "not_loaded"
+    # Nothing was deleted.
+    assert Path(
+        hass.config.path(DOMAIN, "firmware", FIRMWARE_TYPE, "1.0.0.bin")
+    ).exists()
 
 
 async def test_device_names_are_shown_as_they_are(

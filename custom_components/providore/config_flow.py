@@ -559,10 +559,6 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
         subentry = self._get_reconfigure_subentry()
         key_id: str = subentry.data[CONF_KEY_ID]
         placeholders = {"name": subentry.title, "key_id": key_id}
-        if (current := runtime.current_certificate(key_id)) is None:
-            return self.async_abort(
-                reason="no_certificate", description_placeholders=placeholders
-            )
         if user_input is not None:
             try:
                 await runtime.async_revoke_certificates(key_id)
@@ -572,6 +568,10 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
                 )
             return self.async_abort(
                 reason="certificate_revoked", description_placeholders=placeholders
+            )
+        if (current := runtime.current_certificate(key_id)) is None:
+            return self.async_abort(
+                reason="no_certificate", description_placeholders=placeholders
             )
         return self.async_show_form(
             step_id="revoke_certificate",
