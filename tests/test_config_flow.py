@@ -901,7 +901,6 @@ async def test_revoke_certificate_revoked_meanwhile(
 async def test_device_flows_need_a_loaded_hub(
     hass: HomeAssistant, init_integration: MockConfigEntry
 ) -> None:
-    result = await _open_reconfigure_menu(hass, init_integration)
     assert await hass.config_entries.async_unload(init_integration.entry_id)
     for step in ("settings", "revoke_certificate"):
         result = await _open_reconfigure_menu(hass, init_integration)
@@ -910,3 +909,22 @@ async def test_device_flows_need_a_loaded_hub(
         )
         assert result["type"] is FlowResultType.ABORT
         assert result["reason"] == "not_loaded"
+    result = await hass.config_entries.subentries.async_init(
+        (init_integration.entry_id, SUBENTRY_TYPE_DEVICE),
+        context={"source": SOURCE_USER},
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "not_loaded"
+
+
+@pytest.mark.parametrize("step", ["upload_firmware", "import_ca"])
+async def test_hub_options_need_a_loaded_hub(
+    hass: HomeAssistant, init_integration: MockConfigEntry, step: str
+) -> None:
+    assert await hass.config_entries.async_unload(init_integration.entry_id)
+    result = await hass.config_entries.options.async_init(init_integration.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"next_step_id": step}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "not_loaded"
