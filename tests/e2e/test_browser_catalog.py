@@ -229,6 +229,8 @@ def revoke_the_certificate(
     shots: Screenshots,
 ) -> None:
     """Revoke from the device's Configure menu, confirm, then see Revoked."""
+    # A fresh page: the one a flow just closed on may still be redrawing its rows.
+    page.goto(f"{home_assistant.url}/config/integrations/integration/providore")
     device_row = page.locator("ha-md-list-item").filter(has_text=DEVICE_NAME).first
     device_row.get_by_role("button", name="Configure").click()
     flow = page.locator("dialog-data-entry-flow")
