@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 STORE_NAME: Final = "rollouts"
 DEFAULT_WAVES: Final = "1, 10%"
 DEFAULT_HEALTHY_FOR: Final = timedelta(minutes=10)
+MAX_HEALTHY_FOR: Final = timedelta(days=7)
 DEFAULT_MAX_FAILED_PERCENT: Final = 10
 # Device steps are saved within this many seconds, batched; control actions at once.
 SAVE_DELAY: Final = 1
@@ -168,8 +169,12 @@ class Rollouts:
     # --- what entities, diagnostics and flows read ----------------------------------
 
     def get(self, firmware_type: str) -> Rollout | None:
-        """Return the newest rollout of a firmware type."""
+        """Return the newest rollout of a firmware type, if it had one."""
         return self._rollouts.get(firmware_type)
+
+    def rollout(self, firmware_type: str) -> Rollout:
+        """Return the newest rollout of a type that had one (KeyError otherwise)."""
+        return self._rollouts[firmware_type]
 
     def firmware_types(self) -> list[str]:
         """Return every firmware type that had a rollout."""
@@ -205,7 +210,9 @@ class Rollouts:
         try:
             sizes = parse_waves(request.waves)
         except InvalidWavesError as err:
-            raise RolloutError("invalid_waves", "waves", waves=request.waves) from err
+            raise RolloutError(
+                "rollout_invalid_waves", "waves", waves=request.waves
+            ) from err
         window = _window(request.window_start, request.window_end)
         now = dt_util.utcnow()
         rollout = Rollout.plan(
