@@ -216,6 +216,24 @@ def test_a_verifying_device_that_reports_another_version_failed() -> None:
     assert rollout.devices[DEVICES[0]].reason is Reason.ROLLED_BACK
 
 
+def test_a_gate_without_time_online_passes_on_the_report() -> None:
+    """Healthy for no time: reporting the build is enough."""
+    rollout = Rollout.plan(
+        firmware_type="sensor",
+        version="1.1.0",
+        sha256="ab" * 32,
+        key_ids=DEVICES[:1],
+        sizes=(),
+        gate=HealthGate(timedelta(0), 0),
+        window=None,
+        now=NOW,
+    )
+    rollout.start(DEVICES[0], NOW)
+    assert rollout.reported(DEVICES[0], "1.1.0", NOW)
+    assert rollout.devices[DEVICES[0]].step is Step.HEALTHY
+    assert rollout.settle(NOW) == Settled(completed=True)
+
+
 def test_steps_only_move_forward() -> None:
     """A transition from the wrong step does nothing."""
     rollout = _rollout(DEVICES[:2])

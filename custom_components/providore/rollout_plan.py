@@ -332,12 +332,15 @@ class Rollout:
     def reported(self, key_id: str, version: str | None, now: datetime) -> bool:
         """Note the version a started device reports; return whether its step moved.
 
-        The build moves it on to verifying; another version while verifying fails it.
+        The build moves it on to verifying (or at once to healthy, when the gate
+        asks for no time online); another version while verifying fails it.
         """
         progress = self.devices[key_id]
         if progress.step is Step.UPDATING and version == self.version:
             self._move(key_id, {Step.UPDATING}, Step.VERIFYING)
             progress.reported_at = now
+            if not self.gate.healthy_for:
+                self._move(key_id, {Step.VERIFYING}, Step.HEALTHY)
             return True
         if progress.step is Step.VERIFYING and version != self.version:
             return self.fail(key_id, Reason.ROLLED_BACK)

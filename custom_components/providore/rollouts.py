@@ -439,22 +439,23 @@ class Rollouts:
     def _device_history(self, event: Event[dict[str, Any]]) -> None:
         """React to a followed device's update being assigned, downloaded or ending."""
         key_id: str = event.data["key_id"]
-        if (rollout := self._index.get(key_id)) is None:
-            return
+        rollout = self._index[key_id]  # the event filter let only these through
         kind, version = event.data["type"], event.data.get("version")
-        step = rollout.devices[key_id].step
-        if kind == DeviceEventType.UPDATE_ASSIGNED and version != rollout.version:
-            changed = self._leave(rollout, key_id, Reason.REPLACED)
-        elif kind == DeviceEventType.UPDATE_ASSIGNED and step is Step.QUEUED:
-            # Installed by hand ahead of its wave.
-            changed = rollout.start(key_id, dt_util.utcnow())
-            self._arm(rollout, key_id)
-        elif version != rollout.version or step is not Step.UPDATING:
-            changed = False
+        if kind == DeviceEventType.UPDATE_ASSIGNED:
+            if version != rollout.version:
+                changed = self._leave(rollout, key_id, Reason.REPLACED)
+            # Installed by hand ahead of its wave: it is started.
+            elif changed := rollout.start(key_id, dt_util.utcnow()):
+                self._arm(rollout, key_id)
+        elif (
+            version != rollout.version
+            or rollout.devices[key_id].step is not Step.UPDATING
+        ):
+            return
         elif kind == DeviceEventType.UPDATE_DOWNLOADED:
             # The firmware manager now waits for the reboot, for the update timeout.
             self._cancel_timer(key_id)
-            changed = False
+            return
         elif kind == DeviceEventType.UPDATE_FAILED:
             online = self._runtime.is_online(key_id)
             reason = Reason.ROLLED_BACK if online else Reason.NO_REPORT
@@ -462,7 +463,7 @@ class Rollouts:
         elif kind == DeviceEventType.UPDATE_WITHDRAWN:
             changed = self._leave(rollout, key_id, Reason.WITHDRAWN)
         else:
-            changed = False
+            return
         if changed:
             self._changed(rollout)
 
@@ -493,8 +494,9 @@ class Rollouts:
             return False
         rollout.start(key_id, now)
         if self._runtime.state(key_id).firmware_version == rollout.version:
-            rollout.reported(key_id, rollout.version, now)
-        elif firmware.pending(key_id) != build:
+            self._reported(rollout, key_id, now)
+            return True
+        if firmware.pending(key_id) != build:
             firmware.assign(key_id, build)
         self._arm(rollout, key_id)
         return True
@@ -504,7 +506,7 @@ class Rollouts:
         version = self._runtime.state(key_id).firmware_version
         if not rollout.reported(key_id, version, now):
             return False
-        if rollout.devices[key_id].step is Step.FAILED:
+        if rollout.devices[key_id].step in FINISHED:
             self._finished(rollout, key_id)
         else:
             self._arm(rollout, key_id)
