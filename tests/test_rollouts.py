@@ -565,8 +565,11 @@ async def test_automatic_updates_of_a_device_in_a_rollout_follow_the_rollout(
     await fleet.start(waves="1", devices=_device_ids(fleet, [inside]))
     assert fleet.pending() == [inside]
     await fleet.upload("1.2.0")
-    assert (build := runtime.firmware.pending(inside)) and build.version == NEW_VERSION
-    assert (build := runtime.firmware.pending(outside)) and build.version == "1.2.0"
+    pending = {key_id: runtime.firmware.pending(key_id) for key_id in (inside, outside)}
+    assert {key_id: build and build.version for key_id, build in pending.items()} == {
+        inside: NEW_VERSION,
+        outside: "1.2.0",
+    }
 
 
 async def test_an_update_assigned_before_the_rollout_waits_for_its_wave(
