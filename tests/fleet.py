@@ -7,7 +7,7 @@ the device API reports it), and reboots into a version by calling with it.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +97,22 @@ def store_secrets(hass_storage: dict[str, Any], entry: MockConfigEntry) -> None:
             for subentry in entry.subentries.values()
         },
     }
+
+
+async def async_set_up_fleet(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    freezer: FrozenDateTimeFactory,
+    size: int = 20,
+) -> Fleet:
+    """Set up a hub of `size` devices (and one of another type), at noon local time."""
+    freezer.move_to(datetime(2025, 5, 1, 12, tzinfo=dt_util.get_default_time_zone()))
+    entry = fleet_entry(size, others=1)
+    store_secrets(hass_storage, entry)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    return Fleet(hass, freezer, entry)
 
 
 class Fleet:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
@@ -41,6 +41,7 @@ from .fleet import (
     ROLLOUT_WAVE,
     UPDATE_TIMEOUT,
     Fleet,
+    async_set_up_fleet,
     fleet_entry,
     key_id_of,
     store_secrets,
@@ -58,15 +59,9 @@ async def fleet(
     request: pytest.FixtureRequest,
 ) -> Fleet:
     """Return a hub of 20 online devices running 1.0.0, with build 1.1.0 uploaded."""
-    # Noon in Home Assistant's time zone.
-    freezer.move_to(datetime(2025, 5, 1, 12, tzinfo=dt_util.get_default_time_zone()))
-    size = getattr(request, "param", 20)
-    entry = fleet_entry(size, others=1)
-    store_secrets(hass_storage, entry)
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    fleet = Fleet(hass, freezer, entry)
+    fleet = await async_set_up_fleet(
+        hass, hass_storage, freezer, getattr(request, "param", 20)
+    )
     await fleet.upload()
     fleet.call_all()
     return fleet

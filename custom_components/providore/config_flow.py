@@ -206,7 +206,12 @@ START_ROLLOUT_FIELDS = {
     vol.Optional(CONF_WINDOW_START): TimeSelector(),
     vol.Optional(CONF_WINDOW_END): TimeSelector(),
 }
-ROLLOUT_ACTIONS = ("pause", "resume", "cancel")
+# Each action of the manage step, and the message that confirms it.
+ROLLOUT_ACTIONS = {
+    "pause": "rollout_paused",
+    "resume": "rollout_resumed",
+    "cancel": "rollout_cancelled",
+}
 
 
 def _settings(user_input: dict[str, Any]) -> dict[str, int]:
@@ -428,7 +433,7 @@ class ProvidoreOptionsFlow(OptionsFlow):
                 errors[CONF_ROLLOUT_ACTION] = err.translation_key or "unknown"
             else:
                 return self.async_abort(
-                    reason=f"rollout_{action}d",
+                    reason=ROLLOUT_ACTIONS[action],
                     description_placeholders={CONF_FIRMWARE_TYPE: firmware_type},
                 )
         schema = vol.Schema(
