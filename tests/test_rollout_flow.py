@@ -91,7 +91,7 @@ async def test_start_a_rollout(hass: HomeAssistant, fleet: Fleet) -> None:
     assert _options(schema, "build") == [f"{FIRMWARE_TYPE} 1.2.0", BUILD]
     assert _suggested(schema) == {
         "waves": "1, 10%",
-        "healthy_for": {"seconds": 600},
+        "healthy_for": {"hours": 0, "minutes": 10, "seconds": 0},
         "max_failed_percent": 10,
     }
 

@@ -664,9 +664,13 @@ async def test_requests_of_devices_waiting_write_nothing(fleet: Fleet) -> None:
 
 
 def test_odd_rollout_events_never_break_the_logbook() -> None:
-    """Unknown kinds and missing details show the kind."""
+    """Unknown kinds and missing details show the kind; one of a kind is singular."""
     assert describe("something_new", {}) == "something_new"
     assert describe("started", {}) == "started"
+    assert describe(
+        "started",
+        {"firmware_type": "t", "version": "2", "devices": "1", "waves": "1"},
+    ) == ("started rolling out t firmware 2 to 1 device in 1 wave")
 
 
 def _device_ids(fleet: Fleet, key_ids: list[str]) -> list[str]:

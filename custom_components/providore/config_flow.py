@@ -183,7 +183,11 @@ RECONFIGURE_DEVICE_SCHEMA = vol.Schema(
 
 START_ROLLOUT_DEFAULTS = {
     CONF_WAVES: DEFAULT_WAVES,
-    CONF_HEALTHY_FOR: {"seconds": DEFAULT_HEALTHY_FOR.total_seconds()},
+    CONF_HEALTHY_FOR: {
+        "hours": DEFAULT_HEALTHY_FOR.seconds // 3600,
+        "minutes": DEFAULT_HEALTHY_FOR.seconds // 60 % 60,
+        "seconds": DEFAULT_HEALTHY_FOR.seconds % 60,
+    },
     CONF_MAX_FAILED_PERCENT: DEFAULT_MAX_FAILED_PERCENT,
 }
 START_ROLLOUT_FIELDS = {

@@ -34,12 +34,12 @@ class RolloutEventType(StrEnum):
 # The Logbook's line for each event (after the hub's name), filled from its details.
 MESSAGES: Final[dict[RolloutEventType, str]] = {
     RolloutEventType.STARTED: (
-        "started rolling out {firmware_type} firmware {version} to {devices} "
-        "devices in {waves} waves"
+        "started rolling out {firmware_type} firmware {version} to {devices_count} "
+        "in {waves_count}"
     ),
     RolloutEventType.WAVE_STARTED: (
         "started wave {wave} of {waves} of the {firmware_type} rollout "
-        "({devices} devices)"
+        "({devices_count})"
     ),
     RolloutEventType.PAUSED: "paused the {firmware_type} rollout",
     RolloutEventType.RESUMED: "resumed the {firmware_type} rollout",
@@ -82,7 +82,12 @@ def async_fire_rollout_event(
 
 def describe(event_type: str, details: dict[str, str]) -> str:
     """Return the Logbook line of an event (never failing on odd data)."""
+    counted = {
+        f"{key}_count": f"{details[key]} {noun}{'' if details[key] == '1' else 's'}"
+        for key, noun in (("devices", "device"), ("waves", "wave"))
+        if key in details
+    }
     try:
-        return MESSAGES[RolloutEventType(event_type)].format_map(details)
+        return MESSAGES[RolloutEventType(event_type)].format_map(details | counted)
     except (ValueError, KeyError):
         return event_type
