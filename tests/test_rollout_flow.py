@@ -245,6 +245,7 @@ async def test_pause_resume_and_cancel_from_the_menu(
     result = await manage("pause")
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {"rollout_action": "rollout_not_running"}
+    assert result["description_placeholders"] == {"firmware_type": FIRMWARE_TYPE}
 
     result = await manage("resume")
     assert result["reason"] == "rollout_resumed"

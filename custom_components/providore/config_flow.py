@@ -428,6 +428,7 @@ class ProvidoreOptionsFlow(OptionsFlow):
         if not active:
             return self.async_abort(reason="no_active_rollout")
         errors: dict[str, str] = {}
+        placeholders: dict[str, str] = {}
         if user_input is not None:
             firmware_type = user_input[CONF_ROLLOUT]
             action = user_input[CONF_ROLLOUT_ACTION]
@@ -435,6 +436,7 @@ class ProvidoreOptionsFlow(OptionsFlow):
                 await _async_control(rollouts, firmware_type, action)
             except RolloutError as err:
                 errors[CONF_ROLLOUT_ACTION] = err.translation_key or "unknown"
+                placeholders = dict(err.translation_placeholders or {})
             else:
                 return self.async_abort(
                     reason=ROLLOUT_ACTIONS[action],
@@ -470,6 +472,7 @@ class ProvidoreOptionsFlow(OptionsFlow):
                 schema, user_input or {CONF_ROLLOUT: active[0]}
             ),
             errors=errors,
+            description_placeholders=placeholders,
         )
 
     def _upload_schema(self, runtime: ProvidoreRuntime) -> vol.Schema:

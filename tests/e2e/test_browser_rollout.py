@@ -161,7 +161,7 @@ def start_rollout(page: Page, api: HomeAssistantApi, shots: Screenshots) -> None
 
     expect(flow.get_by_text("Rollout started", exact=True)).to_be_visible()
     expect(flow).to_contain_text(
-        f"Firmware {FIRMWARE_TYPE} {NEW_VERSION} goes to 4 devices in 3 waves."
+        f"Rolling out firmware {FIRMWARE_TYPE} {NEW_VERSION}. Devices: 4; waves: 3."
     )
     shots.take(page, "rollout-started")
     flow.locator("mwc-button", has_text="Close").click()
