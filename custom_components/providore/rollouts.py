@@ -300,9 +300,11 @@ class Rollouts:
 
     def _build(self, firmware_type: str, version: str | None) -> Firmware:
         catalog = self._runtime.firmware.catalog
-        build = catalog.get(firmware_type, version) if version else None
-        if version is None:
-            build = catalog.latest(firmware_type)
+        build = (
+            catalog.get(firmware_type, version)
+            if version
+            else catalog.latest(firmware_type)
+        )
         if build is None:
             raise RolloutError(
                 "rollout_unknown_firmware",
