@@ -256,7 +256,9 @@ async def test_pause_resume_and_cancel_from_the_menu(
     assert rollouts.rollout(FIRMWARE_TYPE).state == "cancelled"
 
 
-@pytest.mark.parametrize("step", ["start_rollout", "manage_rollout"])
+@pytest.mark.parametrize(
+    "step", ["start_rollout", "manage_rollout", "upload_firmware", "import_ca"]
+)
 async def test_steps_need_a_loaded_hub(
     hass: HomeAssistant, fleet: Fleet, step: str
 ) -> None:
@@ -265,3 +267,20 @@ async def test_steps_need_a_loaded_hub(
     result = await _step(hass, fleet, step)
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "not_loaded"
+
+
+async def test_device_flows_need_a_loaded_hub(
+    hass: HomeAssistant, fleet: Fleet
+) -> None:
+    """Adding or reconfiguring a device while the hub is unloaded says so."""
+    entry = fleet.entry
+    subentry = next(iter(entry.subentries.values()))
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    added = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, "device"), context={"source": "user"}
+    )
+    changed = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, "device"),
+        context={"source": "reconfigure", "subentry_id": subentry.subentry_id},
+    )
+    assert [added["reason"], changed["reason"]] == ["not_loaded", "not_loaded"]
