@@ -186,6 +186,8 @@ async def _open_settings(hass: HomeAssistant, entry: MockConfigEntry) -> Any:
         "settings",
         "upload_firmware",
         "firmware_builds",
+        "start_rollout",
+        "manage_rollout",
         "import_ca",
     ]
     result = await hass.config_entries.options.async_configure(
@@ -898,7 +900,7 @@ async def test_revoke_certificate_revoked_meanwhile(
     assert result["reason"] == "no_certificate"
 
 
-async def test_device_flows_need_a_loaded_hub(
+async def test_reconfigure_steps_need_a_loaded_hub(
     hass: HomeAssistant, init_integration: MockConfigEntry
 ) -> None:
     assert await hass.config_entries.async_unload(init_integration.entry_id)
@@ -909,22 +911,3 @@ async def test_device_flows_need_a_loaded_hub(
         )
         assert result["type"] is FlowResultType.ABORT
         assert result["reason"] == "not_loaded"
-    result = await hass.config_entries.subentries.async_init(
-        (init_integration.entry_id, SUBENTRY_TYPE_DEVICE),
-        context={"source": SOURCE_USER},
-    )
-    assert result["type"] is FlowResultType.ABORT
-    assert result["reason"] == "not_loaded"
-
-
-@pytest.mark.parametrize("step", ["upload_firmware", "import_ca"])
-async def test_hub_options_need_a_loaded_hub(
-    hass: HomeAssistant, init_integration: MockConfigEntry, step: str
-) -> None:
-    assert await hass.config_entries.async_unload(init_integration.entry_id)
-    result = await hass.config_entries.options.async_init(init_integration.entry_id)
-    result = await hass.config_entries.options.async_configure(
-        result["flow_id"], {"next_step_id": step}
-    )
-    assert result["type"] is FlowResultType.ABORT
-    assert result["reason"] == "not_loaded"

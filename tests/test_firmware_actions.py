@@ -497,6 +497,8 @@ async def test_options_menu(
         "settings",
         "upload_firmware",
         "firmware_builds",
+        "start_rollout",
+        "manage_rollout",
         "import_ca",
     ]
 

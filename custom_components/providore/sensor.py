@@ -22,6 +22,7 @@ from .certificates import CertificateStatus
 from .const import LAST_SEEN_RESOLUTION
 from .entity import ProvidoreEntity, async_add_device_entities
 from .models import DeviceChange, DeviceProfile
+from .rollout_sensors import async_add_rollout_sensors
 from .runtime import ProvidoreConfigEntry, ProvidoreRuntime
 
 PARALLEL_UPDATES = 0
@@ -115,7 +116,7 @@ async def async_setup_entry(
     entry: ProvidoreConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the sensors of every device."""
+    """Add the sensors of every device, and of each firmware type's rollouts."""
     async_add_device_entities(entry, async_add_entities, ProvidoreSensor, SENSORS)
     async_add_device_entities(
         entry, async_add_entities, ProvidoreCertificateSensor, [CERTIFICATE]
@@ -123,6 +124,7 @@ async def async_setup_entry(
     async_add_device_entities(
         entry, async_add_entities, ProvidoreLastSeenSensor, [LAST_SEEN]
     )
+    async_add_rollout_sensors(entry, async_add_entities)
 
 
 class ProvidoreSensor(ProvidoreEntity, SensorEntity):

@@ -58,8 +58,7 @@ def chromium_page() -> Iterator[Page]:
             executable_path=chromium_path(), args=CHROMIUM_ARGS
         )
         try:
-            # Home Assistant's service worker can reload a page on a click in a
-            # headless Chromium: the tests run without it.
+            # Home Assistant's service worker can reload the page on a click.
             context = browser.new_context(
                 viewport={"width": 1280, "height": 800}, service_workers="block"
             )
