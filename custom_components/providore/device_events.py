@@ -29,6 +29,7 @@ class DeviceEventType(StrEnum):
     CERTIFICATE_ISSUED = "certificate_issued"
     CERTIFICATE_REVOKED = "certificate_revoked"
     KEY_ROTATED = "key_rotated"
+    TOKEN_REVOKED = "token_revoked"  # noqa: S105 (an event type)
 
 
 # The Logbook's line for each event (after the device's name), filled from its details.
@@ -46,6 +47,7 @@ MESSAGES: Final[dict[DeviceEventType, str]] = {
     ),
     DeviceEventType.CERTIFICATE_REVOKED: "had its certificates revoked ({reason})",
     DeviceEventType.KEY_ROTATED: "was given a new secret key",
+    DeviceEventType.TOKEN_REVOKED: "had its firmware token revoked",
 }
 
 
