@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
+from urllib.parse import urlsplit
 
 from homeassistant.components.file_upload import process_uploaded_file
 from homeassistant.config_entries import (
@@ -16,6 +17,7 @@ from homeassistant.config_entries import (
 from homeassistant.const import CONF_NAME, CONF_PASSWORD
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers.network import NoURLAvailableError, get_url
 from homeassistant.helpers.selector import (
     BooleanSelector,
     FileSelector,
@@ -35,6 +37,8 @@ import voluptuous as vol
 
 from .certificate_authority import CAImportError, CertificateUsage
 from .const import (
+    API_BASE_PATH,
+    CA_PATH,
     CONF_CA_CERTIFICATE,
     CONF_CA_PRIVATE_KEY,
     CONF_CERTIFICATE_USAGE,
@@ -42,6 +46,7 @@ from .const import (
     CONF_CONFIG,
     CONF_FIRMWARE_FILE,
     CONF_FIRMWARE_TYPE,
+    CONF_HOSTS,
     CONF_KEY_ID,
     CONF_MAX_CLOCK_SKEW,
     CONF_MAX_REQUEST_LIFETIME,
@@ -59,7 +64,9 @@ from .const import (
     DEFAULT_UPDATE_TIMEOUT,
     DOMAIN,
     SUBENTRY_TYPE_DEVICE,
+    SUBENTRY_TYPE_ESPHOME_DEVICE,
 )
+from .esphome_flow import EsphomeDeviceSubentryFlow
 from .firmware_catalog import Firmware, FirmwareError
 from .protocol import (
     generate_key_id,
@@ -67,7 +74,11 @@ from .protocol import (
     is_valid_key_id,
     is_valid_secret_key,
 )
-from .runtime import ProvidoreRuntime, async_get_loaded_runtime
+from .runtime import ProvidoreRuntime, async_get_loaded_runtime, key_ids_in_use
+from .server_certificate import InvalidHosts, parse_hosts
+
+# The name Home Assistant announces itself under on the local network.
+MDNS_HOST: Final = "homeassistant.local"
 
 
 def _seconds(minimum: int, maximum: int, unit: str = "s") -> NumberSelector:
@@ -118,6 +129,26 @@ IMPORT_CA_ERROR_FIELDS = {
     "password_required": CONF_PASSWORD,
     "wrong_password": CONF_PASSWORD,
 }
+
+SERVER_CERTIFICATE_SCHEMA = vol.Schema(
+    {vol.Required(CONF_HOSTS): TextSelector(TextSelectorConfig(multiple=True))}
+)
+
+
+def suggested_hosts(hass: HomeAssistant) -> list[str]:
+    """Return the host of Home Assistant's local URL (when it has one), and its mDNS name."""
+    hosts = []
+    try:
+        url = get_url(hass, allow_cloud=False, allow_external=False)
+    except NoURLAvailableError:
+        pass
+    else:
+        if host := urlsplit(url).hostname:
+            hosts.append(host)
+    if MDNS_HOST not in hosts:
+        hosts.append(MDNS_HOST)
+    return hosts
+
 
 _TEXT = TextSelector()
 _USAGE = SelectSelector(
@@ -189,19 +220,28 @@ class ProvidoreConfigFlow(ConfigFlow, domain=DOMAIN):
     def async_get_supported_subentry_types(
         cls, config_entry: ConfigEntry
     ) -> dict[str, type[ConfigSubentryFlow]]:
-        """Devices are subentries of the hub."""
-        return {SUBENTRY_TYPE_DEVICE: DeviceSubentryFlow}
+        """Devices (Providore's and ESPHome's) are subentries of the hub."""
+        return {
+            SUBENTRY_TYPE_DEVICE: DeviceSubentryFlow,
+            SUBENTRY_TYPE_ESPHOME_DEVICE: EsphomeDeviceSubentryFlow,
+        }
 
 
 class ProvidoreOptionsFlow(OptionsFlow):
-    """Change the hub settings, upload a firmware build, or import a CA."""
+    """Change the hub settings, upload a firmware build, import a CA, issue HA's certificate."""
 
     async def async_step_init(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """Offer what can be done."""
         return self.async_show_menu(
-            step_id="init", menu_options=["settings", "upload_firmware", "import_ca"]
+            step_id="init",
+            menu_options=[
+                "settings",
+                "upload_firmware",
+                "import_ca",
+                "server_certificate",
+            ],
         )
 
     async def async_step_settings(
@@ -226,6 +266,7 @@ class ProvidoreOptionsFlow(OptionsFlow):
         if (runtime := async_get_loaded_runtime(self.hass)) is None:
             return self.async_abort(reason="not_loaded")
         errors: dict[str, str] = {}
+        placeholders: dict[str, str] = {}
         if user_input is not None:
             try:
                 if url := user_input.get(CONF_RELEASE_URL):
@@ -237,6 +278,7 @@ class ProvidoreOptionsFlow(OptionsFlow):
                 errors[CONF_RELEASE_URL] = "invalid_release_url"
             except FirmwareError as err:
                 errors["base"] = err.translation_key or "firmware_unreadable"
+                placeholders = err.translation_placeholders or {}
             else:
                 # Like reconfigure_successful: an abort is how a flow that
                 # changes no option reports success.
@@ -256,6 +298,7 @@ class ProvidoreOptionsFlow(OptionsFlow):
                 self._upload_schema(runtime), user_input or {}
             ),
             errors=errors,
+            description_placeholders=placeholders,
         )
 
     async def async_step_import_ca(
@@ -285,6 +328,44 @@ class ProvidoreOptionsFlow(OptionsFlow):
                 IMPORT_CA_SCHEMA, suggested
             ),
             errors=errors,
+        )
+
+    async def async_step_server_certificate(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Issue Home Assistant's HTTPS certificate from Providore's CA."""
+        if (runtime := async_get_loaded_runtime(self.hass)) is None:
+            return self.async_abort(reason="not_loaded")
+        errors: dict[str, str] = {}
+        placeholders = {"host": ""}
+        if user_input is not None:
+            try:
+                names = parse_hosts(user_input[CONF_HOSTS])
+            except InvalidHosts as err:
+                errors[CONF_HOSTS] = "invalid_hosts"
+                placeholders["host"] = err.host
+            else:
+                issued, certificate, key = await runtime.async_issue_server_certificate(
+                    names
+                )
+                return self.async_abort(
+                    reason="server_certificate_issued",
+                    description_placeholders={
+                        "hosts": ", ".join(issued.hosts),
+                        "expires": issued.not_after.date().isoformat(),
+                        "certificate": str(certificate),
+                        "key": str(key),
+                        "ca_path": f"{API_BASE_PATH}{CA_PATH}",
+                    },
+                )
+        return self.async_show_form(
+            step_id="server_certificate",
+            data_schema=self.add_suggested_values_to_schema(
+                SERVER_CERTIFICATE_SCHEMA,
+                user_input or {CONF_HOSTS: suggested_hosts(self.hass)},
+            ),
+            errors=errors,
+            description_placeholders=placeholders,
         )
 
     def _upload_schema(self, runtime: ProvidoreRuntime) -> vol.Schema:
@@ -445,11 +526,7 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
         )
 
     def _key_ids_in_use(self) -> set[str]:
-        return {
-            subentry.data[CONF_KEY_ID]
-            for subentry in self._get_entry().subentries.values()
-            if subentry.subentry_type == SUBENTRY_TYPE_DEVICE
-        }
+        return key_ids_in_use(self._get_entry())
 
     def _new_key_id(self) -> str:
         in_use = self._key_ids_in_use()
