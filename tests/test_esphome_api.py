@@ -355,8 +355,10 @@ async def test_a_build_for_another_chip_is_never_offered(
     esphome_hub: MockConfigEntry,
     hass_client_no_auth: ClientSessionGenerator,
 ) -> None:
-    """A build of the device's type that was not checked for its chip (uploaded
-    before any ESPHome device had the type) is not served, even when assigned."""
+    """A build of the type never checked for the chip is not served, even assigned.
+
+    (Uploaded before any ESPHome device had the type.)
+    """
     client = await hass_client_no_auth()
     runtime = loaded_runtime(hass)
     source = Path(hass.config.path("unchecked.bin"))
