@@ -137,17 +137,11 @@ SERVER_CERTIFICATE_SCHEMA = vol.Schema(
 
 def suggested_hosts(hass: HomeAssistant) -> list[str]:
     """Return the host of Home Assistant's local URL (when it has one), and its mDNS name."""
-    hosts = []
     try:
         url = get_url(hass, allow_cloud=False, allow_external=False)
     except NoURLAvailableError:
-        pass
-    else:
-        if host := urlsplit(url).hostname:
-            hosts.append(host)
-    if MDNS_HOST not in hosts:
-        hosts.append(MDNS_HOST)
-    return hosts
+        return [MDNS_HOST]
+    return list(dict.fromkeys([urlsplit(url).hostname or MDNS_HOST, MDNS_HOST]))
 
 
 _TEXT = TextSelector()

@@ -253,12 +253,12 @@ class ProvidoreRuntime:
     @callback
     def _device_changed(self, known: DeviceProfile, profile: DeviceProfile) -> None:
         self.devices[profile.key_id] = profile
-        if profile.esphome is not None:
-            self.esphome.device_changed(profile)
-        elif device := dr.async_get(self.hass).async_get_device(
-            identifiers={(DOMAIN, profile.key_id)}
+        self.esphome.device_changed(profile)
+        registry = dr.async_get(self.hass)
+        if profile.esphome is None and (
+            device := registry.async_get_device(identifiers={(DOMAIN, profile.key_id)})
         ):
-            dr.async_get(self.hass).async_update_device(
+            registry.async_update_device(
                 device.id, name=profile.name, model=profile.firmware_type
             )
         changes = DeviceChange.PROFILE
