@@ -1,4 +1,4 @@
-"""ESPHome devices in Providore: their tokens and manifests, and ESPHome's own device.
+"""ESPHome devices in Providore: their tokens, manifests, firmware and YAML.
 
 An ESPHome device asks for `/api/providore/esphome/<token>/manifest.json` with ESPHome's
 `update: platform: http_request` and installs what it offers. The manifest offers the
@@ -7,35 +7,24 @@ without an assignment it names the version the device runs, so ESPHome sees noth
 install. The firmware file's name is its SHA-256, so a device can only fetch the build
 the manifest it read described.
 
-Where Home Assistant's ESPHome integration has the device (a device registry entry with
-the same MAC), Providore attaches to it: its entities join that device and it adds no
-update entity of its own; after each change of what the manifest offers it asks
-ESPHome's update entities to check at once (`homeassistant.update_entity`), so the
-device does not wait for its next check, up to 6 hours away. The device counts as
-running a version once ESPHome's integration writes it into the device registry: ESPHome
-sets the device's software version to "<project version> (ESPHome <version>)" each time
-the device connects, from what the device itself reports, whatever update entities the
-configuration has (or the user disabled). Where ESPHome's integration does not have the
-device, nothing can tell which version it runs: a device that downloaded the assigned
-build completely and then asks for its manifest again (ESPHome checks right after it
-booted) counts as running it.
+Which version a device runs comes from ESPHome's integration where it has the device
+(`esphome_attachment`). Elsewhere nothing can tell: a device that downloaded the
+assigned build completely and then asks for its manifest again (ESPHome checks right
+after it booted) counts as running it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
-import re
 from typing import Final
 from urllib.parse import urlsplit
 
-from homeassistant.components.update import DOMAIN as UPDATE_DOMAIN
 from homeassistant.config_entries import ConfigEntry
-from homeassistant.const import ATTR_ENTITY_ID
-from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
-from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.json import json_bytes
 from homeassistant.helpers.network import NoURLAvailableError, get_url
@@ -43,7 +32,6 @@ from homeassistant.helpers.network import NoURLAvailableError, get_url
 from .const import (
     API_BASE_PATH,
     DOMAIN,
-    ESPHOME_DOMAIN,
     ESPHOME_MANIFEST_NAME,
     ESPHOME_PATH,
     LAST_SEEN_RESOLUTION,
@@ -52,6 +40,7 @@ from .const import (
 from .device_data import DeviceData
 from .device_events import DeviceEventType, async_fire_device_event
 from .device_feed import DeviceFeed
+from .esphome_attachment import DetachedListener, EsphomeAttachments
 from .esphome_manifest import (
     ManifestError,
     build_idle_manifest,
@@ -66,14 +55,8 @@ from .firmware_delivery import FirmwareDownload
 from .firmware_manager import FirmwareManager
 from .models import DeviceChange, DeviceProfile, EspHomeProfile
 
-HOMEASSISTANT_DOMAIN: Final = "homeassistant"
-SERVICE_UPDATE_ENTITY: Final = "update_entity"
 FIRMWARE_SUFFIX: Final = ".bin"
-# How ESPHome's integration writes the software version of a device with a project.
-_ESPHOME_SW_VERSION: Final = re.compile(r"(?P<project>.+) \(ESPHome [^()]+\)")
 _LAST_SEEN_RESOLUTION: Final = timedelta(seconds=LAST_SEEN_RESOLUTION)
-
-type DetachedListener = Callable[[DeviceProfile], None]
 
 
 def manifest_url(base_url: str, token: str) -> str:
@@ -84,13 +67,6 @@ def manifest_url(base_url: str, token: str) -> str:
 def firmware_file_name(build: Firmware) -> str:
     """Return the name the manifest gives a build's file, beside the manifest."""
     return f"{build.sha256}{FIRMWARE_SUFFIX}"
-
-
-def project_version(sw_version: str | None) -> str | None:
-    """Return the project version in the software version ESPHome's integration wrote."""
-    if sw_version and (match := _ESPHOME_SW_VERSION.fullmatch(sw_version)):
-        return match["project"]
-    return None
 
 
 class EsphomeDevices:
@@ -113,16 +89,14 @@ class EsphomeDevices:
         self._data = data
         self._feed = feed
         self._tokens = EsphomeTokens(hass)
-        # What ESPHome knows of each ESPHome device, and each MAC to its key id.
+        self._attachments = EsphomeAttachments(
+            hass, entry, devices, feed, self._version_reported
+        )
+        # What ESPHome knows of each ESPHome device.
         self._profiles: dict[str, EspHomeProfile] = {}
-        self._by_mac: dict[str, str] = {}
-        # ESPHome's device registry id of each attached device, and the reverse.
-        self._attached: dict[str, str] = {}
-        self._by_device_id: dict[str, str] = {}
         # The SHA-256 of the build each device's manifest offers (None: nothing).
         self._offered: dict[str, str | None] = {}
         self._unsubscribe: dict[str, CALLBACK_TYPE] = {}
-        self._detached_listeners: list[DetachedListener] = []
 
     async def async_load(self) -> None:
         """Read the tokens; raise StoreUnreadable when they cannot be read."""
@@ -133,9 +107,7 @@ class EsphomeDevices:
         """Follow ESPHome's devices in the device registry; return a stop."""
         for device in self._devices.values():
             self.device_added(device)
-        stop_listening = self._hass.bus.async_listen(
-            dr.EVENT_DEVICE_REGISTRY_UPDATED, self._registry_updated
-        )
+        stop_listening = self._attachments.async_start()
 
         @callback
         def stop() -> None:
@@ -155,14 +127,13 @@ class EsphomeDevices:
             return
         key_id = device.key_id
         self._profiles[key_id] = device.esphome
-        self._by_mac[device.esphome.mac] = key_id
         self._offered[key_id] = self._offered_sha256(key_id)
         self._unsubscribe[key_id] = self._feed.subscribe(
             key_id,
             DeviceChange.UPDATE | DeviceChange.PROFILE,
             lambda _changes: self._offer_may_have_changed(key_id),
         )
-        self._refresh_attachment(key_id, notify=False)
+        self._attachments.device_added(key_id, device.esphome.mac)
 
     @callback
     def device_changed(self, device: DeviceProfile) -> None:
@@ -170,7 +141,7 @@ class EsphomeDevices:
         if device.esphome is None:
             return
         self._profiles[device.key_id] = device.esphome
-        if device.key_id in self._attached:
+        if self.is_attached(device.key_id):
             return
         registry = dr.async_get(self._hass)
         if entry := registry.async_get_device(identifiers={(DOMAIN, device.key_id)}):
@@ -182,12 +153,9 @@ class EsphomeDevices:
     async def async_forget(self, key_ids: Iterable[str]) -> None:
         """Stop serving removed devices and drop their tokens."""
         key_ids = set(key_ids)
-        for mac in [mac for mac, key_id in self._by_mac.items() if key_id in key_ids]:
-            del self._by_mac[mac]
         for key_id in key_ids:
             self._profiles.pop(key_id, None)
-            if (device_id := self._attached.pop(key_id, None)) is not None:
-                self._by_device_id.pop(device_id, None)
+            self._attachments.device_removed(key_id)
             self._offered.pop(key_id, None)
             if unsubscribe := self._unsubscribe.pop(key_id, None):
                 unsubscribe()
@@ -290,7 +258,7 @@ class EsphomeDevices:
         self._feed.publish(key_id, changes)
         plan = self._firmware.plan(key_id)
         if (
-            key_id not in self._attached
+            not self.is_attached(key_id)
             and plan.downloaded_at is not None
             and plan.assigned_version is not None
         ):
@@ -410,7 +378,7 @@ class EsphomeDevices:
 
     def is_attached(self, key_id: str) -> bool:
         """Return whether ESPHome's integration has the device (then it shows the update)."""
-        return key_id in self._attached
+        return self._attachments.is_attached(key_id)
 
     def device_info(self, device: DeviceProfile) -> DeviceInfo:
         """Return the device entities join: ESPHome's when attached, else one of Providore's.
@@ -437,71 +405,7 @@ class EsphomeDevices:
     @callback
     def async_on_detached(self, listener: DetachedListener) -> CALLBACK_TYPE:
         """Call `listener` with each device ESPHome's integration no longer has."""
-        self._detached_listeners.append(listener)
-        return lambda: self._detached_listeners.remove(listener)
-
-    @callback
-    def _registry_updated(
-        self, event: Event[dr.EventDeviceRegistryUpdatedData]
-    ) -> None:
-        """Follow a device registry change that concerns one of the ESPHome devices."""
-        device_id = event.data["device_id"]
-        key_id = self._by_device_id.get(device_id)
-        if key_id is None:
-            entry = dr.async_get(self._hass).async_get(device_id)
-            if entry is None:
-                return
-            key_id = next(
-                (
-                    self._by_mac[value]
-                    for kind, value in entry.connections
-                    if kind == dr.CONNECTION_NETWORK_MAC and value in self._by_mac
-                ),
-                None,
-            )
-        if key_id is not None:
-            self._refresh_attachment(key_id, notify=True)
-
-    @callback
-    def _refresh_attachment(self, key_id: str, *, notify: bool) -> None:
-        """Look up ESPHome's device for the MAC; take the version it reports."""
-        entry = dr.async_get(self._hass).async_get_device(
-            connections={(dr.CONNECTION_NETWORK_MAC, self._esphome(key_id).mac)}
-        )
-        esphome_device = entry if entry and self._is_esphome_device(entry) else None
-        attached_to = esphome_device.id if esphome_device else None
-        if (before := self._attached.get(key_id)) != attached_to:
-            if before is not None:
-                del self._attached[key_id]
-                self._by_device_id.pop(before, None)
-            if attached_to is not None:
-                self._attached[key_id] = attached_to
-                self._by_device_id[attached_to] = key_id
-            LOGGER.debug(
-                "%s is %s ESPHome's device",
-                key_id,
-                "attached to" if attached_to else "detached from",
-            )
-            if notify:
-                self._attachment_changed(key_id)
-        if esphome_device and (version := project_version(esphome_device.sw_version)):
-            self._version_reported(key_id, version)
-
-    @callback
-    def _attachment_changed(self, key_id: str) -> None:
-        self._feed.publish(key_id, DeviceChange.ATTACHMENT)
-        device = self._devices[key_id]
-        if key_id in self._attached or device.subentry_id not in self._entry.subentries:
-            return
-        for listener in list(self._detached_listeners):
-            listener(device)
-
-    def _is_esphome_device(self, device: dr.DeviceEntry) -> bool:
-        return any(
-            entry.domain == ESPHOME_DOMAIN
-            for entry_id in device.config_entries
-            if (entry := self._hass.config_entries.async_get_entry(entry_id))
-        )
+        return self._attachments.async_on_detached(listener)
 
     @callback
     def _version_reported(self, key_id: str, version: str) -> None:
@@ -517,50 +421,19 @@ class EsphomeDevices:
         state.firmware_version = version
         self._data.state_changed(key_id)
         self._firmware.device_reported(key_id, version)
-        if key_id not in self._attached:
+        if not self.is_attached(key_id):
             registry = dr.async_get(self._hass)
             if entry := registry.async_get_device(identifiers={(DOMAIN, key_id)}):
                 registry.async_update_device(entry.id, sw_version=version)
         self._feed.publish(key_id, DeviceChange.FIRMWARE_VERSION | DeviceChange.UPDATE)
 
-    # --- the check push ----------------------------------------------------------------
-
     @callback
     def _offer_may_have_changed(self, key_id: str) -> None:
-        """Make ESPHome's update entities check when the manifest offers another build."""
+        """Have ESPHome check at once when the manifest offers another build."""
         offered = self._offered_sha256(key_id)
-        if self._offered.get(key_id) == offered:
-            return
-        self._offered[key_id] = offered
-        if (device_id := self._attached.get(key_id)) is None:
-            return
-        entity_ids = [
-            entity.entity_id
-            for entity in er.async_entries_for_device(
-                er.async_get(self._hass), device_id
-            )
-            if entity.platform == ESPHOME_DOMAIN and entity.domain == UPDATE_DOMAIN
-        ]
-        if entity_ids:
-            self._hass.async_create_task(self._async_check(key_id, entity_ids))
-
-    async def _async_check(self, key_id: str, entity_ids: list[str]) -> None:
-        try:
-            await self._hass.services.async_call(
-                HOMEASSISTANT_DOMAIN,
-                SERVICE_UPDATE_ENTITY,
-                {ATTR_ENTITY_ID: entity_ids},
-                blocking=True,
-            )
-        except HomeAssistantError as err:
-            LOGGER.warning(
-                "Could not ask ESPHome's %s to check for firmware for %s: %s",
-                ", ".join(entity_ids),
-                key_id,
-                err,
-            )
-        else:
-            LOGGER.debug("Asked %s to check for firmware", ", ".join(entity_ids))
+        if self._offered.get(key_id) != offered:
+            self._offered[key_id] = offered
+            self._attachments.request_check(key_id)
 
     def _esphome(self, key_id: str) -> EspHomeProfile:
         return self._profiles[key_id]
