@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestClient
 from homeassistant.components.update import ATTR_IN_PROGRESS, ATTR_INSTALLED_VERSION
 from homeassistant.const import ATTR_ENTITY_ID
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import issue_registry as ir
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -29,6 +30,7 @@ from custom_components.providore.esphome_manifest import EMPTY_MD5, IDLE_OTA_PAT
 from providore_client.esphome import download_update, fetch_update
 
 from .conftest import loaded_runtime
+from .device import BASE, signed_headers
 from .esphome_setup import (
     ESP_CHIP,
     ESP_KEY_ID,
@@ -399,3 +401,58 @@ async def test_a_known_running_version_is_named_when_nothing_is_assigned(
 
     assert manifest["version"] == "1.1.0"
     assert manifest["builds"][0]["ota"]["path"] == IDLE_OTA_PATH
+
+
+# --- an ESPHome device among the others ------------------------------------------------
+
+
+async def test_the_token_is_no_key_for_the_signed_api(
+    hass: HomeAssistant,
+    esphome_hub: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
+) -> None:
+    """Requests signed with the token as an ESPHome device's key are refused."""
+    client = await hass_client_no_auth()
+    for method, path in (("GET", "/config"), ("POST", "/certificates/request")):
+        headers = signed_headers(
+            method, path, key_id=ESP_KEY_ID, secret=ESP_TOKEN, body=b"csr"
+        )
+        response = await client.request(
+            method, f"{BASE}{path}", headers=headers, data=b"csr"
+        )
+        assert response.status == HTTPStatus.UNAUTHORIZED
+    assert loaded_runtime(hass).secret(ESP_KEY_ID) is None
+    # An ESPHome device lacks a secret key by design: no repair asks for one.
+    assert (
+        ir.async_get(hass).async_get_issue(DOMAIN, f"missing_secret_{ESP_KEY_ID}")
+        is None
+    )
+
+
+async def test_tokens_survive_a_restart_and_stale_ones_go(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    stored_secrets: dict[str, str],
+    hass_client_no_auth: ClientSessionGenerator,
+) -> None:
+    hass_storage[TOKENS_STORE] = stored_tokens(
+        {ESP_KEY_ID: ESP_TOKEN, "removed-while-stopped": OTHER_TOKEN}
+    )
+    entry = hub_with_esphome_device()
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert hass_storage[TOKENS_STORE]["data"] == {ESP_KEY_ID: ESP_TOKEN}
+    runtime = loaded_runtime(hass)
+    await runtime.esphome.async_rotate_token(ESP_KEY_ID)
+    token = runtime.esphome.token(ESP_KEY_ID)
+    assert token is not None
+
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+
+    client = await hass_client_no_auth()
+    assert (await get_manifest(client, token))["name"] == ESP_PROJECT
+    for old in (ESP_TOKEN, OTHER_TOKEN):
+        response = await client.get(f"{ESPHOME_BASE}/{old}/manifest.json")
+        assert response.status == HTTPStatus.NOT_FOUND

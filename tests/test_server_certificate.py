@@ -13,6 +13,7 @@ import ssl
 import stat
 import threading
 from typing import Any
+from unittest.mock import patch
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -23,6 +24,7 @@ from homeassistant.data_entry_flow import FlowResultType
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.providore import server_certificate
 from custom_components.providore.certificate_authority import CertificateAuthority
 from custom_components.providore.server_certificate import (
     CERTIFICATE_FILE,
@@ -171,6 +173,34 @@ def test_issue_and_write(authority: CertificateAuthority, tmp_path: Path) -> Non
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_a_failed_write_changes_neither_file(
+    authority: CertificateAuthority, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / CERTIFICATE_FILE).write_text("old certificate")
+    (tmp_path / KEY_FILE).write_text("old key")
+    issued = issue_server_certificate(
+        authority, parse_hosts(["ha.lan"]), datetime.now(UTC), timedelta(days=1)
+    )
+    original = server_certificate._write_temporary
+
+    def failing(path: Path, text: str, mode: int) -> Path:
+        if path.name == CERTIFICATE_FILE:
+            raise OSError(28, "No space left on device")
+        return original(path, text, mode)
+
+    monkeypatch.setattr(server_certificate, "_write_temporary", failing)
+
+    with pytest.raises(OSError, match="No space left"):
+        write_server_certificate(tmp_path, issued)
+
+    assert (tmp_path / CERTIFICATE_FILE).read_text() == "old certificate"
+    assert (tmp_path / KEY_FILE).read_text() == "old key"
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        CERTIFICATE_FILE,
+        KEY_FILE,
+    ]
+
+
 # --- the options step -------------------------------------------------------------
 
 
@@ -194,7 +224,7 @@ async def test_options_step_issues_the_certificate(
         result["flow_id"], {"hosts": ["ha.lan", "https://ha.lan"]}
     )
     assert result["errors"] == {"hosts": "invalid_hosts"}
-    assert result["description_placeholders"] == {"host": "https://ha.lan"}
+    assert result["description_placeholders"]["host"] == "https://ha.lan"
 
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {"hosts": ["ha.lan", "192.168.1.20"]}
@@ -215,6 +245,24 @@ async def test_options_step_issues_the_certificate(
     snippet = loaded_runtime(hass).esphome_snippet(ESP_KEY_ID)
     assert snippet.ca_certificate_file == "providore_ca.pem"
     assert snippet.warnings == ()
+
+
+async def test_options_step_reports_a_failed_write(
+    hass: HomeAssistant, esphome_hub: MockConfigEntry
+) -> None:
+    result = await _open_step(hass, esphome_hub)
+
+    with patch(
+        "custom_components.providore.runtime.write_server_certificate",
+        side_effect=OSError(28, "No space left on device"),
+    ):
+        result = await hass.config_entries.options.async_configure(
+            result["flow_id"], {"hosts": ["ha.lan"]}
+        )
+
+    assert result["errors"] == {"base": "server_certificate_unwritable"}
+    assert result["description_placeholders"]["error"] == "No space left on device"
+    assert "server_certificate" not in esphome_hub.data
 
 
 async def test_options_step_suggests_the_mdns_name_without_a_url(

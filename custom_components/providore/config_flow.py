@@ -331,17 +331,19 @@ class ProvidoreOptionsFlow(OptionsFlow):
         if (runtime := async_get_loaded_runtime(self.hass)) is None:
             return self.async_abort(reason="not_loaded")
         errors: dict[str, str] = {}
-        placeholders = {"host": ""}
+        placeholders = {"host": "", "error": ""}
         if user_input is not None:
             try:
-                names = parse_hosts(user_input[CONF_HOSTS])
+                issued, certificate, key = await runtime.async_issue_server_certificate(
+                    parse_hosts(user_input[CONF_HOSTS])
+                )
             except InvalidHosts as err:
                 errors[CONF_HOSTS] = "invalid_hosts"
                 placeholders["host"] = err.host
+            except OSError as err:
+                errors["base"] = "server_certificate_unwritable"
+                placeholders["error"] = err.strerror or str(err)
             else:
-                issued, certificate, key = await runtime.async_issue_server_certificate(
-                    names
-                )
                 return self.async_abort(
                     reason="server_certificate_issued",
                     description_placeholders={

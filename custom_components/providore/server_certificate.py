@@ -130,17 +130,27 @@ def write_server_certificate(
 ) -> tuple[Path, Path]:
     """Write the certificate and its key (mode 0600) into `directory`; return both paths.
 
-    Each file is written to a temporary name, synced and renamed, so Home Assistant never
-    reads half a file. Blocking: run it in an executor.
+    Both are written to temporary names and synced first, then renamed, so Home
+    Assistant never reads half a file, and a failed write changes neither. Blocking:
+    run it in an executor.
     """
     certificate = directory / CERTIFICATE_FILE
     key = directory / KEY_FILE
-    _write_atomically(key, issued.private_key_pem, 0o600)
-    _write_atomically(certificate, issued.certificate_pem, 0o644)
+    written: list[Path] = []
+    try:
+        written.append(_write_temporary(key, issued.private_key_pem, 0o600))
+        written.append(_write_temporary(certificate, issued.certificate_pem, 0o644))
+    except BaseException:
+        for temporary in written:
+            temporary.unlink(missing_ok=True)
+        raise
+    written[0].replace(key)
+    written[1].replace(certificate)
     return certificate, key
 
 
-def _write_atomically(path: Path, text: str, mode: int) -> None:
+def _write_temporary(path: Path, text: str, mode: int) -> Path:
+    """Write `text` to a synced temporary file beside `path`; return the file."""
     descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     temporary = Path(name)
     try:
@@ -149,7 +159,7 @@ def _write_atomically(path: Path, text: str, mode: int) -> None:
             file.write(text)
             file.flush()
             os.fsync(file.fileno())
-        temporary.replace(path)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+    return temporary
