@@ -209,6 +209,9 @@ async def test_the_generic_upload_checks_an_esphome_type(
     runtime = loaded_runtime(hass)
     assert runtime.builds(ESP_FIRMWARE_TYPE)[0].chip_family is ChipFamily.ESP32_C3
     assert runtime.builds(FIRMWARE_TYPE)[0].chip_family is None
+    # Only an ESPHome build records its MD5 (ESPHome checks it; other devices do not).
+    assert runtime.builds(ESP_FIRMWARE_TYPE)[0].md5 is not None
+    assert runtime.builds(FIRMWARE_TYPE)[0].md5 is None
 
 
 async def test_esphome_actions_need_an_esphome_device(

@@ -1,11 +1,11 @@
 """The firmware catalog: uploaded builds per firmware type and version.
 
 Files live under `<config>/providore/firmware/<type>/<version>.bin`; their metadata
-(size, SHA-256, MD5, upload time, release notes) in a Home Assistant store. A file is
+(size, SHA-256, upload time, release notes) in a Home Assistant store. A file is
 copied to a temporary name beside its target, hashed while it is copied, synced and
-only then renamed, so a failed upload leaves nothing behind. An ESPHome build's image
-header is checked against its chip family on the way (the first chunk read), and its
-MD5 against a CI manifest's before the rename.
+only then renamed, so a failed upload leaves nothing behind. An ESPHome build also
+records its MD5 (which ESPHome checks) and its chip family: its image header is checked
+on the way (the first chunk read), and its MD5 against a CI manifest's before the rename.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ class Firmware:
     uploaded_at: datetime
     release_notes: str | None = None
     release_url: str | None = None
-    # Lowercase hex, as ESPHome compares it (builds uploaded before it was recorded: None).
+    # An ESPHome build's MD5, lowercase hex as ESPHome compares it; None for others.
     md5: str | None = None
     # The chip family an ESPHome build's image header was checked against.
     chip_family: ChipFamily | None = None
@@ -148,7 +148,8 @@ class _Copy:
 
     size: int
     sha256: str
-    md5: str
+    # Computed for ESPHome builds only.
+    md5: str | None
 
 
 def _write_copy(source: Path, descriptor: int, esphome: EsphomeImage | None) -> _Copy:
@@ -156,19 +157,21 @@ def _write_copy(source: Path, descriptor: int, esphome: EsphomeImage | None) -> 
 
     An ESPHome image's header is checked in the first chunk, before anything is written.
     """
-    sha256, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
+    sha256 = hashlib.sha256()
+    md5 = hashlib.md5(usedforsecurity=False) if esphome is not None else None
     size = 0
     with os.fdopen(descriptor, "wb") as copy, source.open("rb") as original:
         while chunk := original.read(CHUNK_SIZE):
             if size == 0 and esphome is not None:
                 _check_esphome_header(chunk, esphome.chip_family)
             sha256.update(chunk)
-            md5.update(chunk)
+            if md5 is not None:
+                md5.update(chunk)
             copy.write(chunk)
             size += len(chunk)
         copy.flush()
         os.fsync(copy.fileno())
-    return _Copy(size, sha256.hexdigest(), md5.hexdigest())
+    return _Copy(size, sha256.hexdigest(), md5.hexdigest() if md5 else None)
 
 
 def _check_esphome_header(header: bytes, chip_family: ChipFamily) -> None:
@@ -183,7 +186,9 @@ def _check_copy(copied: _Copy, esphome: EsphomeImage | None) -> None:
     if copied.size == 0:
         raise FirmwareError("empty_firmware")
     if esphome is not None and esphome.md5 not in (None, copied.md5):
-        raise FirmwareError("md5_mismatch", md5=copied.md5, expected=str(esphome.md5))
+        raise FirmwareError(
+            "md5_mismatch", md5=str(copied.md5), expected=str(esphome.md5)
+        )
 
 
 def _copy_and_hash(
