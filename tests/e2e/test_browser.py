@@ -38,12 +38,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 DEVICE_NAME = "Weather station"
 DEVICE_SLUG = "weather_station"
 FIRMWARE_TYPE = "esp32s2-sensor"
-CONNECTIVITY = f"binary_sensor.{DEVICE_SLUG}_connectivity"
-DEVICE_ENTITIES = (
-    CONNECTIVITY,
-    f"sensor.{DEVICE_SLUG}_firmware_version",
-    f"sensor.{DEVICE_SLUG}_address",
-)
+STATUS = f"sensor.{DEVICE_SLUG}_status"
+# Shown by default; Connectivity, Address and Firmware version start disabled.
+DEVICE_ENTITIES = (STATUS, f"update.{DEVICE_SLUG}_firmware")
 CONFIG_DOCUMENT = {"interval": 60, "labels": ["garden"]}
 KEY_ID_IN_TEXT = re.compile(r"with key ID (\S+)\.")
 FIRMWARE_UPDATE = f"update.{DEVICE_SLUG}_firmware"
@@ -138,16 +135,15 @@ def add_device(page: Page, api: HomeAssistantApi, shots: Screenshots) -> str:
     device_row.get_by_role("link", name="1 device").click()
     expect(page.get_by_text(f"Serial number: {key_id}")).to_be_visible()
     expect(page.get_by_text(FIRMWARE_TYPE)).to_be_visible()
-    sensors, diagnostic = entity_card(page, "Sensors"), entity_card(page, "Diagnostic")
-    expect(sensors).to_contain_text("Connectivity")
-    expect(sensors).to_contain_text(re.compile(r"\bDisconnected\b"))
-    for name in ("Address", "Firmware version"):
-        expect(diagnostic).to_contain_text(name)
+    sensors = entity_card(page, "Sensors")
+    expect(sensors).to_contain_text("Status")
+    expect(sensors).to_contain_text("Waiting for first contact")
+    expect(sensors).to_contain_text("disabled entit")  # the diagnostic extras
     shots.take(page, "device-page")
 
     for entity_id in DEVICE_ENTITIES:
         wait_for(entity_id, lambda entity_id=entity_id: api.state(entity_id))
-    assert api.state_value(CONNECTIVITY) == "off"
+    assert api.state_value(STATUS) == "waiting_for_first_contact"
     return key_id
 
 
@@ -169,14 +165,10 @@ def device_calls_in(
     assert answer.json() == CONFIG_DOCUMENT
     assert device.answer_is_signed(answer)
 
-    expect(entity_card(page, "Sensors")).to_contain_text(re.compile(r"\bConnected\b"))
-    diagnostic = entity_card(page, "Diagnostic")
-    expect(diagnostic).to_contain_text(device.firmware_version)
-    expect(diagnostic).to_contain_text("127.0.0.1")
+    expect(entity_card(page, "Sensors")).to_contain_text(re.compile(r"\bOnline\b"))
     shots.take(page, "device-connected")
-    assert api.state_value(CONNECTIVITY) == "on"
-    assert api.state_value(f"sensor.{DEVICE_SLUG}_firmware_version") == "1.0.0"
-    assert api.state_value(f"sensor.{DEVICE_SLUG}_address") == "127.0.0.1"
+    assert api.state_value(STATUS) == "online"
+    assert update_attributes(api)["installed_version"] == device.firmware_version
     return device
 
 
