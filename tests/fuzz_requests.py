@@ -1,6 +1,6 @@
 """Hypothesis strategies for requests to the device API, as a hostile client sends them.
 
-A case is one to four requests. The first is built from a draft that is valid in
+A case is one to five requests. The first is built from a draft that is valid in
 every part except none, one or two parts drawn to be broken, and signed (with the
 device's key unless the secret is a broken part). The others are that request
 changed in one part after it was signed, or sent again as captured. Every valid
@@ -206,11 +206,16 @@ HOSTILE_FORMS = st.sampled_from(
     ]
 )
 FORMS = st.one_of(VALID_FORMS, HOSTILE_FORMS)
+# Near misses of the device's key id (another letter case, a prefix, an extension)
+# are drawn twice as often as odd ones or arbitrary text.
+NEAR_KEY_IDS = st.sampled_from(["D8FA0180", "d8fa018", "d8fa0180x", "0badc0de"])
+ODD_KEY_IDS = st.sampled_from(["x" * 33, "", "d8fa0180\t"])
 HOSTILE_KEY_IDS = st.one_of(
-    st.sampled_from(["0badc0de", "D8FA0180", "d8fa018", "x" * 33, "d8fa0180x", ""]),
+    NEAR_KEY_IDS,
+    NEAR_KEY_IDS,
+    ODD_KEY_IDS,
     st.text(max_size=40).filter(lambda text: "\r" not in text and "\n" not in text),
 )
-KEY_IDS = st.one_of(st.just(KEY_ID), HOSTILE_KEY_IDS)
 FORGED_SIGNATURES = st.text(
     st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=60
 )
@@ -254,6 +259,8 @@ ENDPOINT_PATHS = st.sampled_from([*SIGNED_ENDPOINTS, *PUBLIC_ENDPOINTS])
 PATH_TRICKS = st.sampled_from(
     [
         lambda path: path[:2] + b"%%%02X" % path[2] + path[3:],
+        lambda path: path[:-1] + b"%%%02x" % path[-1],
+        lambda path: b"/%%%02X" % path[1] + path[2:],
         lambda path: b"/" + path,
         lambda path: b"/." + path,
         lambda path: path + b"/",
@@ -264,6 +271,7 @@ PATH_TRICKS = st.sampled_from(
 )
 HOSTILE_PATHS = st.one_of(
     ENDPOINT_PATHS,
+    st.sampled_from(PUBLIC_ENDPOINTS),
     st.tuples(ENDPOINT_PATHS, PATH_TRICKS).map(lambda pair: pair[1](pair[0])),
     st.sampled_from([b"", b"/", b"/../..", b"/%2e%2e/config", b"/" + b"a" * 9000]),
     st.binary(min_size=1, max_size=30).map(
@@ -335,7 +343,12 @@ PARTS = (
     "body",
     "headers",
 )
-BROKEN_PARTS = st.sets(st.sampled_from(PARTS), max_size=2)
+# One broken part most often: alone, it is what a check must catch by itself.
+BROKEN_PARTS = st.one_of(
+    st.sampled_from(PARTS).map(lambda part: frozenset({part})),
+    st.just(frozenset[str]()),
+    st.sets(st.sampled_from(PARTS), min_size=2, max_size=2).map(frozenset),
+)
 # The certificate request twice: it has a body and a replay cache to try.
 VALID_ENDPOINTS = st.sampled_from(
     [*SIGNED_ENDPOINTS.items(), (b"/certificates/request", b"POST")]
@@ -402,7 +415,7 @@ def _draft_body(draw: st.DrawFn, hostile: bool, csr: bytes) -> bytes:
 @st.composite
 def drafts(draw: st.DrawFn, clock: Callable[[], datetime], csr: bytes) -> Draft:
     """Draw a draft valid in every part but those drawn to be broken (none to two)."""
-    broken = frozenset(draw(BROKEN_PARTS))
+    broken = draw(BROKEN_PARTS)
 
     def part[T](
         name: str, valid: st.SearchStrategy[T], hostile: st.SearchStrategy[T]
@@ -503,7 +516,10 @@ def _method(draw: st.DrawFn, signed: Signed) -> tuple[RawRequest, bool]:
 
 
 def _path(draw: st.DrawFn, signed: Signed) -> tuple[RawRequest, bool]:
-    target = BASE + draw(HOSTILE_PATHS) + signed.draft.query
+    # The same route written another way: the forgery that a server would serve
+    # if it decoded or normalised the path before checking the signature.
+    path = draw(PATH_TRICKS)(signed.draft.path)
+    target = BASE + path + signed.draft.query
     return replace(signed.request, target=target), False
 
 
@@ -556,7 +572,8 @@ def _signature(draw: st.DrawFn, signed: Signed) -> tuple[RawRequest, bool]:
 
 def _key_id(draw: st.DrawFn, signed: Signed) -> tuple[RawRequest, bool]:
     draft = signed.draft
-    return _authorization(signed, draft.form, draw(KEY_IDS), signed.signature), False
+    key_id = draw(HOSTILE_KEY_IDS)
+    return _authorization(signed, draft.form, key_id, signed.signature), False
 
 
 def _form_change(draw: st.DrawFn, signed: Signed) -> tuple[RawRequest, bool]:
@@ -595,21 +612,22 @@ def _forwarded_for(draw: st.DrawFn, signed: Signed) -> tuple[RawRequest, bool]:
     return replace(request, headers=headers), False
 
 
+# The forgeries that matter most come first: Hypothesis draws early entries more often.
 CHANGES: dict[str, Change] = {
-    "again": _again,
-    "method": _method,
+    "signature": _signature,
     "path": _path,
-    "absolute form": _absolute_form,
-    "query": _query,
+    "key id": _key_id,
+    "repeat header": _repeat,
     "version": _version,
     "created": _stamp(b"Created-At"),
     "expiry": _stamp(b"Expiry"),
     "body": _body,
-    "signature": _signature,
-    "key id": _key_id,
+    "method": _method,
+    "again": _again,
     "authorization form": _form_change,
     "drop header": _drop_header,
-    "repeat header": _repeat,
+    "query": _query,
+    "absolute form": _absolute_form,
     "header case": _header_case,
     "transfer coding": _transfer_coding,
     "forwarded for": _forwarded_for,
@@ -627,7 +645,7 @@ def changed(draw: st.DrawFn, signed: Signed) -> Step:
 
 @st.composite
 def cases(draw: st.DrawFn, clock: Callable[[], datetime], csr: bytes) -> Case:
-    """Draw a draft, signed, then up to three changes of what was signed."""
+    """Draw a draft, signed, then changes of what was signed (one to four if valid)."""
     draft = draw(drafts(clock, csr))
     case = Case()
     for stamp in (draft.created, draft.expiry):
@@ -640,6 +658,7 @@ def cases(draw: st.DrawFn, clock: Callable[[], datetime], csr: bytes) -> Case:
         pristine = False
     case.steps.append(Step(draft.render(signature), pristine, "as drafted"))
     signed = Signed(draft, signature, case, clock)
-    for _ in range(draw(st.integers(0, 3))):
+    # Changes after signing matter most on a request that was valid as signed.
+    for _ in range(draw(st.integers(1 if pristine else 0, 4 if pristine else 1))):
         case.steps.append(draw(changed(signed)))
     return case

@@ -62,7 +62,7 @@ from .raw_http import RawAnswer, exchange
 
 EXPLORE = int(os.environ.get("PROVIDORE_FUZZ_EXAMPLES", "0"))
 FUZZ_SETTINGS = settings(
-    max_examples=EXPLORE or 300,
+    max_examples=EXPLORE or 600,
     derandomize=not EXPLORE,
     database=None,
     deadline=None,
@@ -164,7 +164,12 @@ class FuzzedApi:
     csr: bytes
     # Signatures of POSTs the server accepted (they appeared in the replay log).
     accepted_posts: set[str] = field(default_factory=set)
+    # Signatures of POSTs the server served (seen with or without the replay log).
+    served_posts: set[str | None] = field(default_factory=set)
     seen: Counter[str] = field(default_factory=Counter)
+    # The snapshot after the last request: nothing changes these parts between
+    # requests (no timer of theirs is due within minutes), so it is the next "before".
+    last_snapshot: dict[str, Any] | None = None
 
     async def check(self, case: Case) -> None:
         """Send each request of the case and check what it did."""
@@ -172,7 +177,7 @@ class FuzzedApi:
             verdict = judge(step.request, case.instants)
             state = self.runtime.state(KEY_ID)
             recorded = (state.request_created_at, state.request_signature)
-            before = await self._snapshot()
+            before = self.last_snapshot or await self._snapshot()
             sent_at = dt_util.utcnow()
             answer = await exchange(self.host, self.port, step.request)
             received_at = dt_util.utcnow()
@@ -186,6 +191,7 @@ class FuzzedApi:
                 before=before,
                 after=await self._snapshot(),
             )
+            self.last_snapshot = done.after
             self._check_answer(done)
             self._check_changes(done)
             if step.pristine and done.windows == {True}:
@@ -207,6 +213,7 @@ class FuzzedApi:
             self.seen["served, signed"] += 1
         elif answer.status < 400:
             self.seen["public"] += 1
+        self._check_post_once(done)
         if answer.status == 200 and not public:
             assert response_is_signed(answer.body, answer.first_headers()), done
         if answer.status == 206:
@@ -219,6 +226,21 @@ class FuzzedApi:
             for value in done.step.request.header_values(b"authorization"):
                 for part in value.split(b'"'):
                     assert len(part) < 16 or part.decode("latin-1") not in message, done
+
+    def _check_post_once(self, done: Exchange) -> None:
+        """Check that a POST taken once is refused ever after (401, or 429 throttled)."""
+        signature = done.verdict.signature
+        if done.step.request.method != b"POST" or not done.authentic:
+            return
+        if signature in self.accepted_posts or signature in self.served_posts:
+            answer, message = done.answer, _message(done.answer)
+            assert answer.status >= 400, f"a replay was served: {done}"
+            taken = (
+                message is not None and answer.status != 401 and message != THROTTLED
+            )
+            assert not taken, f"a replay was taken: {done}"
+        elif done.answer.status < 400:
+            self.served_posts.add(signature)
 
     def _check_changes(self, done: Exchange) -> None:
         """Nothing changed but what an authentic request may change."""
