@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aiohttp import web
-from multidict import CIMultiDictProxy
 from homeassistant.core import HomeAssistant
 from homeassistant.util import dt as dt_util
+from multidict import CIMultiDictProxy
 
 from .const import API_BASE_PATH, LOGGER
 from .protocol import (
