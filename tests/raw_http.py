@@ -8,6 +8,7 @@ Each exchange uses its own connection (`Connection: close`) and reads to its end
 from __future__ import annotations
 
 import asyncio
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 EXCHANGE_TIMEOUT = 30.0
@@ -72,16 +73,26 @@ class RawAnswer:
 
 
 async def exchange(host: str, port: int, request: RawRequest) -> RawAnswer:
-    """Send the request on a new connection and read the whole answer."""
+    """Send the request on a new connection and read the whole answer.
+
+    A server may answer and close before it has read the whole body (a request line
+    it refuses): the answer is read all the same, and the reset that follows ignored.
+    """
     reader, writer = await asyncio.open_connection(host, port)
+    data = bytearray()
     try:
         writer.write(request.encode(f"{host}:{port}".encode()))
-        await writer.drain()
-        data = await asyncio.wait_for(reader.read(), EXCHANGE_TIMEOUT)
+        with suppress(ConnectionError):
+            await writer.drain()
+        async with asyncio.timeout(EXCHANGE_TIMEOUT):
+            with suppress(ConnectionResetError):
+                while chunk := await reader.read(65536):
+                    data += chunk
     finally:
         writer.close()
-        await writer.wait_closed()
-    return parse_answer(data)
+        with suppress(ConnectionError):
+            await writer.wait_closed()
+    return parse_answer(bytes(data))
 
 
 def parse_answer(data: bytes) -> RawAnswer:
