@@ -273,7 +273,18 @@ HOSTILE_PATHS = st.one_of(
     ENDPOINT_PATHS,
     st.sampled_from(PUBLIC_ENDPOINTS),
     st.tuples(ENDPOINT_PATHS, PATH_TRICKS).map(lambda pair: pair[1](pair[0])),
-    st.sampled_from([b"", b"/", b"/../..", b"/%2e%2e/config", b"/" + b"a" * 9000]),
+    st.sampled_from(
+        [
+            b"",
+            b"/",
+            b"/../..",
+            b"/%2e%2e/config",
+            b"/" + b"a" * 9000,
+            # ESPHome's endpoint: its token is the only credential, and none is known.
+            b"/esphome/0123456789abcdef0123456789abcdef/manifest.json",
+            b"/esphome/" + b"A" * 43 + b"/firmware.bin",
+        ]
+    ),
     st.binary(min_size=1, max_size=30).map(
         lambda raw: b"/" + bytes(c for c in raw if c > 0x20 and c != 0x7F)
     ),
