@@ -200,9 +200,9 @@ class FuzzedApi:
     def _check_answer(self, done: Exchange) -> None:
         """No server error, no secret, no forgery served, signed when served."""
         answer = done.answer
-        assert answer.status < 500, done
-        assert SECRET_KEY.encode() not in answer.body, done
-        assert "date" in answer.headers, done
+        assert answer.status < 500, f"a server error: {done}"
+        assert SECRET_KEY.encode() not in answer.body, f"the secret sent: {done}"
+        assert "date" in answer.headers, f"no Date: {done}"
         public = self._is_public(answer)
         if answer.status < 400 and not public:
             assert done.verdict.signed, f"served a forgery: {done}"
@@ -215,17 +215,23 @@ class FuzzedApi:
             self.seen["public"] += 1
         self._check_post_once(done)
         if answer.status == 200 and not public:
-            assert response_is_signed(answer.body, answer.first_headers()), done
+            assert response_is_signed(answer.body, answer.first_headers()), (
+                f"unsigned: {done}"
+            )
         if answer.status == 206:
-            assert response_is_signed(FIRMWARE, answer.first_headers()), done
+            assert response_is_signed(FIRMWARE, answer.first_headers()), (
+                f"unsigned: {done}"
+            )
         if answer.status == 429:
-            assert answer.header("retry-after"), done
+            assert answer.header("retry-after"), f"no Retry-After: {done}"
             self.seen["throttled or busy"] += 1
         if (message := _message(answer)) is not None:
-            assert 0 < len(message) <= 100, done
+            assert 0 < len(message) <= 100, f"message length: {done}"
             for value in done.step.request.header_values(b"authorization"):
                 for part in value.split(b'"'):
-                    assert len(part) < 16 or part.decode("latin-1") not in message, done
+                    assert len(part) < 16 or part.decode("latin-1") not in message, (
+                        f"a signature sent back: {done}"
+                    )
 
     def _check_post_once(self, done: Exchange) -> None:
         """Check that a POST taken once is refused ever after (401, or 429 throttled)."""
@@ -274,10 +280,10 @@ class FuzzedApi:
         """Check that the replay log grew by one line: this request's signature."""
         before = done.before["replay"][0] or b""
         after = done.after["replay"][0] or b""
-        assert after.startswith(before), done
+        assert after.startswith(before), f"replay log rewritten: {done}"
         added = after[len(before) :].splitlines()
-        assert len(added) == 1, done
-        assert json.loads(added[0])["s"] == done.verdict.signature, done
+        assert len(added) == 1, f"replay log lines: {added}: {done}"
+        assert json.loads(added[0])["s"] == done.verdict.signature, f"logged: {done}"
         assert done.verdict.signature is not None
         self.accepted_posts.add(done.verdict.signature)
 
