@@ -41,6 +41,7 @@ from ..pki import ec_key, make_csr
 from .home_assistant import (
     HomeAssistantApi,
     Response,
+    RestError,
     create_owner,
     kill,
     request,
@@ -143,7 +144,11 @@ class RestartableHomeAssistant:
         """Wait until the hub is set up; fail at once when its setup failed."""
 
         def loaded() -> bool:
-            states = [entry["state"] for entry in self.api.config_entries("providore")]
+            try:
+                entries = self.api.config_entries("providore")
+            except RestError:  # the config API is not registered yet
+                return False
+            states = [entry["state"] for entry in entries]
             assert states in ([], ["loaded"], ["not_loaded"], ["setup_in_progress"]), (
                 f"the hub did not load: {states}\n{self.log()[-3000:]}"
             )
