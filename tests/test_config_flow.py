@@ -320,8 +320,8 @@ async def test_add_device_generates_key(
     # The update listener reloaded the hub, which now has the new device.
     assert entry.state is ConfigEntryState.LOADED
     assert key_id in entry.runtime_data.devices
-    assert hass.states.get("binary_sensor.porch_light_connectivity") is not None
-    entity = entity_registry.async_get("binary_sensor.porch_light_connectivity")
+    assert hass.states.get("sensor.porch_light_status") is not None
+    entity = entity_registry.async_get("sensor.porch_light_status")
     assert entity is not None
     assert entity.config_subentry_id == subentry.subentry_id
     device = device_registry.async_get_device(identifiers={(DOMAIN, key_id)})
@@ -366,7 +366,7 @@ async def test_add_device_with_given_key(
     assert subentry.title == "Porch light"
     assert dict(subentry.data) == result["data"]
     assert (await _stored_secrets(hass, hass_storage))["Porch_Light-1"] == NEW_SECRET
-    assert hass.states.get("binary_sensor.porch_light_connectivity") is not None
+    assert hass.states.get("sensor.porch_light_status") is not None
 
 
 async def test_add_device_regenerates_colliding_key_id(
