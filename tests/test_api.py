@@ -1207,6 +1207,28 @@ async def test_a_version_that_cannot_be_stored_is_refused(
 
 
 @pytest.mark.usefixtures("entity_registry_enabled_by_default")
+@pytest.mark.parametrize(
+    "name", ["Authorization", "X-Firmware-Version", "Created-At", "Expiry"]
+)
+async def test_a_repeated_signed_header_is_refused(
+    hass: HomeAssistant,
+    client: TestClient,
+    device_registry: dr.DeviceRegistry,
+    name: str,
+) -> None:
+    """A correctly signed request that sends a signed header twice, even unchanged, gets 400."""
+    headers = signed_headers("GET", "/config")
+    head = "".join(f"{key}: {value}\r\n" for key, value in headers.items())
+    head += f"{name}: {headers[name]}\r\n"
+    initial = _snapshot(hass, device_registry)
+    status, body = await _raw_get(client, head.encode())
+    assert status == 400
+    assert f"repeated {name} header".encode() in body
+    await hass.async_block_till_done()
+    assert _snapshot(hass, device_registry) == initial
+
+
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
 async def test_a_replayed_get_is_answered_but_not_recorded(
     hass: HomeAssistant, client: TestClient, device_registry: dr.DeviceRegistry
 ) -> None:

@@ -13,11 +13,14 @@ from dataclasses import dataclass
 from aiohttp import web
 from homeassistant.core import HomeAssistant
 from homeassistant.util import dt as dt_util
+from multidict import CIMultiDictProxy
 
 from .const import API_BASE_PATH, LOGGER
 from .protocol import (
     MAX_BODY_BYTES,
+    SIGNED_HEADERS,
     DeviceKey,
+    MalformedRequest,
     PayloadTooLarge,
     ProtocolError,
     Unauthorized,
@@ -67,6 +70,7 @@ async def async_authenticate(
     now = dt_util.utcnow()
     key_id: str | None = None
     try:
+        _refuse_repeated_headers(request.headers)
         signed = parse_signed_request(request.headers)
         key_id = signed.key_id
         body = await _read_body(request) if request.method in BODY_METHODS else None
@@ -110,6 +114,13 @@ def signed_response(
     """Return a 200 response signed with the device's key, as the protocol wants."""
     headers = response_headers(device.key, body, dt_util.utcnow())
     return web.Response(body=body, content_type=content_type, headers=headers)
+
+
+def _refuse_repeated_headers(headers: CIMultiDictProxy[str]) -> None:
+    """Refuse a signed header sent twice: which of its values was signed is unclear."""
+    for name in SIGNED_HEADERS:
+        if len(headers.getall(name, ())) > 1:
+            raise MalformedRequest(f"repeated {name} header")
 
 
 def _signed_path(request: web.Request) -> str:

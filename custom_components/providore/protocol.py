@@ -26,6 +26,13 @@ HEADER_AUTHORIZATION: Final = "Authorization"
 HEADER_FIRMWARE_VERSION: Final = "X-Firmware-Version"
 HEADER_CREATED_AT: Final = "Created-At"
 HEADER_EXPIRY: Final = "Expiry"
+# Each is signed, so each must be sent exactly once.
+SIGNED_HEADERS: Final = (
+    HEADER_AUTHORIZATION,
+    HEADER_FIRMWARE_VERSION,
+    HEADER_CREATED_AT,
+    HEADER_EXPIRY,
+)
 
 RESPONSE_CREATED_AT: Final = "created-at"
 RESPONSE_EXPIRY: Final = "expiry"

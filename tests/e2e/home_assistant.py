@@ -185,6 +185,26 @@ def _child_environment() -> dict[str, str]:
     }
 
 
+def start_process(config_dir: Path) -> subprocess.Popen[bytes]:
+    """Start Home Assistant on `config_dir`; its console output goes to console.log there."""
+    with (config_dir / "console.log").open("ab") as console:
+        return subprocess.Popen(  # noqa: S603 (our own interpreter, fixed arguments)
+            [
+                sys.executable,
+                "-m",
+                "homeassistant",
+                "--config",
+                str(config_dir),
+                "--skip-pip",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=console,
+            stderr=subprocess.STDOUT,
+            env=_child_environment(),
+            start_new_session=True,
+        )
+
+
 @contextmanager
 def running_home_assistant(logs_to: Path) -> Iterator[RunningHomeAssistant]:
     """Start Home Assistant on a fresh config folder, onboard it, and stop it afterwards.
@@ -197,36 +217,26 @@ def running_home_assistant(logs_to: Path) -> Iterator[RunningHomeAssistant]:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         prepare_temporary_config(config_dir, url, port, "Providore end-to-end")
-        with (config_dir / "console.log").open("wb") as console:
-            process = subprocess.Popen(  # noqa: S603 (our own interpreter, fixed arguments)
-                [
-                    sys.executable,
-                    "-m",
-                    "homeassistant",
-                    "--config",
-                    str(config_dir),
-                    "--skip-pip",
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=console,
-                stderr=subprocess.STDOUT,
-                env=_child_environment(),
-                start_new_session=True,
-            )
-        _wait_until_serving(url, process)
+        process = start_process(config_dir)
+        wait_until_serving(url, process)
         yield RunningHomeAssistant(
-            url=url, config_dir=config_dir, api=HomeAssistantApi(url, _onboard(url))
+            url=url, config_dir=config_dir, api=HomeAssistantApi(url, onboard(url))
         )
     finally:
         if process is not None:
-            _stop(process)
-        for log in ("console.log", "home-assistant.log"):
-            if (config_dir / log).exists():
-                shutil.copy(config_dir / log, logs_to / log)
+            stop(process)
+        keep_logs(config_dir, logs_to)
         shutil.rmtree(config_dir, ignore_errors=True)
 
 
-def _wait_until_serving(url: str, process: subprocess.Popen[bytes]) -> None:
+def keep_logs(config_dir: Path, logs_to: Path) -> None:
+    """Copy Home Assistant's logs out of a config folder."""
+    for log in ("console.log", "home-assistant.log"):
+        if (config_dir / log).exists():
+            shutil.copy(config_dir / log, logs_to / log)
+
+
+def wait_until_serving(url: str, process: subprocess.Popen[bytes]) -> None:
     """Wait until the onboarding API answers (the HTTP server and frontend are up)."""
 
     def serving() -> bool:
@@ -240,25 +250,11 @@ def _wait_until_serving(url: str, process: subprocess.Popen[bytes]) -> None:
     wait_for("Home Assistant to answer", serving, START_TIMEOUT)
 
 
-def _onboard(url: str) -> str:
-    """Create the user and finish every onboarding step; return the user's access token."""
+def create_owner(url: str) -> str:
+    """Create the owner (onboarding's first step); return the owner's access token."""
     client_id = f"{url}/"
-
-    def post(path: str, data: dict[str, Any], token: str | None = None) -> Any:
-        headers = {"Content-Type": "application/json"}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        answer = request(
-            f"{url}{path}",
-            method="POST",
-            headers=headers,
-            body=json.dumps(data).encode(),
-        )
-        if answer.status != 200:
-            raise RestError(f"POST {path} answered {answer.status}: {answer.body!r}")
-        return answer.json()
-
-    auth_code = post(
+    auth_code = _post_json(
+        url,
         "/api/onboarding/users",
         {
             "client_id": client_id,
@@ -283,22 +279,48 @@ def _onboard(url: str) -> str:
     if token_answer.status != 200:
         raise RestError(f"POST /auth/token answered {token_answer.status}")
     token: str = token_answer.json()["access_token"]
-    post("/api/onboarding/core_config", {}, token)
-    post("/api/onboarding/analytics", {}, token)
-    post(
+    return token
+
+
+def onboard(url: str) -> str:
+    """Create the owner and finish every onboarding step; return the owner's access token."""
+    token = create_owner(url)
+    _post_json(url, "/api/onboarding/core_config", {}, token)
+    _post_json(url, "/api/onboarding/analytics", {}, token)
+    _post_json(
+        url,
         "/api/onboarding/integration",
-        {"client_id": client_id, "redirect_uri": f"{url}/?auth_callback=1"},
+        {"client_id": f"{url}/", "redirect_uri": f"{url}/?auth_callback=1"},
         token,
     )
     return token
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def _post_json(
+    url: str, path: str, data: dict[str, Any], token: str | None = None
+) -> Any:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    answer = request(
+        f"{url}{path}", method="POST", headers=headers, body=json.dumps(data).encode()
+    )
+    if answer.status != 200:
+        raise RestError(f"POST {path} answered {answer.status}: {answer.body!r}")
+    return answer.json()
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
     """Stop Home Assistant and everything it started: SIGTERM, then SIGKILL."""
     with suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGTERM)
     with suppress(subprocess.TimeoutExpired):
         process.wait(STOP_TIMEOUT)
+    kill(process)
+
+
+def kill(process: subprocess.Popen[bytes]) -> None:
+    """Kill Home Assistant and everything it started at once (SIGKILL), as a power cut would."""
     with suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     process.wait()
