@@ -10,6 +10,7 @@ from homeassistant.config_entries import (
 )
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
+import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 import voluptuous as vol
 
@@ -202,3 +203,18 @@ async def test_options_flow_saves(
     assert entry.runtime_data.settings.online_interval.total_seconds() == 1200
     assert entry.runtime_data.settings.max_clock_skew.total_seconds() == 60
     assert entry.runtime_data.settings.certificate_validity.days == 30
+
+
+@pytest.mark.parametrize("step", ["upload_firmware", "import_ca"])
+async def test_options_that_need_a_loaded_hub(
+    hass: HomeAssistant, init_integration: MockConfigEntry, step: str
+) -> None:
+    await hass.config_entries.async_unload(init_integration.entry_id)
+    result = await hass.config_entries.options.async_init(init_integration.entry_id)
+
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"next_step_id": step}
+    )
+
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "not_loaded"
