@@ -1113,6 +1113,9 @@ async def test_rotated_key_replaces_the_old_one_at_once(
         context={"source": "reconfigure", "subentry_id": subentry_id},
     )
     result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"next_step_id": "settings"}
+    )
+    result = await hass.config_entries.subentries.async_configure(
         result["flow_id"], {"name": "Garden sensor", "rotate_key": True}
     )
     assert result["reason"] == "key_rotated"

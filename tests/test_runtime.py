@@ -45,6 +45,9 @@ async def _add_device(
         (entry.entry_id, SUBENTRY_TYPE_DEVICE), context={"source": SOURCE_USER}
     )
     result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"next_step_id": "existing_key"}
+    )
+    result = await hass.config_entries.subentries.async_configure(
         result["flow_id"],
         {
             CONF_NAME: name,
@@ -90,6 +93,9 @@ async def test_reconfiguring_a_device_renames_it_in_place(
     result = await hass.config_entries.subentries.async_init(
         (init_integration.entry_id, SUBENTRY_TYPE_DEVICE),
         context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry.subentry_id},
+    )
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"next_step_id": "settings"}
     )
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"],
