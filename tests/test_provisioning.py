@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from pathlib import Path
 import struct
 import subprocess
@@ -41,12 +42,20 @@ EXPECTED = {"providore": {"device_id": KEY_ID, "psk": SECRET_KEY}}
 
 
 def _generator(*args: str | Path, cwd: Path) -> None:
-    """Run Espressif's nvs_partition_gen command line from the pinned package."""
+    """Run Espressif's nvs_partition_gen command line from the pinned package.
+
+    Without pytest-cov's variables: the child must not write coverage data.
+    """
     subprocess.run(  # noqa: S603 (our own interpreter, fixed arguments)
         [sys.executable, "-m", "esp_idf_nvs_partition_gen", *map(str, args)],
         cwd=cwd,
         check=True,
         capture_output=True,
+        env={
+            name: value
+            for name, value in os.environ.items()
+            if not name.startswith(("COV_CORE_", "COVERAGE_"))
+        },
     )
 
 
