@@ -196,6 +196,9 @@ def upload_firmware_through_an_error(
     firmware_file.write_bytes(image)
     flow = page.locator("dialog-data-entry-flow")
     close_flow(page, flow.locator("mwc-button", has_text="Close"))
+    # A fresh page: the frontend can drop a dialog opened right after another closed.
+    page.goto(f"{home_assistant.url}/config/integrations/integration/providore")
+    expect(page.locator("ha-md-list-item").filter(has_text=DEVICE_NAME)).to_be_visible()
     hub_row = page.locator("ha-md-list-item").filter(has_text="Providore").first
     hub_row.get_by_role("button", name="Configure").click()
     flow.get_by_text("Upload firmware", exact=True).click()
