@@ -1,11 +1,13 @@
 """`./scripts/demo --check`: the demo, headless, on a fresh temporary Home Assistant.
 
 It sets up the demo, lets the simulated devices provision themselves, installs the new
-firmware on one device through `update.install`, and passes only when every device has
-fetched its configuration and holds a certificate, and the updated one runs the new
-version, as seen both in the devices' events and over Home Assistant's REST API; and
-when Home Assistant stayed clean: no failed config entry, no repair issue, and, once it
-has stopped, no error or traceback in its log.
+firmware on one device through `update.install`, then rolls it out to the other eleven
+in waves with `providore.start_rollout`. It passes only when every device has fetched
+its configuration and holds a certificate, the updated one runs the new version, as
+seen both in the devices' events and over Home Assistant's REST API, and the rollout
+completed with every device on the new version; and when Home Assistant stayed clean:
+no failed config entry, no repair issue, and, once it has stopped, no error or
+traceback in its log.
 """
 
 from __future__ import annotations
@@ -32,7 +34,16 @@ from .home_assistant import (
 )
 from .processes import stop_process
 from .rest import HomeAssistantRest, Login, onboard
-from .scenario import DEMO_DEVICES, NEW_VERSION, DemoDevice, devices_file, set_up_demo
+from .scenario import (
+    DEMO_DEVICES,
+    NEW_VERSION,
+    ROLLOUT,
+    ROLLOUT_SENSOR,
+    DemoDevice,
+    devices_file,
+    set_up_demo,
+    start_demo_rollout,
+)
 from .simulator import Simulator
 from .waiting import Deadline, DemoError, wait_until
 
@@ -69,13 +80,14 @@ async def run_check() -> int:
             )
             await wait_until_running(rest, deadline)
             await set_up_demo(rest, config_dir)
-            _say("demo set up: Providore, three devices, firmware " + NEW_VERSION)
+            _say("demo set up: Providore, twelve devices, firmware " + NEW_VERSION)
             simulator = await Simulator.start(
                 url, devices_file(config_dir), CHECK_INTERVAL, _say
             )
             stack.push_async_callback(simulator.stop)
             events = simulator.events
             await _drive_update(rest, events, deadline)
+            await _drive_rollout(rest, events, deadline)
             problems = await entry_problems(rest) + await repair_problems(rest)
         # Home Assistant has stopped: its log is complete.
         problems += log_problems(_read_log(config_dir / "home-assistant.log"))
@@ -113,6 +125,33 @@ async def _drive_update(
     await _wait_for_nothing_missing(
         f"{updated.name} to run {NEW_VERSION}", finished, deadline
     )
+
+
+async def _drive_rollout(
+    rest: HomeAssistantRest, events: DeviceEvents, deadline: Deadline
+) -> None:
+    """Roll the new firmware out to the others in waves; see every device run it."""
+    _say(
+        f"rolling {NEW_VERSION} out to the other devices "
+        f"(waves {ROLLOUT['waves']}, then the rest) with providore.start_rollout"
+    )
+    await start_demo_rollout(rest)
+
+    async def finished() -> list[str]:
+        state = await rest.state(ROLLOUT_SENSOR)
+        shown = None if state is None else state["state"]
+        if shown == "aborted":
+            raise _DetailedError(
+                "the rollout stopped by itself",
+                [str(state["attributes"]) if state else "-"],
+                "rollout",
+            )
+        missing = events.not_running(NEW_VERSION)
+        if shown != "completed":
+            missing.append(f"{ROLLOUT_SENSOR} is {shown}, not completed")
+        return missing
+
+    await _wait_for_nothing_missing("the rollout to complete", finished, deadline)
 
 
 async def _wait_for_nothing_missing(

@@ -103,8 +103,8 @@ async def _set_up(session: aiohttp.ClientSession, config_dir: Path) -> None:
 def _instructions(config_dir: Path) -> list[str]:
     names = ", ".join(device.name for device in DEMO_DEVICES)
     return [
-        "Providore demo: three simulated devices are calling Home Assistant",
-        f"({names}), every {DEVICE_INTERVAL:g} s.",
+        f"Providore demo: twelve simulated devices ({names} and nine fleet",
+        f"sensors) are calling Home Assistant every {DEVICE_INTERVAL:g} s.",
         "",
         f"1. Open {BROWSER_URL} and log in as '{DEVELOPMENT_LOGIN.username}',",
         f"   password '{DEVELOPMENT_LOGIN.password}' (a DEVELOPMENT instance).",
@@ -112,6 +112,8 @@ def _instructions(config_dir: Path) -> list[str]:
         "   connected, has fetched its configuration and holds a certificate.",
         f"3. Its Firmware update offers {NEW_VERSION}: press Update and watch the",
         "   device download it, reboot and report the new version.",
+        "4. Configure on the Providore entry -> Start a rollout: the others",
+        "   update in waves; follow it on the Providore device.",
         "",
         f"Device events: {devices_file(config_dir).parent / 'simulator.log'}",
         "Ctrl+C stops Home Assistant and the devices.",

@@ -66,6 +66,14 @@ class DeviceEvents:
                 )
         return missing
 
+    def not_running(self, version: str) -> list[str]:
+        """Return each device that does not run `version` yet."""
+        return [
+            f"{device_id} runs {progress.version or 'nothing yet'}, not {version}"
+            for device_id, progress in self.devices.items()
+            if progress.version != version
+        ]
+
     def last_failures(self) -> list[str]:
         """Return each device's most recent failed step, to explain a missing outcome."""
         return [

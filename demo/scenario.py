@@ -1,14 +1,19 @@
-"""The demo scenario: Providore, three devices with documents and keys, and a new firmware.
+"""The demo scenario: Providore, a fleet of twelve devices with documents and keys, a new firmware.
 
-Every step goes through Home Assistant's REST API, as a user's browser would.
+Three devices are added one by one as a user would (the Add device flow), nine more at
+once from a CSV file (the import action), enough to show a rollout in waves. Every step
+goes through Home Assistant's REST API, as a user's browser would.
 """
 
 from __future__ import annotations
 
 import asyncio
+import csv
 from dataclasses import dataclass
 import hashlib
+import io
 from pathlib import Path
+import secrets
 from typing import Any
 
 from .devices_file import DeviceEntry, write_devices
@@ -21,6 +26,19 @@ NEW_VERSION = "1.1.0"
 FIRMWARE_SIZE = 48 * 1024
 # Inside the config folder: the generated firmware and the devices file.
 DEMO_FOLDER = "providore-demo"
+# The devices added at once with the import action, beside the three above.
+FLEET_SIZE = 9
+FLEET_DOCUMENT = {"interval": 60, "mqtt": {"host": "broker.local"}}
+# The rollout the check starts: a canary, a quarter, then the rest; each device must
+# stay online for a few seconds on the new build.
+ROLLOUT_SENSOR = f"sensor.providore_{FIRMWARE_TYPE.replace('-', '_')}_rollout"
+ROLLOUT = {
+    "firmware_type": FIRMWARE_TYPE,
+    "version": NEW_VERSION,
+    "waves": "1, 25%",
+    "healthy_for": {"seconds": 5},
+    "max_failed_percent": 0,
+}
 
 CONFIG_FLOW_PATH = "/api/config/config_entries/flow"
 SUBENTRY_FLOW_PATH = "/api/config/config_entries/subentries/flow"
@@ -83,10 +101,11 @@ def devices_file(config_dir: Path) -> Path:
 
 
 async def set_up_demo(rest: HomeAssistantRest, config_dir: Path) -> list[DeviceEntry]:
-    """Add Providore, the demo devices and a new firmware; write the devices file."""
+    """Add Providore, the demo devices, the fleet and a new firmware; write the devices file."""
     entry = await rest.finish_flow(CONFIG_FLOW_PATH, {"handler": DOMAIN}, HUB_SETTINGS)
     entry_id: str = entry["result"]["entry_id"]
     devices = [await _add_device(rest, entry_id, device) for device in DEMO_DEVICES]
+    devices += await _import_fleet(rest, config_dir)
     await upload_demo_firmware(rest, config_dir)
     await asyncio.to_thread(write_devices, devices_file(config_dir), devices)
     return devices
@@ -120,6 +139,44 @@ async def _add_device(
     )
 
 
+def fleet_key_id(number: int) -> str:
+    """Return the key ID of the fleet's device `number` (from 1)."""
+    return f"fleet-sensor-{number}"
+
+
+async def _import_fleet(rest: HomeAssistantRest, config_dir: Path) -> list[DeviceEntry]:
+    """Add the fleet from a CSV file with its keys, which is deleted right after."""
+    fleet = [
+        DeviceEntry(
+            id=fleet_key_id(number),
+            secret=secrets.token_hex(16),
+            firmware_type=FIRMWARE_TYPE,
+            version=START_VERSION,
+        )
+        for number in range(1, FLEET_SIZE + 1)
+    ]
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(("name", "key_id", "secret_key", "firmware_type"))
+    writer.writerows(
+        (f"Fleet sensor {number}", device.id, device.secret, FIRMWARE_TYPE)
+        for number, device in enumerate(fleet, start=1)
+    )
+    relative = f"{DEMO_FOLDER}/fleet.csv"
+    path = config_dir / relative
+    await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+    await asyncio.to_thread(path.write_text, text.getvalue(), encoding="utf-8")
+    try:
+        await rest.call_service(DOMAIN, "import_devices", {"path": relative})
+    finally:
+        await asyncio.to_thread(path.unlink)
+    for device in fleet:
+        await rest.call_service(
+            DOMAIN, "set_config", {"key_id": device.id, "config": FLEET_DOCUMENT}
+        )
+    return fleet
+
+
 def demo_firmware() -> bytes:
     """Return the demo build's bytes: a readable header, then deterministic filler."""
     header = f"Providore demo firmware {FIRMWARE_TYPE} {NEW_VERSION}\n".encode()
@@ -129,6 +186,11 @@ def demo_firmware() -> bytes:
         block = hashlib.sha256(block).digest()
         filler += block
     return (header + bytes(filler))[:FIRMWARE_SIZE]
+
+
+async def start_demo_rollout(rest: HomeAssistantRest) -> None:
+    """Start rolling the new firmware out to every device that does not run it yet."""
+    await rest.call_service(DOMAIN, "start_rollout", ROLLOUT)
 
 
 async def upload_demo_firmware(rest: HomeAssistantRest, config_dir: Path) -> None:

@@ -137,7 +137,13 @@ async def _open_settings(hass: HomeAssistant, entry: MockConfigEntry) -> Any:
     result = await hass.config_entries.options.async_init(entry.entry_id)
     assert result["type"] is FlowResultType.MENU
     assert result["step_id"] == "init"
-    assert result["menu_options"] == ["settings", "upload_firmware", "import_ca"]
+    assert result["menu_options"] == [
+        "settings",
+        "upload_firmware",
+        "start_rollout",
+        "manage_rollout",
+        "import_ca",
+    ]
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {"next_step_id": "settings"}
     )

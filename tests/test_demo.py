@@ -54,12 +54,15 @@ from demo.scenario import (
     DEMO_DEVICES,
     FIRMWARE_SIZE,
     FIRMWARE_TYPE,
+    FLEET_DOCUMENT,
+    FLEET_SIZE,
     HUB_SETTINGS,
     NEW_VERSION,
     START_VERSION,
     SUBENTRY_FLOW_PATH,
     demo_firmware,
     devices_file,
+    fleet_key_id,
     set_up_demo,
 )
 from demo.waiting import Deadline, DemoError, wait_until
@@ -96,16 +99,25 @@ async def test_set_up_demo_over_rest(
     await hass.async_block_till_done()
 
     entry = hass.config_entries.async_entries(DOMAIN)[0]
+    fleet_names = [f"Fleet sensor {number}" for number in range(1, FLEET_SIZE + 1)]
     assert sorted(s.title for s in entry.subentries.values()) == sorted(
-        d.name for d in DEMO_DEVICES
+        [d.name for d in DEMO_DEVICES] + fleet_names
     )
     runtime = loaded_runtime(hass)
-    for demo_device, simulated in zip(DEMO_DEVICES, devices, strict=True):
+    for demo_device, simulated in zip(DEMO_DEVICES, devices, strict=False):
         assert simulated.id == demo_device.key_id
-        assert runtime.secret(simulated.id) == simulated.secret
         assert runtime.config_document(simulated.id, None) == demo_device.config
         assert hass.states.get(demo_device.update_entity) is not None
         assert hass.states.get(demo_device.certificate_sensor) is not None
+    assert len(devices) == len(DEMO_DEVICES) + FLEET_SIZE
+    for number, simulated in enumerate(devices[len(DEMO_DEVICES) :], start=1):
+        assert simulated.id == fleet_key_id(number)
+        assert runtime.config_document(simulated.id, None) == FLEET_DOCUMENT
+    for simulated in devices:
+        assert runtime.secret(simulated.id) == simulated.secret
+        assert runtime.devices[simulated.id].firmware_type == FIRMWARE_TYPE
+    # The device list with its keys does not stay in the config folder.
+    assert not (config_dir / "providore-demo" / "fleet.csv").exists()
     build = runtime.firmware.catalog.latest(FIRMWARE_TYPE)
     assert build is not None
     assert (build.version, build.size) == (NEW_VERSION, FIRMWARE_SIZE)
@@ -359,6 +371,7 @@ def test_events_track_progress() -> None:
     )
     events.feed("garage-door config fetched")
     assert events.missing("garden-sensor", "1.1.0") == []
+    assert events.not_running("1.1.0") == ["garage-door runs 1.0.0, not 1.1.0"]
 
 
 async def test_wait_until_returns_the_result_or_fails_at_the_deadline() -> None:

@@ -16,34 +16,55 @@ from homeassistant.const import CONF_PASSWORD
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.selector import (
+    AreaSelector,
+    AreaSelectorConfig,
+    DeviceSelector,
+    DeviceSelectorConfig,
+    DurationSelector,
+    EntityFilterSelectorConfig,
     FileSelector,
     FileSelectorConfig,
+    LabelSelector,
+    LabelSelectorConfig,
     NumberSelector,
     NumberSelectorConfig,
     NumberSelectorMode,
+    SelectOptionDict,
     SelectSelector,
     SelectSelectorConfig,
     SelectSelectorMode,
     TextSelector,
     TextSelectorConfig,
     TextSelectorType,
+    TimeSelector,
 )
 import voluptuous as vol
 
 from .certificate_authority import CAImportError
 from .const import (
+    CONF_AREAS,
+    CONF_BUILD,
     CONF_CA_CERTIFICATE,
     CONF_CA_PRIVATE_KEY,
     CONF_CERTIFICATE_VALIDITY,
+    CONF_DEVICES,
     CONF_FIRMWARE_FILE,
     CONF_FIRMWARE_TYPE,
+    CONF_HEALTHY_FOR,
+    CONF_LABELS,
     CONF_MAX_CLOCK_SKEW,
+    CONF_MAX_FAILED_PERCENT,
     CONF_MAX_REQUEST_LIFETIME,
     CONF_ONLINE_INTERVAL,
     CONF_RELEASE_NOTES,
     CONF_RELEASE_URL,
+    CONF_ROLLOUT,
+    CONF_ROLLOUT_ACTION,
     CONF_UPDATE_TIMEOUT,
     CONF_VERSION,
+    CONF_WAVES,
+    CONF_WINDOW_END,
+    CONF_WINDOW_START,
     DEFAULT_CERTIFICATE_VALIDITY,
     DEFAULT_MAX_CLOCK_SKEW,
     DEFAULT_MAX_REQUEST_LIFETIME,
@@ -54,6 +75,15 @@ from .const import (
 )
 from .device_flow import DeviceSubentryFlow
 from .firmware_catalog import Firmware, FirmwareError, is_valid_name
+from .rollouts import (
+    DEFAULT_HEALTHY_FOR,
+    DEFAULT_MAX_FAILED_PERCENT,
+    DEFAULT_WAVES,
+    MAX_HEALTHY_FOR,
+    RolloutError,
+    RolloutRequest,
+    Rollouts,
+)
 from .runtime import ProvidoreRuntime, async_get_loaded_runtime
 
 
@@ -111,6 +141,43 @@ _TEXT = TextSelector()
 UPLOAD_ERROR_FIELDS = {"duplicate_firmware": CONF_VERSION}
 
 
+START_ROLLOUT_DEFAULTS = {
+    CONF_WAVES: DEFAULT_WAVES,
+    CONF_HEALTHY_FOR: {
+        "hours": DEFAULT_HEALTHY_FOR.seconds // 3600,
+        "minutes": DEFAULT_HEALTHY_FOR.seconds // 60 % 60,
+        "seconds": DEFAULT_HEALTHY_FOR.seconds % 60,
+    },
+    CONF_MAX_FAILED_PERCENT: DEFAULT_MAX_FAILED_PERCENT,
+}
+START_ROLLOUT_FIELDS = {
+    # Only Providore's devices have a firmware update entity (the hub has none).
+    vol.Optional(CONF_DEVICES): DeviceSelector(
+        DeviceSelectorConfig(
+            multiple=True,
+            entity=EntityFilterSelectorConfig(integration=DOMAIN, domain="update"),
+        )
+    ),
+    vol.Optional(CONF_AREAS): AreaSelector(AreaSelectorConfig(multiple=True)),
+    vol.Optional(CONF_LABELS): LabelSelector(LabelSelectorConfig(multiple=True)),
+    vol.Required(CONF_WAVES): _TEXT,
+    vol.Required(CONF_HEALTHY_FOR): DurationSelector(),
+    vol.Required(CONF_MAX_FAILED_PERCENT): NumberSelector(
+        NumberSelectorConfig(
+            min=0, max=100, step=1, mode=NumberSelectorMode.BOX, unit_of_measurement="%"
+        )
+    ),
+    vol.Optional(CONF_WINDOW_START): TimeSelector(),
+    vol.Optional(CONF_WINDOW_END): TimeSelector(),
+}
+# Each action of the manage step, and the message that confirms it.
+ROLLOUT_ACTIONS = {
+    "pause": "rollout_paused",
+    "resume": "rollout_resumed",
+    "cancel": "rollout_cancelled",
+}
+
+
 def _settings(user_input: dict[str, Any]) -> dict[str, int]:
     """Return the settings as whole seconds (number selectors give floats)."""
     return {key: int(user_input[key]) for key in DEFAULT_SETTINGS}
@@ -161,7 +228,14 @@ class ProvidoreOptionsFlow(OptionsFlow):
     ) -> ConfigFlowResult:
         """Offer what can be done."""
         return self.async_show_menu(
-            step_id="init", menu_options=["settings", "upload_firmware", "import_ca"]
+            step_id="init",
+            menu_options=[
+                "settings",
+                "upload_firmware",
+                "start_rollout",
+                "manage_rollout",
+                "import_ca",
+            ],
         )
 
     async def async_step_settings(
@@ -250,6 +324,120 @@ class ProvidoreOptionsFlow(OptionsFlow):
             errors=errors,
         )
 
+    async def async_step_start_rollout(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Choose a build, its devices, waves, health gate and window; start."""
+        if (runtime := async_get_loaded_runtime(self.hass)) is None:
+            return self.async_abort(reason="not_loaded")
+        builds = {
+            f"{build.firmware_type} {build.version}": build
+            for firmware_type in runtime.firmware_types()
+            for build in reversed(runtime.builds(firmware_type))
+        }
+        if not builds:
+            return self.async_abort(reason="no_builds")
+        errors: dict[str, str] = {}
+        placeholders: dict[str, str] = {}
+        if user_input is not None:
+            try:
+                rollout = await runtime.rollouts.async_start_rollout(
+                    _rollout_request(builds, user_input)
+                )
+            except RolloutError as err:
+                errors[err.field] = err.translation_key or "unknown"
+                placeholders = dict(err.translation_placeholders or {})
+            else:
+                return self.async_abort(
+                    reason="rollout_started",
+                    description_placeholders={
+                        CONF_FIRMWARE_TYPE: rollout.firmware_type,
+                        CONF_VERSION: rollout.version,
+                        "devices": str(len(rollout.devices)),
+                        "waves": str(len(rollout.waves)),
+                    },
+                )
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_BUILD): SelectSelector(
+                    SelectSelectorConfig(
+                        options=list(builds), mode=SelectSelectorMode.DROPDOWN
+                    )
+                ),
+                **START_ROLLOUT_FIELDS,
+            }
+        )
+        return self.async_show_form(
+            step_id="start_rollout",
+            data_schema=self.add_suggested_values_to_schema(
+                schema, user_input or START_ROLLOUT_DEFAULTS
+            ),
+            errors=errors,
+            description_placeholders=placeholders,
+        )
+
+    async def async_step_manage_rollout(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Pause, resume or cancel a running rollout."""
+        if (runtime := async_get_loaded_runtime(self.hass)) is None:
+            return self.async_abort(reason="not_loaded")
+        rollouts = runtime.rollouts
+        active = [
+            firmware_type
+            for firmware_type in rollouts.firmware_types()
+            if rollouts.rollout(firmware_type).active
+        ]
+        if not active:
+            return self.async_abort(reason="no_active_rollout")
+        errors: dict[str, str] = {}
+        placeholders: dict[str, str] = {}
+        if user_input is not None:
+            firmware_type = user_input[CONF_ROLLOUT]
+            action = user_input[CONF_ROLLOUT_ACTION]
+            try:
+                await _async_control(rollouts, firmware_type, action)
+            except RolloutError as err:
+                errors[CONF_ROLLOUT_ACTION] = err.translation_key or "unknown"
+                placeholders = dict(err.translation_placeholders or {})
+            else:
+                return self.async_abort(
+                    reason=ROLLOUT_ACTIONS[action],
+                    description_placeholders={CONF_FIRMWARE_TYPE: firmware_type},
+                )
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_ROLLOUT): SelectSelector(
+                    SelectSelectorConfig(
+                        options=[
+                            SelectOptionDict(
+                                value=firmware_type,
+                                label=f"{firmware_type} "
+                                f"{rollouts.rollout(firmware_type).version}",
+                            )
+                            for firmware_type in active
+                        ],
+                        mode=SelectSelectorMode.DROPDOWN,
+                    )
+                ),
+                vol.Required(CONF_ROLLOUT_ACTION): SelectSelector(
+                    SelectSelectorConfig(
+                        options=list(ROLLOUT_ACTIONS),
+                        translation_key=CONF_ROLLOUT_ACTION,
+                        mode=SelectSelectorMode.LIST,
+                    )
+                ),
+            }
+        )
+        return self.async_show_form(
+            step_id="manage_rollout",
+            data_schema=self.add_suggested_values_to_schema(
+                schema, user_input or {CONF_ROLLOUT: active[0]}
+            ),
+            errors=errors,
+            description_placeholders=placeholders,
+        )
+
     def _upload_schema(self, runtime: ProvidoreRuntime) -> vol.Schema:
         """Offer the firmware types of the hub's devices and of the catalog."""
         types = {device.firmware_type for device in runtime.devices.values()}
@@ -296,6 +484,40 @@ def _upload_errors(
         except vol.Invalid:
             errors[CONF_RELEASE_URL] = "invalid_release_url"
     return errors
+
+
+def _rollout_request(
+    builds: dict[str, Firmware], user_input: dict[str, Any]
+) -> RolloutRequest:
+    """Read the start form into a rollout request."""
+    if (build := builds.get(user_input[CONF_BUILD])) is None:
+        raise RolloutError("rollout_unknown_build", CONF_BUILD)
+    healthy_for = cv.time_period_dict(user_input[CONF_HEALTHY_FOR])
+    if healthy_for > MAX_HEALTHY_FOR:
+        raise RolloutError("rollout_healthy_for_too_long", CONF_HEALTHY_FOR)
+    start, end = user_input.get(CONF_WINDOW_START), user_input.get(CONF_WINDOW_END)
+    return RolloutRequest(
+        firmware_type=build.firmware_type,
+        version=build.version,
+        device_ids=user_input.get(CONF_DEVICES, []),
+        area_ids=user_input.get(CONF_AREAS, []),
+        label_ids=user_input.get(CONF_LABELS, []),
+        waves=user_input[CONF_WAVES],
+        healthy_for=healthy_for,
+        max_failed_percent=int(user_input[CONF_MAX_FAILED_PERCENT]),
+        window_start=cv.time(start) if start else None,
+        window_end=cv.time(end) if end else None,
+    )
+
+
+async def _async_control(rollouts: Rollouts, firmware_type: str, action: str) -> None:
+    """Pause, resume or cancel the rollout of a firmware type."""
+    if action == "pause":
+        await rollouts.async_pause(firmware_type)
+    elif action == "resume":
+        await rollouts.async_resume(firmware_type)
+    else:
+        await rollouts.async_cancel(firmware_type)
 
 
 async def _async_add_uploaded_firmware(

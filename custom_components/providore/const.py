@@ -63,3 +63,16 @@ CERTIFICATE_EXPIRY_WARNING_DAYS: Final = 14
 CA_EXPIRY_WARNING_DAYS: Final = 30
 CA_PATH: Final = "/certificates/ca.pem"
 CRL_PATH: Final = "/certificates/crl.pem"
+
+# Rollout action fields and flow fields.
+CONF_DEVICES: Final = "devices"
+CONF_AREAS: Final = "areas"
+CONF_LABELS: Final = "labels"
+CONF_WAVES: Final = "waves"
+CONF_HEALTHY_FOR: Final = "healthy_for"
+CONF_MAX_FAILED_PERCENT: Final = "max_failed_percent"
+CONF_WINDOW_START: Final = "window_start"
+CONF_WINDOW_END: Final = "window_end"
+CONF_BUILD: Final = "build"
+CONF_ROLLOUT: Final = "rollout"
+CONF_ROLLOUT_ACTION: Final = "rollout_action"

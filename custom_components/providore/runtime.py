@@ -39,6 +39,7 @@ from .firmware_catalog import Firmware, FirmwareCatalog
 from .firmware_delivery import FirmwareDownload
 from .firmware_manager import FirmwareManager
 from .firmware_updates import FirmwareUpdates
+from .hub_device import async_register_hub_device
 from .issues import (
     async_update_ca_issue,
     async_update_certificate_issue,
@@ -48,6 +49,7 @@ from .issues import (
 from .models import DeviceChange, DeviceProfile, HubSettings
 from .presence import Presence
 from .protocol import DeviceKey, SignedRequest, generate_secret_key
+from .rollouts import Rollouts, async_remove_store as async_remove_rollouts
 
 type ProvidoreConfigEntry = ConfigEntry[ProvidoreRuntime]
 
@@ -107,7 +109,9 @@ class ProvidoreRuntime:
             self._data.state,
             self.publish,
             self.settings.update_timeout,
+            lambda key_id: self._rollouts.follows(key_id),
         )
+        self._rollouts = Rollouts(hass, self)
         self._certificates: ProvidoreCertificates
 
     @classmethod
@@ -119,6 +123,7 @@ class ProvidoreRuntime:
         await runtime._data.async_load()
         await runtime._updates.async_load()
         await runtime._catalog.async_load()
+        await runtime._rollouts.async_load()
         runtime._certificates = await ProvidoreCertificates.async_load(
             hass, entry.data.get(CONF_CA_FINGERPRINT), runtime._certificates_changed
         )
@@ -149,7 +154,11 @@ class ProvidoreRuntime:
             self._presence.resume(key_id, now)
             self._update_missing_secret_issue(key_id)
         self._update_certificate_issues(now)
+        async_register_hub_device(self.hass, entry)
         entry.async_on_unload(self._presence.stop)
+        # Before the firmware manager: rollouts hear of a deleted build first.
+        self._rollouts.async_start()
+        entry.async_on_unload(self._rollouts.async_stop)
         entry.async_on_unload(self._firmware.async_start())
         entry.async_on_unload(
             async_track_time_interval(
@@ -233,6 +242,7 @@ class ProvidoreRuntime:
             self.devices.pop(key_id, None)
             self._keys.pop(key_id, None)
             self._presence.forget(key_id)
+            self._rollouts.device_removed(key_id)
             self._firmware.device_removed(key_id)
             delete_device_issues(self.hass, key_id)
         await self._data.async_forget(key_ids)
@@ -415,6 +425,11 @@ class ProvidoreRuntime:
         """Turn a device's automatic updates on or off."""
         await self._firmware.async_set_auto_update(key_id, enabled)
 
+    @property
+    def rollouts(self) -> Rollouts:
+        """Return the fleet rollouts (read by entities, flows and diagnostics)."""
+        return self._rollouts
+
     async def async_add_build(
         self,
         firmware_type: str,
@@ -521,6 +536,7 @@ async def async_remove_stores(hass: HomeAssistant) -> None:
     await DeviceData(hass).async_remove()
     await FirmwareUpdates(hass).async_remove()
     await FirmwareCatalog(hass).async_remove()
+    await async_remove_rollouts(hass)
     await ProvidoreCertificates.async_remove_stores(hass)
 
 

@@ -19,6 +19,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from .const import LAST_SEEN_RESOLUTION
 from .entity import ProvidoreEntity, async_add_device_entities
 from .models import DeviceChange, DeviceProfile
+from .rollout_sensors import async_add_rollout_sensors
 from .runtime import ProvidoreConfigEntry, ProvidoreRuntime
 
 PARALLEL_UPDATES = 0
@@ -76,11 +77,12 @@ async def async_setup_entry(
     entry: ProvidoreConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the sensors of every device."""
+    """Add the sensors of every device, and of each firmware type's rollouts."""
     async_add_device_entities(entry, async_add_entities, ProvidoreSensor, SENSORS)
     async_add_device_entities(
         entry, async_add_entities, ProvidoreLastSeenSensor, [LAST_SEEN]
     )
+    async_add_rollout_sensors(entry, async_add_entities)
 
 
 class ProvidoreSensor(ProvidoreEntity, SensorEntity):

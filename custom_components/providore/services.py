@@ -25,19 +25,34 @@ import voluptuous as vol
 
 from .const import (
     API_BASE_PATH,
+    CONF_AREAS,
     CONF_CONFIG,
+    CONF_DEVICES,
     CONF_FIRMWARE_TYPE,
     CONF_FIRMWARE_VERSION,
+    CONF_HEALTHY_FOR,
     CONF_KEY_ID,
+    CONF_LABELS,
+    CONF_MAX_FAILED_PERCENT,
     CONF_RELEASE_NOTES,
     CONF_RELEASE_URL,
     CONF_SECRET_KEY,
     CONF_VERSION,
+    CONF_WAVES,
+    CONF_WINDOW_END,
+    CONF_WINDOW_START,
     DOMAIN,
 )
 from .device_import import ImportRefused, parse_devices
 from .provisioning import nvs_csv
 from .readable_files import readable_file
+from .rollouts import (
+    DEFAULT_HEALTHY_FOR,
+    DEFAULT_MAX_FAILED_PERCENT,
+    DEFAULT_WAVES,
+    MAX_HEALTHY_FOR,
+    RolloutRequest,
+)
 from .runtime import ProvidoreRuntime, async_get_loaded_runtime
 
 SERVICE_PROVISIONING_BUNDLE = "provisioning_bundle"
@@ -50,6 +65,10 @@ SERVICE_IMPORT_DEVICES = "import_devices"
 MAX_IMPORT_BYTES = 1024 * 1024
 
 SERVICE_REVOKE_CERTIFICATE = "revoke_certificate"
+SERVICE_START_ROLLOUT = "start_rollout"
+SERVICE_PAUSE_ROLLOUT = "pause_rollout"
+SERVICE_RESUME_ROLLOUT = "resume_rollout"
+SERVICE_CANCEL_ROLLOUT = "cancel_rollout"
 # An action names its device by device_id (the UI's device selector) or, for
 # scripts, by key_id: exactly one of them, checked with a translated error.
 DEVICE_SCHEMA = vol.Schema(
@@ -82,6 +101,27 @@ DELETE_FIRMWARE_SCHEMA = vol.Schema(
         vol.Required(CONF_VERSION): cv.string,
     }
 )
+
+_IDS = vol.All(cv.ensure_list, [cv.string])
+START_ROLLOUT_SCHEMA = vol.Schema(
+    {
+        vol.Required(CONF_FIRMWARE_TYPE): cv.string,
+        vol.Optional(CONF_VERSION): cv.string,
+        vol.Optional(CONF_DEVICES, default=list): _IDS,
+        vol.Optional(CONF_AREAS, default=list): _IDS,
+        vol.Optional(CONF_LABELS, default=list): _IDS,
+        vol.Optional(CONF_WAVES, default=DEFAULT_WAVES): cv.string,
+        vol.Optional(CONF_HEALTHY_FOR, default=DEFAULT_HEALTHY_FOR): vol.All(
+            cv.positive_time_period, vol.Range(max=MAX_HEALTHY_FOR)
+        ),
+        vol.Optional(
+            CONF_MAX_FAILED_PERCENT, default=DEFAULT_MAX_FAILED_PERCENT
+        ): vol.All(vol.Coerce(int), vol.Range(min=0, max=100)),
+        vol.Optional(CONF_WINDOW_START): cv.time,
+        vol.Optional(CONF_WINDOW_END): cv.time,
+    }
+)
+ROLLOUT_SCHEMA = vol.Schema({vol.Required(CONF_FIRMWARE_TYPE): cv.string})
 
 
 @callback
@@ -132,6 +172,15 @@ def async_setup_services(hass: HomeAssistant) -> None:
         _async_revoke_certificate,
         DEVICE_SCHEMA,
     )
+    async_register_admin_service(
+        hass, DOMAIN, SERVICE_START_ROLLOUT, _async_start_rollout, START_ROLLOUT_SCHEMA
+    )
+    for service, control in (
+        (SERVICE_PAUSE_ROLLOUT, _async_pause_rollout),
+        (SERVICE_RESUME_ROLLOUT, _async_resume_rollout),
+        (SERVICE_CANCEL_ROLLOUT, _async_cancel_rollout),
+    ):
+        async_register_admin_service(hass, DOMAIN, service, control, ROLLOUT_SCHEMA)
 
 
 async def _async_provisioning_bundle(call: ServiceCall) -> ServiceResponse:
@@ -248,6 +297,40 @@ async def _async_revoke_certificate(call: ServiceCall) -> None:
     """Revoke a device's valid certificates."""
     runtime, key_id = _runtime_and_key_id(call)
     await runtime.async_revoke_certificates(key_id)
+
+
+async def _async_start_rollout(call: ServiceCall) -> None:
+    """Start updating the devices of a firmware type in waves."""
+    data = call.data
+    await _loaded_runtime(call).rollouts.async_start_rollout(
+        RolloutRequest(
+            firmware_type=data[CONF_FIRMWARE_TYPE],
+            version=data.get(CONF_VERSION),
+            device_ids=data[CONF_DEVICES],
+            area_ids=data[CONF_AREAS],
+            label_ids=data[CONF_LABELS],
+            waves=data[CONF_WAVES],
+            healthy_for=data[CONF_HEALTHY_FOR],
+            max_failed_percent=data[CONF_MAX_FAILED_PERCENT],
+            window_start=data.get(CONF_WINDOW_START),
+            window_end=data.get(CONF_WINDOW_END),
+        )
+    )
+
+
+async def _async_pause_rollout(call: ServiceCall) -> None:
+    """Start no new device of a rollout until it is resumed."""
+    await _loaded_runtime(call).rollouts.async_pause(call.data[CONF_FIRMWARE_TYPE])
+
+
+async def _async_resume_rollout(call: ServiceCall) -> None:
+    """Let a paused rollout start devices again."""
+    await _loaded_runtime(call).rollouts.async_resume(call.data[CONF_FIRMWARE_TYPE])
+
+
+async def _async_cancel_rollout(call: ServiceCall) -> None:
+    """Stop a rollout for good."""
+    await _loaded_runtime(call).rollouts.async_cancel(call.data[CONF_FIRMWARE_TYPE])
 
 
 async def _async_require_admin(call: ServiceCall) -> None:
