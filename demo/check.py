@@ -1,13 +1,13 @@
 """`./scripts/demo --check`: the demo, headless, on a fresh temporary Home Assistant.
 
 It sets up the demo, lets the simulated devices provision themselves, installs the new
-firmware on one device through `update.install`, then rolls it out to the other eleven
-in waves with `providore.start_rollout`. It passes only when every device has fetched
-its configuration and holds a certificate, the updated one runs the new version, as
-seen both in the devices' events and over Home Assistant's REST API, and the rollout
-completed with every device on the new version; and when Home Assistant stayed clean:
-no failed config entry, no repair issue, and, once it has stopped, no error or
-traceback in its log.
+firmware through `update.install` on one device and on the ESPHome device, then rolls
+it out to the other eleven devices in waves with `providore.start_rollout`. It passes
+only when every device has fetched its configuration and holds a certificate, both
+updated ones run the new version, as seen both in the devices' events and over Home
+Assistant's REST API, and the rollout completed with every device on the new version;
+and when Home Assistant stayed clean: no failed config entry, no repair issue, and, once
+it has stopped, no error or traceback in its log.
 """
 
 from __future__ import annotations
@@ -36,11 +36,12 @@ from .processes import stop_process
 from .rest import HomeAssistantRest, Login, onboard
 from .scenario import (
     DEMO_DEVICES,
+    ESPHOME_DEVICE,
     NEW_VERSION,
     ROLLOUT,
     ROLLOUT_SENSOR,
-    DemoDevice,
     devices_file,
+    esphome_devices_file,
     set_up_demo,
     start_demo_rollout,
 )
@@ -80,9 +81,16 @@ async def run_check() -> int:
             )
             await wait_until_running(rest, deadline)
             await set_up_demo(rest, config_dir)
-            _say("demo set up: Providore, twelve devices, firmware " + NEW_VERSION)
+            _say(
+                "demo set up: Providore, twelve devices, an ESPHome device, firmware "
+                + NEW_VERSION
+            )
             simulator = await Simulator.start(
-                url, devices_file(config_dir), CHECK_INTERVAL, _say
+                url,
+                devices_file(config_dir),
+                esphome_devices_file(config_dir),
+                CHECK_INTERVAL,
+                _say,
             )
             stack.push_async_callback(simulator.stop)
             events = simulator.events
@@ -106,24 +114,31 @@ async def run_check() -> int:
 async def _drive_update(
     rest: HomeAssistantRest, events: DeviceEvents, deadline: Deadline
 ) -> None:
-    """Wait for the devices to provision, install the new firmware on one, see it run."""
+    """Wait for the devices to provision, install the new firmware on two, see it run."""
     updated = DEMO_DEVICES[0]
+    esphome = ESPHOME_DEVICE
+    entities = [updated.update_entity, esphome.update_entity]
 
     async def provisioned() -> list[str]:
-        return events.missing() + await _offer_missing(rest, updated)
+        return events.missing() + await _offer_missing(rest, entities)
 
     async def finished() -> list[str]:
-        return events.missing(updated.key_id, NEW_VERSION) + await _rest_missing(
-            rest, updated
+        return (
+            events.missing(updated.key_id, NEW_VERSION)
+            + events.version_missing(esphome.simulator_name, NEW_VERSION)
+            + await _rest_missing(rest, entities)
         )
 
     await _wait_for_nothing_missing(
         "every device to provision itself", provisioned, deadline
     )
-    _say(f"installing {NEW_VERSION} on {updated.name} through update.install")
-    await rest.call_service("update", "install", {"entity_id": updated.update_entity})
+    _say(
+        f"installing {NEW_VERSION} on {updated.name} and {esphome.name} "
+        "through update.install"
+    )
+    await rest.call_service("update", "install", {"entity_id": entities})
     await _wait_for_nothing_missing(
-        f"{updated.name} to run {NEW_VERSION}", finished, deadline
+        f"{updated.name} and {esphome.name} to run {NEW_VERSION}", finished, deadline
     )
 
 
@@ -166,22 +181,25 @@ async def _wait_for_nothing_missing(
         raise _DetailedError(str(err), await outcome(), "missing") from None
 
 
-async def _offer_missing(rest: HomeAssistantRest, device: DemoDevice) -> list[str]:
-    """Return what keeps the update entity from offering the new firmware."""
-    state = await rest.state(device.update_entity)
-    latest = None if state is None else state["attributes"].get("latest_version")
-    if latest != NEW_VERSION:
-        return [f"{device.update_entity} offers {latest}, not {NEW_VERSION}"]
-    return []
+async def _offer_missing(rest: HomeAssistantRest, entities: list[str]) -> list[str]:
+    """Return what keeps the update entities from offering the new firmware."""
+    missing = []
+    for entity_id in entities:
+        state = await rest.state(entity_id)
+        latest = None if state is None else state["attributes"].get("latest_version")
+        if latest != NEW_VERSION:
+            missing.append(f"{entity_id} offers {latest}, not {NEW_VERSION}")
+    return missing
 
 
-async def _rest_missing(rest: HomeAssistantRest, updated: DemoDevice) -> list[str]:
+async def _rest_missing(rest: HomeAssistantRest, updated: list[str]) -> list[str]:
     """Return what Home Assistant's REST API does not show yet."""
     missing = []
-    state = await rest.state(updated.update_entity)
-    installed = None if state is None else state["attributes"].get("installed_version")
-    if installed != NEW_VERSION:
-        missing.append(f"{updated.update_entity} shows {installed}, not {NEW_VERSION}")
+    for entity_id in updated:
+        state = await rest.state(entity_id)
+        attributes = {} if state is None else state["attributes"]
+        if (installed := attributes.get("installed_version")) != NEW_VERSION:
+            missing.append(f"{entity_id} shows {installed}, not {NEW_VERSION}")
     for device in DEMO_DEVICES:
         sensor = await rest.state(device.certificate_sensor)
         if (None if sensor is None else sensor["state"]) in UNKNOWN_STATES:

@@ -1,8 +1,9 @@
-"""The demo scenario: Providore, a fleet of twelve devices with documents and keys, a new firmware.
+"""The demo scenario: Providore, a fleet of twelve devices, an ESPHome device, new firmware.
 
 Three devices are added one by one as a user would (the Add device flow), nine more at
-once from a CSV file (the import action), enough to show a rollout in waves. Every step
-goes through Home Assistant's REST API, as a user's browser would.
+once from a CSV file (the import action), enough to show a rollout in waves; an ESPHome
+device gets its own build. Every step goes through Home Assistant's REST API, as a
+user's browser would.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 import secrets
 from typing import Any
 
-from .devices_file import DeviceEntry, write_devices
+from .devices_file import DeviceEntry, EsphomeEntry, write_devices
 from .rest import HomeAssistantRest
 
 DOMAIN = "providore"
@@ -95,20 +96,122 @@ DEMO_DEVICES = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class EsphomeDemoDevice:
+    """The demo's ESPHome device (its integration is not set up: Providore's update serves it)."""
+
+    name: str
+    # The name its simulated device's event lines start with.
+    simulator_name: str
+    mac: str
+    chip_family: str
+    project_name: str
+
+    @property
+    def firmware_type(self) -> str:
+        """Return the firmware type Providore gives its project on its chip."""
+        return f"{self.project_name}-{self.chip_family.replace('-', '').lower()}"
+
+    @property
+    def update_entity(self) -> str:
+        """Return the entity id of its Firmware update entity."""
+        return f"update.{self.name.lower().replace(' ', '_')}_firmware"
+
+
+ESPHOME_DEVICE = EsphomeDemoDevice(
+    name="Porch light",
+    simulator_name="porch-light",
+    # A locally administered address: no real device has it.
+    mac="02:00:00:00:00:01",
+    chip_family="ESP32-C3",
+    project_name="providore.demo_light",
+)
+# The ESP32-C3 chip id and the application description's magic word, as esptool writes them.
+_ESP32_C3_HEADER = (
+    bytes([0xE9, 1, 2, 0x20])
+    + (0x40380000).to_bytes(4, "little")
+    + bytes([0xEE, 0, 0, 0])
+    + (5).to_bytes(2, "little")
+    + bytes(10)
+    + (0x3C000020).to_bytes(4, "little")
+    + (64).to_bytes(4, "little")
+    + (0xABCD5432).to_bytes(4, "little")
+)
+
+
 def devices_file(config_dir: Path) -> Path:
     """Return where the demo keeps its devices file."""
     return config_dir / DEMO_FOLDER / "devices.yaml"
 
 
+def esphome_devices_file(config_dir: Path) -> Path:
+    """Return where the demo keeps its ESPHome device (its manifest URL holds its token)."""
+    return config_dir / DEMO_FOLDER / "esphome.yaml"
+
+
 async def set_up_demo(rest: HomeAssistantRest, config_dir: Path) -> list[DeviceEntry]:
-    """Add Providore, the demo devices, the fleet and a new firmware; write the devices file."""
+    """Add Providore, the demo devices, the fleet, an ESPHome device and new firmware; write the devices files."""
     entry = await rest.finish_flow(CONFIG_FLOW_PATH, {"handler": DOMAIN}, HUB_SETTINGS)
     entry_id: str = entry["result"]["entry_id"]
     devices = [await _add_device(rest, entry_id, device) for device in DEMO_DEVICES]
     devices += await _import_fleet(rest, config_dir)
     await upload_demo_firmware(rest, config_dir)
+    esphome = await _add_esphome_device(rest, entry_id, config_dir)
     await asyncio.to_thread(write_devices, devices_file(config_dir), devices)
+    await asyncio.to_thread(write_devices, esphome_devices_file(config_dir), [esphome])
     return devices
+
+
+async def _add_esphome_device(
+    rest: HomeAssistantRest, entry_id: str, config_dir: Path
+) -> EsphomeEntry:
+    """Add the ESPHome device, upload its new build, and take its manifest URL."""
+    device = ESPHOME_DEVICE
+    await rest.finish_flow(
+        SUBENTRY_FLOW_PATH,
+        {"handler": [entry_id, "esphome_device"]},
+        {
+            "name": device.name,
+            "mac": device.mac,
+            "chip_family": device.chip_family,
+            "project_name": device.project_name,
+        },
+    )
+    subentries = await rest.websocket_command(
+        {"type": "config_entries/subentries/list", "entry_id": entry_id}
+    )
+    key_id = next(
+        subentry["unique_id"]
+        for subentry in subentries
+        if subentry["subentry_type"] == "esphome_device"
+        and subentry["title"] == device.name
+    )
+    relative = f"{DEMO_FOLDER}/{device.project_name}-{NEW_VERSION}.ota.bin"
+    target = config_dir / relative
+    await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
+    await asyncio.to_thread(target.write_bytes, demo_esphome_firmware())
+    await rest.call_service(
+        DOMAIN,
+        "upload_esphome_firmware",
+        {
+            "key_id": key_id,
+            "path": relative,
+            "version": NEW_VERSION,
+            "release_notes": "Demo build: a softer fade.",
+        },
+    )
+    yaml = await rest.service_response(DOMAIN, "esphome_yaml", {"key_id": key_id})
+    return EsphomeEntry(
+        name=device.simulator_name,
+        source=yaml["manifest_url"],
+        chip_family=device.chip_family,
+        version=START_VERSION,
+    )
+
+
+def demo_esphome_firmware() -> bytes:
+    """Return the ESPHome demo build: an ESP32-C3 application header, then the demo bytes."""
+    return (_ESP32_C3_HEADER + demo_firmware())[:FIRMWARE_SIZE]
 
 
 async def _add_device(

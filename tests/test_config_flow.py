@@ -143,6 +143,7 @@ async def _open_settings(hass: HomeAssistant, entry: MockConfigEntry) -> Any:
         "start_rollout",
         "manage_rollout",
         "import_ca",
+        "server_certificate",
     ]
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {"next_step_id": "settings"}

@@ -501,6 +501,7 @@ async def test_options_menu(
         "start_rollout",
         "manage_rollout",
         "import_ca",
+        "server_certificate",
     ]
 
     result = await hass.config_entries.options.async_configure(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
+from urllib.parse import urlsplit
 
 from homeassistant.components.file_upload import process_uploaded_file
 from homeassistant.config_entries import (
@@ -15,6 +16,7 @@ from homeassistant.config_entries import (
 from homeassistant.const import CONF_PASSWORD
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers.network import NoURLAvailableError, get_url
 from homeassistant.helpers.selector import (
     AreaSelector,
     AreaSelectorConfig,
@@ -42,6 +44,8 @@ import voluptuous as vol
 
 from .certificate_authority import CAImportError
 from .const import (
+    API_BASE_PATH,
+    CA_PATH,
     CONF_AREAS,
     CONF_BUILD,
     CONF_CA_CERTIFICATE,
@@ -51,6 +55,7 @@ from .const import (
     CONF_FIRMWARE_FILE,
     CONF_FIRMWARE_TYPE,
     CONF_HEALTHY_FOR,
+    CONF_HOSTS,
     CONF_LABELS,
     CONF_MAX_CLOCK_SKEW,
     CONF_MAX_FAILED_PERCENT,
@@ -72,8 +77,10 @@ from .const import (
     DEFAULT_UPDATE_TIMEOUT,
     DOMAIN,
     SUBENTRY_TYPE_DEVICE,
+    SUBENTRY_TYPE_ESPHOME_DEVICE,
 )
 from .device_flow import DeviceSubentryFlow
+from .esphome_flow import EsphomeDeviceSubentryFlow
 from .firmware_catalog import Firmware, FirmwareError, is_valid_name
 from .rollouts import (
     DEFAULT_HEALTHY_FOR,
@@ -85,6 +92,10 @@ from .rollouts import (
     Rollouts,
 )
 from .runtime import ProvidoreRuntime, async_get_loaded_runtime
+from .server_certificate import InvalidHosts, parse_hosts
+
+# The name Home Assistant announces itself under on the local network.
+MDNS_HOST: Final = "homeassistant.local"
 
 
 def _seconds(minimum: int, maximum: int, unit: str = "s") -> NumberSelector:
@@ -135,6 +146,20 @@ IMPORT_CA_ERROR_FIELDS = {
     "password_required": CONF_PASSWORD,
     "wrong_password": CONF_PASSWORD,
 }
+
+SERVER_CERTIFICATE_SCHEMA = vol.Schema(
+    {vol.Required(CONF_HOSTS): TextSelector(TextSelectorConfig(multiple=True))}
+)
+
+
+def suggested_hosts(hass: HomeAssistant) -> list[str]:
+    """Return the host of Home Assistant's local URL (when it has one), and its mDNS name."""
+    try:
+        url = get_url(hass, allow_cloud=False, allow_external=False)
+    except NoURLAvailableError:
+        return [MDNS_HOST]
+    return list(dict.fromkeys([urlsplit(url).hostname or MDNS_HOST, MDNS_HOST]))
+
 
 _TEXT = TextSelector()
 # The form field each firmware error belongs to once the file was used (others: the file).
@@ -216,12 +241,15 @@ class ProvidoreConfigFlow(ConfigFlow, domain=DOMAIN):
     def async_get_supported_subentry_types(
         cls, config_entry: ConfigEntry
     ) -> dict[str, type[ConfigSubentryFlow]]:
-        """Devices are subentries of the hub."""
-        return {SUBENTRY_TYPE_DEVICE: DeviceSubentryFlow}
+        """Devices (Providore's and ESPHome's) are subentries of the hub."""
+        return {
+            SUBENTRY_TYPE_DEVICE: DeviceSubentryFlow,
+            SUBENTRY_TYPE_ESPHOME_DEVICE: EsphomeDeviceSubentryFlow,
+        }
 
 
 class ProvidoreOptionsFlow(OptionsFlow):
-    """Change the hub settings, upload a firmware build, or import a CA."""
+    """Change the hub settings, upload a firmware build, import a CA, issue HA's certificate."""
 
     async def async_step_init(
         self, user_input: dict[str, Any] | None = None
@@ -235,6 +263,7 @@ class ProvidoreOptionsFlow(OptionsFlow):
                 "start_rollout",
                 "manage_rollout",
                 "import_ca",
+                "server_certificate",
             ],
         )
 
@@ -264,6 +293,7 @@ class ProvidoreOptionsFlow(OptionsFlow):
         if (runtime := async_get_loaded_runtime(self.hass)) is None:
             return self.async_abort(reason="not_loaded")
         errors: dict[str, str] = {}
+        placeholders: dict[str, str] = {}
         if user_input is not None:
             errors = _upload_errors(runtime, user_input)
             if not errors:
@@ -274,6 +304,7 @@ class ProvidoreOptionsFlow(OptionsFlow):
                 except FirmwareError as err:
                     reason = err.translation_key or "firmware_unreadable"
                     errors[UPLOAD_ERROR_FIELDS.get(reason, CONF_FIRMWARE_FILE)] = reason
+                    placeholders = err.translation_placeholders or {}
                     user_input = {
                         k: v for k, v in user_input.items() if k != CONF_FIRMWARE_FILE
                     }
@@ -293,6 +324,7 @@ class ProvidoreOptionsFlow(OptionsFlow):
                 self._upload_schema(runtime), user_input or {}
             ),
             errors=errors,
+            description_placeholders=placeholders,
         )
 
     async def async_step_import_ca(
@@ -433,6 +465,46 @@ class ProvidoreOptionsFlow(OptionsFlow):
             step_id="manage_rollout",
             data_schema=self.add_suggested_values_to_schema(
                 schema, user_input or {CONF_ROLLOUT: active[0]}
+            ),
+            errors=errors,
+            description_placeholders=placeholders,
+        )
+
+    async def async_step_server_certificate(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Issue Home Assistant's HTTPS certificate from Providore's CA."""
+        if (runtime := async_get_loaded_runtime(self.hass)) is None:
+            return self.async_abort(reason="not_loaded")
+        errors: dict[str, str] = {}
+        placeholders = {"host": "", "error": ""}
+        if user_input is not None:
+            try:
+                issued, certificate, key = await runtime.async_issue_server_certificate(
+                    parse_hosts(user_input[CONF_HOSTS])
+                )
+            except InvalidHosts as err:
+                errors[CONF_HOSTS] = "invalid_hosts"
+                placeholders["host"] = err.host
+            except OSError as err:
+                errors["base"] = "server_certificate_unwritable"
+                placeholders["error"] = err.strerror or str(err)
+            else:
+                return self.async_abort(
+                    reason="server_certificate_issued",
+                    description_placeholders={
+                        "hosts": ", ".join(issued.hosts),
+                        "expires": issued.not_after.date().isoformat(),
+                        "certificate": str(certificate),
+                        "key": str(key),
+                        "ca_path": f"{API_BASE_PATH}{CA_PATH}",
+                    },
+                )
+        return self.async_show_form(
+            step_id="server_certificate",
+            data_schema=self.add_suggested_values_to_schema(
+                SERVER_CERTIFICATE_SCHEMA,
+                user_input or {CONF_HOSTS: suggested_hosts(self.hass)},
             ),
             errors=errors,
             description_placeholders=placeholders,

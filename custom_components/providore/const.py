@@ -10,6 +10,11 @@ LOGGER = logging.getLogger(__package__)
 
 API_BASE_PATH: Final = "/api/providore"
 SUBENTRY_TYPE_DEVICE: Final = "device"
+SUBENTRY_TYPE_ESPHOME_DEVICE: Final = "esphome_device"
+# Every kind of subentry that is a device (key ids are unique across them).
+DEVICE_SUBENTRY_TYPES: Final = frozenset(
+    {SUBENTRY_TYPE_DEVICE, SUBENTRY_TYPE_ESPHOME_DEVICE}
+)
 
 # Hub options.
 CONF_MAX_CLOCK_SKEW: Final = "max_clock_skew"
@@ -76,3 +81,17 @@ CONF_WINDOW_END: Final = "window_end"
 CONF_BUILD: Final = "build"
 CONF_ROLLOUT: Final = "rollout"
 CONF_ROLLOUT_ACTION: Final = "rollout_action"
+
+# ESPHome devices: subentry data and flow fields, the manifest endpoint.
+CONF_MAC: Final = "mac"
+CONF_CHIP_FAMILY: Final = "chip_family"
+CONF_PROJECT_NAME: Final = "project_name"
+CONF_MANIFEST_FILE: Final = "manifest_file"
+CONF_MANIFEST_PATH: Final = "manifest_path"
+ESPHOME_PATH: Final = "/esphome"
+ESPHOME_MANIFEST_NAME: Final = "manifest.json"
+ESPHOME_DOMAIN: Final = "esphome"
+
+# Home Assistant's own HTTPS certificate, issued by Providore's CA.
+CONF_HOSTS: Final = "hosts"
+CONF_SERVER_CERTIFICATE: Final = "server_certificate"

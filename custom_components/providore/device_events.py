@@ -31,6 +31,7 @@ class DeviceEventType(StrEnum):
     KEY_ROTATED = "key_rotated"
     ROLLOUT_PASSED = "rollout_passed"
     ROLLOUT_FAILED = "rollout_failed"
+    TOKEN_REVOKED = "token_revoked"  # noqa: S105 (an event type)
 
 
 # The Logbook's line for each event (after the device's name), filled from its details.
@@ -55,6 +56,7 @@ MESSAGES: Final[dict[DeviceEventType, str]] = {
         "failed the health check of the {firmware_type} rollout of firmware "
         "{version}: {why}"
     ),
+    DeviceEventType.TOKEN_REVOKED: "had its firmware token revoked",
 }
 
 

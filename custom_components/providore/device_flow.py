@@ -30,7 +30,6 @@ from .const import (
     CONF_KEY_ID,
     CONF_ROTATE_KEY,
     CONF_SECRET_KEY,
-    SUBENTRY_TYPE_DEVICE,
 )
 from .protocol import (
     generate_key_id,
@@ -50,7 +49,7 @@ from .provisioning import (
     server_url_fits,
 )
 from .provisioning_views import DATA_DOWNLOADS, LINK_LIFETIME
-from .runtime import ProvidoreRuntime, async_get_loaded_runtime
+from .runtime import ProvidoreRuntime, async_get_loaded_runtime, key_ids_in_use
 
 CONF_NVS_OFFSET: Final = "nvs_offset"
 CONF_NVS_SIZE: Final = "nvs_size"
@@ -226,11 +225,7 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
         return {}
 
     def _key_ids_in_use(self) -> set[str]:
-        return {
-            subentry.data[CONF_KEY_ID]
-            for subentry in self._get_entry().subentries.values()
-            if subentry.subentry_type == SUBENTRY_TYPE_DEVICE
-        }
+        return key_ids_in_use(self._get_entry())
 
     def _new_key_id(self) -> str:
         in_use = self._key_ids_in_use()

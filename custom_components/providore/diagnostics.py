@@ -38,6 +38,8 @@ async def async_get_config_entry_diagnostics(
                         "version": build.version,
                         "size": build.size,
                         "sha256": build.sha256,
+                        "md5": build.md5,
+                        "chip_family": build.chip_family,
                         "uploaded_at": build.uploaded_at.isoformat(),
                     }
                     for build in runtime.builds(firmware_type)
@@ -70,9 +72,19 @@ def _device(runtime: ProvidoreRuntime, device: DeviceProfile) -> dict[str, Any]:
     current = runtime.current_certificate(device.key_id)
     documents = runtime.documents(device.key_id)
     plan = runtime.firmware.plan(device.key_id)
+    esphome = None
+    if device.esphome is not None:
+        esphome = {
+            "chip_family": device.esphome.chip_family.value,
+            "project_name": device.esphome.project_name,
+            "mac": device.esphome.mac,
+            "has_token": runtime.esphome.token(device.key_id) is not None,
+            "attached_to_esphome_device": runtime.esphome.is_attached(device.key_id),
+        }
     return {
         "key_id": device.key_id,
         "name": device.name,
+        "esphome": esphome,
         "firmware_type": device.firmware_type,
         "has_secret_key": runtime.secret(device.key_id) is not None,
         "online": runtime.is_online(device.key_id),

@@ -1,4 +1,7 @@
-"""Service actions: enrol devices, hand one its key, set its documents, manage firmware."""
+"""Service actions: enrol devices, hand one its key, set its documents, manage firmware.
+
+ESPHome devices have two of their own: their YAML, and their firmware uploads.
+"""
 
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ from .const import (
     CONF_HEALTHY_FOR,
     CONF_KEY_ID,
     CONF_LABELS,
+    CONF_MANIFEST_PATH,
     CONF_MAX_FAILED_PERCENT,
     CONF_RELEASE_NOTES,
     CONF_RELEASE_URL,
@@ -44,6 +48,7 @@ from .const import (
     DOMAIN,
 )
 from .device_import import ImportRefused, parse_devices
+from .esphome_manifest import MAX_CI_MANIFEST_BYTES
 from .provisioning import nvs_csv
 from .readable_files import readable_file
 from .rollouts import (
@@ -69,6 +74,10 @@ SERVICE_START_ROLLOUT = "start_rollout"
 SERVICE_PAUSE_ROLLOUT = "pause_rollout"
 SERVICE_RESUME_ROLLOUT = "resume_rollout"
 SERVICE_CANCEL_ROLLOUT = "cancel_rollout"
+SERVICE_ESPHOME_YAML = "esphome_yaml"
+SERVICE_UPLOAD_ESPHOME_FIRMWARE = "upload_esphome_firmware"
+KEY_ID_SCHEMA = vol.Schema({vol.Required(CONF_KEY_ID): cv.string})
+
 # An action names its device by device_id (the UI's device selector) or, for
 # scripts, by key_id: exactly one of them, checked with a translated error.
 DEVICE_SCHEMA = vol.Schema(
@@ -90,6 +99,16 @@ UPLOAD_FIRMWARE_SCHEMA = vol.Schema(
         vol.Required(CONF_FIRMWARE_TYPE): cv.string,
         vol.Required(CONF_VERSION): cv.string,
         vol.Required(CONF_PATH): cv.string,
+        vol.Optional(CONF_RELEASE_NOTES): cv.string,
+        vol.Optional(CONF_RELEASE_URL): cv.url,
+    }
+)
+UPLOAD_ESPHOME_FIRMWARE_SCHEMA = vol.Schema(
+    {
+        vol.Required(CONF_KEY_ID): cv.string,
+        vol.Required(CONF_PATH): cv.string,
+        vol.Optional(CONF_MANIFEST_PATH): cv.string,
+        vol.Optional(CONF_VERSION): cv.string,
         vol.Optional(CONF_RELEASE_NOTES): cv.string,
         vol.Optional(CONF_RELEASE_URL): cv.url,
     }
@@ -181,12 +200,32 @@ def async_setup_services(hass: HomeAssistant) -> None:
         (SERVICE_CANCEL_ROLLOUT, _async_cancel_rollout),
     ):
         async_register_admin_service(hass, DOMAIN, service, control, ROLLOUT_SCHEMA)
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_ESPHOME_YAML,
+        _async_esphome_yaml,
+        schema=KEY_ID_SCHEMA,
+        supports_response=SupportsResponse.ONLY,
+    )
+    async_register_admin_service(
+        hass,
+        DOMAIN,
+        SERVICE_UPLOAD_ESPHOME_FIRMWARE,
+        _async_upload_esphome_firmware,
+        UPLOAD_ESPHOME_FIRMWARE_SCHEMA,
+    )
 
 
 async def _async_provisioning_bundle(call: ServiceCall) -> ServiceResponse:
     """Return what a device must be flashed with: its key and where to call."""
     await _async_require_admin(call)
     runtime, key_id = _runtime_and_key_id(call)
+    if runtime.devices[key_id].esphome is not None:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="esphome_no_bundle",
+            translation_placeholders={"key_id": key_id},
+        )
     secret_key = runtime.secret(key_id)
     if secret_key is None:
         raise HomeAssistantError(
@@ -331,6 +370,61 @@ async def _async_resume_rollout(call: ServiceCall) -> None:
 async def _async_cancel_rollout(call: ServiceCall) -> None:
     """Stop a rollout for good."""
     await _loaded_runtime(call).rollouts.async_cancel(call.data[CONF_FIRMWARE_TYPE])
+
+
+async def _async_esphome_yaml(call: ServiceCall) -> ServiceResponse:
+    """Return an ESPHome device's YAML, its secrets line and its manifest URL."""
+    await _async_require_admin(call)
+    runtime, key_id = _esphome_device(call)
+    snippet = runtime.esphome_snippet(key_id)
+    return {
+        "yaml": snippet.yaml,
+        "secrets": snippet.secrets,
+        "secret_name": snippet.secret_name,
+        "manifest_url": runtime.esphome.manifest_url(key_id),
+        "ca_certificate_file": snippet.ca_certificate_file,
+        "warnings": [warning.value for warning in snippet.warnings],
+    }
+
+
+async def _async_upload_esphome_firmware(call: ServiceCall) -> None:
+    """Add a firmware.ota.bin (with a CI build's manifest.json) for an ESPHome device."""
+    runtime, key_id = _esphome_device(call)
+    hass = call.hass
+    source = await hass.async_add_executor_job(
+        readable_file, hass, call.data[CONF_PATH]
+    )
+    ci_manifest = None
+    if manifest_path := call.data.get(CONF_MANIFEST_PATH):
+        ci_manifest = await hass.async_add_executor_job(
+            _read_ci_manifest, hass, manifest_path
+        )
+    await runtime.esphome.async_add_build(
+        key_id,
+        source,
+        ci_manifest=ci_manifest,
+        version=call.data.get(CONF_VERSION),
+        release_notes=call.data.get(CONF_RELEASE_NOTES),
+        release_url=call.data.get(CONF_RELEASE_URL),
+    )
+
+
+def _read_ci_manifest(hass: HomeAssistant, path: str) -> bytes:
+    """Read a CI manifest the caller may name, up to one byte past its limit (blocking)."""
+    with readable_file(hass, path).open("rb") as file:
+        return file.read(MAX_CI_MANIFEST_BYTES + 1)
+
+
+def _esphome_device(call: ServiceCall) -> tuple[ProvidoreRuntime, str]:
+    """Return the loaded runtime and the key id of an ESPHome device configured on it."""
+    runtime, key_id = _runtime_and_key_id(call)
+    if runtime.devices[key_id].esphome is None:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="not_esphome_device",
+            translation_placeholders={"key_id": key_id},
+        )
+    return runtime, key_id
 
 
 async def _async_require_admin(call: ServiceCall) -> None:

@@ -23,6 +23,7 @@ from .device_auth import (
     async_authenticate,
     signed_response,
 )
+from .esphome_view import EsphomeView
 from .firmware_delivery import async_send_firmware
 from .protocol import ProtocolError
 from .request_guards import KeyBusy, SignatureNotSaved
@@ -224,4 +225,5 @@ VIEWS: tuple[type[HomeAssistantView], ...] = (
     CertificateView,
     CACertificateView,
     CRLView,
+    EsphomeView,
 )
