@@ -140,6 +140,7 @@ async def _open_settings(hass: HomeAssistant, entry: MockConfigEntry) -> Any:
     assert result["menu_options"] == [
         "settings",
         "upload_firmware",
+        "firmware_builds",
         "start_rollout",
         "manage_rollout",
         "import_ca",

@@ -23,6 +23,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 import voluptuous as vol
 
+from custom_components.providore.certificates import IssuedCertificate
 from custom_components.providore.const import (
     CONF_CERTIFICATE_USAGE,
     CONF_CONFIG,
@@ -37,6 +38,7 @@ from custom_components.providore.device_flow import KEPT_SECRET
 from custom_components.providore.provisioning import MAX_SERVER_URL_BYTES
 
 from .conftest import DEVICE_NAME, FIRMWARE_TYPE, KEY_ID, SECRET_KEY, loaded_runtime
+from .pki import ec_key, make_csr
 
 SECRETS_STORE = f"{DOMAIN}.secrets"
 DOCUMENTS_STORE = f"{DOMAIN}.documents"
@@ -555,7 +557,7 @@ async def _start_reconfigure(
     )
     assert result["type"] is FlowResultType.MENU
     assert result["step_id"] == "reconfigure"
-    assert result["menu_options"] == ["settings", "flash"]
+    assert result["menu_options"] == ["settings", "flash", "revoke_certificate"]
     assert result["description_placeholders"] == {
         "key_id": KEY_ID,
         "name": subentry.title,
@@ -594,7 +596,7 @@ async def test_configure_needs_a_loaded_hub(
     assert result["reason"] == "not_loaded"
 
 
-@pytest.mark.parametrize("step", ["settings", "flash"])
+@pytest.mark.parametrize("step", ["settings", "flash", "revoke_certificate"])
 async def test_configure_when_the_hub_unloads_meanwhile(
     hass: HomeAssistant, init_integration: MockConfigEntry, step: str
 ) -> None:
@@ -1015,3 +1017,76 @@ async def test_flash_without_a_url(
 
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "no_url"
+
+
+# Revoke its certificate: asks first.
+
+CERTIFICATE_STATUS = "sensor.garden_sensor_certificate"
+
+
+async def _issue_certificate(hass: HomeAssistant) -> IssuedCertificate:
+    csr = await hass.async_add_executor_job(lambda: make_csr(ec_key(), KEY_ID))
+    issued = await loaded_runtime(hass).async_issue_certificate(KEY_ID, csr)
+    await hass.async_block_till_done()
+    return issued
+
+
+async def test_revoke_certificate_asks_first(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    issued = await _issue_certificate(hass)
+    result = await _start_reconfigure(hass, init_integration, "revoke_certificate")
+
+    # Nothing is revoked until the user confirms.
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "revoke_certificate"
+    assert result["description_placeholders"] == {
+        "name": DEVICE_NAME,
+        "key_id": KEY_ID,
+        "serial": issued.serial_hex,
+        "expires": issued.not_after.date().isoformat(),
+    }
+    assert loaded_runtime(hass).certificate_status(KEY_ID) == "valid"
+    assert hass.states.get(CERTIFICATE_STATUS).state == "valid"
+
+    result = await hass.config_entries.subentries.async_configure(result["flow_id"], {})
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "certificate_revoked"
+    assert result["description_placeholders"] == {
+        "name": DEVICE_NAME,
+        "key_id": KEY_ID,
+    }
+    assert loaded_runtime(hass).current_certificate(KEY_ID) is None
+    assert hass.states.get(CERTIFICATE_STATUS).state == "revoked"
+    # The device and its settings are untouched.
+    assert _device_subentry(init_integration, KEY_ID).title == DEVICE_NAME
+    assert loaded_runtime(hass).secret(KEY_ID) == SECRET_KEY
+
+
+async def test_revoke_certificate_without_one(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    result = await _start_reconfigure(hass, init_integration, "revoke_certificate")
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "no_certificate"
+    assert result["description_placeholders"] == {
+        "name": DEVICE_NAME,
+        "key_id": KEY_ID,
+    }
+
+
+async def test_revoke_certificate_revoked_meanwhile(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    await _issue_certificate(hass)
+    result = await _start_reconfigure(hass, init_integration, "revoke_certificate")
+    assert result["step_id"] == "revoke_certificate"
+    # Revoked by the action while the confirmation was open.
+    await hass.services.async_call(
+        DOMAIN, "revoke_certificate", {CONF_KEY_ID: KEY_ID}, blocking=True
+    )
+
+    result = await hass.config_entries.subentries.async_configure(result["flow_id"], {})
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "no_certificate"

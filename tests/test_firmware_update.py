@@ -25,6 +25,7 @@ from homeassistant.components.update import (
     ATTR_LATEST_VERSION,
     ATTR_RELEASE_SUMMARY,
     ATTR_RELEASE_URL,
+    ATTR_TITLE,
     ATTR_UPDATE_PERCENTAGE,
 )
 from homeassistant.const import (
@@ -423,6 +424,7 @@ async def test_update_cycle(hass: HomeAssistant, client: TestClient) -> None:
     assert state.state == STATE_OFF
     assert state.attributes[ATTR_INSTALLED_VERSION] == OLD_VERSION
     assert state.attributes[ATTR_LATEST_VERSION] == OLD_VERSION
+    assert state.attributes[ATTR_TITLE] == f"{FIRMWARE_TYPE}: no build assigned"
     # No brand image from the internet: the frontend shows the update icon.
     assert ATTR_ENTITY_PICTURE not in state.attributes
 
@@ -441,6 +443,9 @@ async def test_update_cycle(hass: HomeAssistant, client: TestClient) -> None:
     state = _update_state(hass)
     assert state.attributes[ATTR_IN_PROGRESS] is True
     assert state.attributes[ATTR_UPDATE_PERCENTAGE] is None
+    assert state.attributes[ATTR_TITLE] == (
+        f"{FIRMWARE_TYPE} {NEW_VERSION} assigned, not running yet"
+    )
 
     # Half the file reached the device: the entity shows it.
     half = len(FIRMWARE) // 2
@@ -466,6 +471,9 @@ async def test_update_cycle(hass: HomeAssistant, client: TestClient) -> None:
     assert state.attributes[ATTR_IN_PROGRESS] is False
     assert state.attributes[ATTR_INSTALLED_VERSION] == NEW_VERSION
     assert state.attributes[ATTR_UPDATE_PERCENTAGE] is None
+    assert state.attributes[ATTR_TITLE] == (
+        f"{FIRMWARE_TYPE} {NEW_VERSION} assigned and running"
+    )
 
 
 async def test_rollback_is_detected(
@@ -600,6 +608,28 @@ async def test_release_notes(
     result = await ws.receive_json()
     assert result["success"]
     assert result["result"] == "Faster *sensor* readings."
+
+
+async def test_release_notes_say_when_there_are_none(
+    hass: HomeAssistant, client: TestClient, hass_ws_client: WebSocketGenerator
+) -> None:
+    """Never empty: Home Assistant 2025.4's dialog would wait for them forever."""
+    ws = await hass_ws_client(hass)
+
+    async def release_notes(message_id: int) -> str:
+        await ws.send_json(
+            {"id": message_id, "type": "update/release_notes", "entity_id": UPDATE}
+        )
+        result = await ws.receive_json()
+        assert result["success"]
+        notes: str = result["result"]
+        return notes
+
+    assert await release_notes(1) == (
+        "No firmware was uploaded for this device's firmware type yet."
+    )
+    await _upload(hass, NEW_VERSION)
+    assert await release_notes(2) == "No release notes were uploaded with this build."
 
 
 # --- automatic updates ---------------------------------------------------------
@@ -783,6 +813,14 @@ async def test_changing_the_firmware_type_withdraws_the_build(
     await hass.async_block_till_done()
     assert (await _check(assigned)).status == HTTPStatus.NO_CONTENT
     assert (await _download(assigned)).status == HTTPStatus.NOT_FOUND
+    assert _update_state(hass).attributes[ATTR_TITLE] == "other: no build assigned"
+
+    # Without a firmware type nothing can be assigned, and the dialog names nothing.
+    hass.config_entries.async_update_subentry(
+        init_integration, subentry, data={**subentry.data, "firmware_type": ""}
+    )
+    await hass.async_block_till_done()
+    assert _update_state(hass).attributes[ATTR_TITLE] is None
 
 
 async def test_late_success_clears_the_failed_update(

@@ -61,12 +61,13 @@ async def test_device_and_entities_belong_to_the_subentry(
     assert sorted(entity.unique_id for entity in entities) == [
         f"{KEY_ID}_address",
         f"{KEY_ID}_automatic_updates",
+        f"{KEY_ID}_certificate",
         f"{KEY_ID}_certificate_expires",
         f"{KEY_ID}_connectivity",
         f"{KEY_ID}_firmware",
         f"{KEY_ID}_firmware_version",
         f"{KEY_ID}_last_seen",
-        f"{KEY_ID}_revoke_certificate",
+        f"{KEY_ID}_status",
     ]
 
 
@@ -198,3 +199,41 @@ async def test_secrets_are_written_for_the_owner_only(
     # For contrast: an ordinary store is readable by others.
     state_path = storage / f"{DOMAIN}.device_state"
     assert stat.S_IMODE(state_path.stat().st_mode) == 0o644
+
+
+async def test_migration_removes_the_revoke_buttons(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    stored_secrets: dict[str, str],
+    entity_registry: er.EntityRegistry,
+) -> None:
+    """Entries of Providore 1.1 had a Revoke certificate button per device."""
+    entry = mock_config_entry
+    entry.add_to_hass(hass)
+    button = entity_registry.async_get_or_create(
+        "button", DOMAIN, f"{KEY_ID}_revoke_certificate", config_entry=entry
+    )
+    address = entity_registry.async_get_or_create(
+        "sensor", DOMAIN, f"{KEY_ID}_address", config_entry=entry
+    )
+    assert entry.minor_version == 1
+
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+
+    assert entry.state is ConfigEntryState.LOADED
+    assert entry.minor_version == 2
+    assert entity_registry.async_get(button.entity_id) is None
+    # Every other entity stays as it was.
+    kept = entity_registry.async_get(address.entity_id)
+    assert kept is not None
+    assert kept.id == address.id
+
+
+async def test_an_entry_of_a_newer_providore_is_not_set_up(
+    hass: HomeAssistant, stored_secrets: dict[str, str]
+) -> None:
+    entry = MockConfigEntry(domain=DOMAIN, unique_id=DOMAIN, version=2)
+    entry.add_to_hass(hass)
+    assert not await hass.config_entries.async_setup(entry.entry_id)
+    assert entry.state is ConfigEntryState.MIGRATION_ERROR

@@ -82,6 +82,14 @@ from .const import (
 from .device_flow import DeviceSubentryFlow
 from .esphome_flow import EsphomeDeviceSubentryFlow
 from .firmware_catalog import Firmware, FirmwareError, is_valid_name
+from .firmware_manager import BuildUsage
+from .firmware_overview import (
+    build_choice,
+    names_text,
+    size_text,
+    table_rows,
+    uploaded_text,
+)
 from .rollouts import (
     DEFAULT_HEALTHY_FOR,
     DEFAULT_MAX_FAILED_PERCENT,
@@ -212,6 +220,7 @@ class ProvidoreConfigFlow(ConfigFlow, domain=DOMAIN):
     """Create the one Providore hub."""
 
     VERSION = 1
+    MINOR_VERSION = 2
 
     async def async_step_user(
         self, user_input: dict[str, Any] | None = None
@@ -249,7 +258,9 @@ class ProvidoreConfigFlow(ConfigFlow, domain=DOMAIN):
 
 
 class ProvidoreOptionsFlow(OptionsFlow):
-    """Change the hub settings, upload a firmware build, import a CA, issue HA's certificate."""
+    """Settings; upload, list, delete or roll out builds; the CA; HA's certificate."""
+
+    _chosen_build: BuildUsage
 
     async def async_step_init(
         self, user_input: dict[str, Any] | None = None
@@ -260,6 +271,7 @@ class ProvidoreOptionsFlow(OptionsFlow):
             menu_options=[
                 "settings",
                 "upload_firmware",
+                "firmware_builds",
                 "start_rollout",
                 "manage_rollout",
                 "import_ca",
@@ -325,6 +337,78 @@ class ProvidoreOptionsFlow(OptionsFlow):
             ),
             errors=errors,
             description_placeholders=placeholders,
+        )
+
+    async def async_step_firmware_builds(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Show every build and who runs or awaits it; choose one to delete."""
+        if (runtime := async_get_loaded_runtime(self.hass)) is None:
+            return self.async_abort(reason="not_loaded")
+        usage = {build_choice(entry.build): entry for entry in runtime.build_usage()}
+        if not usage:
+            return self.async_abort(reason="no_firmware_builds")
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            if (chosen := usage.get(user_input[CONF_BUILD])) is not None:
+                self._chosen_build = chosen
+                return await self.async_step_delete_build()
+            errors[CONF_BUILD] = "build_not_found"  # deleted meanwhile
+        return self.async_show_form(
+            step_id="firmware_builds",
+            data_schema=vol.Schema(
+                {
+                    vol.Required(CONF_BUILD): SelectSelector(
+                        SelectSelectorConfig(
+                            options=[
+                                SelectOptionDict(
+                                    value=choice,
+                                    label=f"{entry.build.firmware_type} "
+                                    f"{entry.build.version}",
+                                )
+                                for choice, entry in usage.items()
+                            ],
+                            mode=SelectSelectorMode.DROPDOWN,
+                        )
+                    )
+                }
+            ),
+            errors=errors,
+            description_placeholders={"builds": table_rows(usage.values())},
+        )
+
+    async def async_step_delete_build(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Say what deleting the chosen build does; delete it once the user confirms."""
+        if (runtime := async_get_loaded_runtime(self.hass)) is None:
+            return self.async_abort(reason="not_loaded")
+        chosen = self._chosen_build
+        build = chosen.build
+        placeholders = {
+            CONF_FIRMWARE_TYPE: build.firmware_type,
+            CONF_VERSION: build.version,
+        }
+        if user_input is not None:
+            try:
+                await runtime.async_delete_build(build.firmware_type, build.version)
+            except FirmwareError:  # deleted meanwhile
+                return self.async_abort(
+                    reason="build_not_found", description_placeholders=placeholders
+                )
+            return self.async_abort(
+                reason="firmware_deleted", description_placeholders=placeholders
+            )
+        return self.async_show_form(
+            step_id="delete_build",
+            data_schema=vol.Schema({}),
+            description_placeholders=placeholders
+            | {
+                "size": size_text(build.size),
+                "uploaded": uploaded_text(build),
+                "running": names_text(chosen.running),
+                "assigned": names_text(chosen.assigned),
+            },
         )
 
     async def async_step_import_ca(

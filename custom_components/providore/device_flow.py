@@ -1,4 +1,4 @@
-"""The device subentry flow: add a device with a new or its own key, change it, flash it."""
+"""The device subentry flow: add a device with a new or its own key; change, flash or revoke."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any, Final
 
 from homeassistant.config_entries import ConfigSubentryFlow, SubentryFlowResult
 from homeassistant.const import CONF_NAME
+from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers.network import NoURLAvailableError, get_url
 from homeassistant.helpers.selector import (
     BooleanSelector,
@@ -243,7 +244,7 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
             return self.async_abort(reason="not_loaded")
         return self.async_show_menu(
             step_id="reconfigure",
-            menu_options=["settings", "flash"],
+            menu_options=["settings", "flash", "revoke_certificate"],
             description_placeholders=self._device_placeholders(),
         )
 
@@ -354,6 +355,38 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
             ),
             errors=errors,
             description_placeholders=placeholders,
+        )
+
+    async def async_step_revoke_certificate(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Show the device's certificate and revoke it once the user confirms."""
+        if (runtime := async_get_loaded_runtime(self.hass)) is None:
+            return self.async_abort(reason="not_loaded")
+        placeholders = self._device_placeholders()
+        key_id = placeholders["key_id"]
+        if user_input is not None:
+            try:
+                await runtime.async_revoke_certificates(key_id)
+            except ServiceValidationError:  # revoked meanwhile, or expired
+                return self.async_abort(
+                    reason="no_certificate", description_placeholders=placeholders
+                )
+            return self.async_abort(
+                reason="certificate_revoked", description_placeholders=placeholders
+            )
+        if (current := runtime.current_certificate(key_id)) is None:
+            return self.async_abort(
+                reason="no_certificate", description_placeholders=placeholders
+            )
+        return self.async_show_form(
+            step_id="revoke_certificate",
+            data_schema=vol.Schema({}),
+            description_placeholders=placeholders
+            | {
+                "serial": current.serial_hex,
+                "expires": current.not_after.date().isoformat(),
+            },
         )
 
     def _device_placeholders(self) -> dict[str, str]:
