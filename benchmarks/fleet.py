@@ -52,12 +52,13 @@ import time
 from typing import Any
 
 import aiohttp
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from demo.cli import until_signalled
 from demo.home_assistant import (
-    TEMPORARY_CONFIGURATION,
+    DEVELOP_CONFIGURATION,
     free_port,
     prepare_temporary_config,
     start_home_assistant,
@@ -227,11 +228,20 @@ class Template:
 
 
 def write_configuration(config_dir: Path, port: int) -> str:
-    """Write configuration.yaml for a start on `port`; return the base URL."""
+    """Write configuration.yaml for a start on `port`; return the base URL.
+
+    The development configuration, quieter (Providore's debug lines would cost CPU in
+    the measurement), with the baselines' integration.
+    """
     url = f"http://127.0.0.1:{port}"
-    text = TEMPORARY_CONFIGURATION.format(
-        name="Providore benchmark", url=url, port=port
-    )
+    configuration = yaml.safe_load(DEVELOP_CONFIGURATION.read_text(encoding="utf-8"))
+    configuration["homeassistant"] |= {
+        "name": "Providore benchmark",
+        "internal_url": url,
+    }
+    configuration["http"] |= {"server_host": "127.0.0.1", "server_port": port}
+    configuration["logger"] = {"default": "warning"}
+    text = yaml.safe_dump(configuration, sort_keys=False)
     (config_dir / "configuration.yaml").write_text(
         text + BASELINE_CONFIGURATION, encoding="utf-8"
     )
