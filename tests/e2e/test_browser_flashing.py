@@ -124,7 +124,8 @@ def open_flash_the_device(
     device_row.get_by_role("button", name="Configure").click()
     flow = page.locator("dialog-data-entry-flow")
     expect(flow.get_by_text("Flash the device", exact=True)).to_be_visible()
-    expect(flow.get_by_text("Settings", exact=True)).to_be_visible()
+    expect(flow.get_by_text("Change its settings", exact=True)).to_be_visible()
+    expect(flow.get_by_text("Revoke its certificate", exact=True)).to_be_visible()
     shots.take(page, "device-configure-menu")
     flow.get_by_text("Flash the device", exact=True).click()
 
