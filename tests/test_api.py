@@ -782,6 +782,7 @@ async def test_throttled_issue_names_key_id_tried(
     }
 
 
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
 async def test_throttling_per_address(
     hass: HomeAssistant,
     behind_proxy: MockConfigEntry,

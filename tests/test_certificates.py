@@ -44,6 +44,9 @@ from custom_components.providore.const import CONF_CERTIFICATE_VALIDITY, DOMAIN
 from .conftest import KEY_ID
 from .pki import ec_key, make_csr
 
+# These tests look at diagnostic entities a new device has disabled.
+pytestmark = pytest.mark.usefixtures("entity_registry_enabled_by_default")
+
 CA_STORE = f"{DOMAIN}.ca"
 # The stores' real file writer, taken before the test harness replaces it for each test.
 _WRITE_TO_DISK = Store._async_write_data

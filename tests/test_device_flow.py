@@ -206,7 +206,7 @@ async def test_new_key_generates_key(
     # The hub follows the new device in place.
     assert entry.state is ConfigEntryState.LOADED
     assert key_id in entry.runtime_data.devices
-    entity = entity_registry.async_get("binary_sensor.porch_light_connectivity")
+    entity = entity_registry.async_get("sensor.porch_light_status")
     assert entity is not None
     assert entity.config_subentry_id == subentry.subentry_id
     device = device_registry.async_get_device(identifiers={(DOMAIN, key_id)})
@@ -395,7 +395,7 @@ async def test_existing_key_adds_the_device_with_that_key(
     assert NEW_SECRET not in str(result)
     assert (await _stored_secrets(hass, hass_storage))["Porch_Light-1"] == NEW_SECRET
     assert NEW_SECRET not in str(entry.as_dict())
-    assert hass.states.get("binary_sensor.porch_light_connectivity") is not None
+    assert hass.states.get("sensor.porch_light_status") is not None
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,9 @@ from custom_components.providore.const import CONF_ONLINE_INTERVAL, DOMAIN
 from .conftest import KEY_ID, loaded_runtime
 from .device_calls import record_contact
 
+# These tests look at diagnostic entities a new device has disabled.
+pytestmark = pytest.mark.usefixtures("entity_registry_enabled_by_default")
+
 CONNECTIVITY = "binary_sensor.garden_sensor_connectivity"
 STATUS = "sensor.garden_sensor_status"
 

@@ -28,15 +28,13 @@ async def test_setup_and_unload(
     hass: HomeAssistant, init_integration: MockConfigEntry
 ) -> None:
     assert init_integration.state is ConfigEntryState.LOADED
-    assert hass.states.get("binary_sensor.garden_sensor_connectivity") is not None
+    assert hass.states.get("sensor.garden_sensor_status") is not None
 
     assert await hass.config_entries.async_unload(init_integration.entry_id)
     await hass.async_block_till_done()
 
     assert init_integration.state is ConfigEntryState.NOT_LOADED
-    assert hass.states.get("binary_sensor.garden_sensor_connectivity").state == (
-        "unavailable"
-    )
+    assert hass.states.get("sensor.garden_sensor_status").state == "unavailable"
 
 
 async def test_device_and_entities_belong_to_the_subentry(
@@ -57,7 +55,13 @@ async def test_device_and_entities_belong_to_the_subentry(
     entities = er.async_entries_for_device(
         entity_registry, device.id, include_disabled_entities=True
     )
-    assert [e.unique_id for e in entities if e.disabled_by] == [f"{KEY_ID}_last_seen"]
+    # Enabled: what a user looks at; the diagnostics a click away.
+    assert sorted(e.unique_id for e in entities if not e.disabled_by) == [
+        f"{KEY_ID}_automatic_updates",
+        f"{KEY_ID}_certificate",
+        f"{KEY_ID}_firmware",
+        f"{KEY_ID}_status",
+    ]
     assert sorted(entity.unique_id for entity in entities) == [
         f"{KEY_ID}_address",
         f"{KEY_ID}_automatic_updates",
@@ -102,7 +106,7 @@ async def test_removing_a_device_forgets_its_secret(
     # Removed in place: the hub was not reloaded.
     assert loaded_runtime(hass) is runtime
     assert device_registry.async_get_device(identifiers={(DOMAIN, KEY_ID)}) is None
-    assert hass.states.get("binary_sensor.garden_sensor_connectivity") is None
+    assert hass.states.get("sensor.garden_sensor_status") is None
 
 
 async def test_removing_the_hub_deletes_its_stores(

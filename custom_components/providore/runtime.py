@@ -421,7 +421,7 @@ class ProvidoreRuntime:
             changes |= DeviceChange.FIRMWARE_VERSION | DeviceChange.UPDATE
             self._firmware_version_changed(key_id, signed.firmware_version)
         if (
-            changes != DeviceChange.LAST_SEEN
+            changes is not DeviceChange.LAST_SEEN
             or state.saved_last_seen is None
             or now - state.saved_last_seen >= _LAST_SEEN_RESOLUTION
         ):

@@ -65,6 +65,8 @@ SENSORS: tuple[ProvidoreSensorEntityDescription, ...] = (
         key="firmware_version",
         translation_key="firmware_version",
         entity_category=EntityCategory.DIAGNOSTIC,
+        # The Firmware update entity and the device's software version show it too.
+        entity_registry_enabled_default=False,
         value_fn=lambda runtime, key_id: runtime.state(key_id).firmware_version,
         shows=DeviceChange.FIRMWARE_VERSION,
     ),
@@ -72,6 +74,7 @@ SENSORS: tuple[ProvidoreSensorEntityDescription, ...] = (
         key="address",
         translation_key="address",
         entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=False,
         value_fn=lambda runtime, key_id: runtime.state(key_id).address,
         shows=DeviceChange.ADDRESS,
     ),
@@ -80,6 +83,8 @@ SENSORS: tuple[ProvidoreSensorEntityDescription, ...] = (
         translation_key="certificate_expires",
         device_class=SensorDeviceClass.TIMESTAMP,
         entity_category=EntityCategory.DIAGNOSTIC,
+        # The Certificate status says what matters; the date is one click away.
+        entity_registry_enabled_default=False,
         # When the newest certificate expires (or expired); a revoked one never will.
         value_fn=lambda runtime, key_id: (
             newest.not_after
