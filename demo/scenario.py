@@ -226,6 +226,7 @@ async def _add_device(
             "key_id": device.key_id,
             "firmware_type": FIRMWARE_TYPE,
         },
+        menu_choice="new_key",
     )
     await rest.call_service(
         DOMAIN, "set_config", {"key_id": device.key_id, "config": device.config}

@@ -167,11 +167,20 @@ async def test_rest_errors_name_the_call(
     with pytest.raises(RestError, match="did not show a form: .*single_instance"):
         await rest.finish_flow(CONFIG_FLOW_PATH, {"handler": DOMAIN}, HUB_SETTINGS)
     entry_id = hass.config_entries.async_entries(DOMAIN)[0].entry_id
+    with pytest.raises(RestError, match="did not show a form: .*menu"):
+        await rest.finish_flow(
+            SUBENTRY_FLOW_PATH, {"handler": [entry_id, "device"]}, {"name": "Broken"}
+        )
+    with pytest.raises(RestError, match="did not show a menu: .*single_instance"):
+        await rest.finish_flow(
+            CONFIG_FLOW_PATH, {"handler": DOMAIN}, HUB_SETTINGS, menu_choice="new_key"
+        )
     with pytest.raises(RestError, match="did not create an entry: .*invalid_key_id"):
         await rest.finish_flow(
             SUBENTRY_FLOW_PATH,
             {"handler": [entry_id, "device"]},
             {"name": "Broken", "key_id": "no spaces allowed"},
+            menu_choice="new_key",
         )
     assert await rest.state("update.nothing_here") is None
 

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 import tempfile
 from typing import Any
+from unittest.mock import patch
 from uuid import uuid4
 
 from aiohttp import FormData
@@ -27,6 +28,7 @@ import voluptuous as vol
 from custom_components.providore.const import DOMAIN
 from custom_components.providore.firmware_catalog import (
     FirmwareCatalog,
+    FirmwareError,
 )
 
 from .conftest import FIRMWARE_TYPE
@@ -558,7 +560,7 @@ async def test_upload_through_the_ui(
     assert dict(init_integration.options) == options
 
 
-async def test_ui_upload_of_a_duplicate(
+async def test_ui_upload_of_a_duplicate_keeps_the_file(
     hass: HomeAssistant,
     init_integration: MockConfigEntry,
     hass_client: ClientSessionGenerator,
@@ -574,65 +576,84 @@ async def test_ui_upload_of_a_duplicate(
 
     result = await _upload_step(hass, init_integration)
     second = await _browser_upload(hass_client, b"second")
-    result = await hass.config_entries.options.async_configure(
-        result["flow_id"],
-        {
-            "firmware_file": second,
-            "firmware_type": FIRMWARE_TYPE,
-            "version": "1.0.0",
-            "release_notes": "Second try",
-        },
-    )
-
-    assert result["type"] is FlowResultType.FORM
-    assert result["step_id"] == "upload_firmware"
-    assert result["errors"] == {"base": "duplicate_firmware"}
-    # The file was used up: the form asks for it again and keeps the rest.
-    assert _suggested_values(result["data_schema"]) == {
+    typed = {
+        "firmware_file": second,
         "firmware_type": FIRMWARE_TYPE,
         "version": "1.0.0",
         "release_notes": "Second try",
     }
-    assert not (upload_dir / second).exists()
+    result = await hass.config_entries.options.async_configure(result["flow_id"], typed)
+
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "upload_firmware"
+    assert result["errors"] == {"version": "duplicate_firmware"}
+    # Checked before the file was used: the form keeps it, and everything else.
+    assert _suggested_values(result["data_schema"]) == typed
+    assert (upload_dir / second / "fw.bin").read_bytes() == b"second"
     catalog = _catalog(init_integration)
     build = catalog.get(FIRMWARE_TYPE, "1.0.0")
     assert build is not None
     assert catalog.path(build).read_bytes() == b"first"
 
-    # The same form takes a new upload with a new version.
-    third = await _browser_upload(hass_client, b"second")
+    # Submitted again with a new version and the same upload.
     result = await hass.config_entries.options.async_configure(
-        result["flow_id"],
-        {"firmware_file": third, "firmware_type": FIRMWARE_TYPE, "version": "1.0.1"},
+        result["flow_id"], typed | {"version": "1.0.1"}
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "firmware_uploaded"
+    build = catalog.get(FIRMWARE_TYPE, "1.0.1")
+    assert build is not None
+    assert catalog.path(build).read_bytes() == b"second"
+    assert build.release_notes == "Second try"
+    assert not (upload_dir / second).exists()
 
 
 @pytest.mark.parametrize(
-    ("firmware_type", "version"),
-    [(FIRMWARE_TYPE, "../1.0.0"), ("a/b", "1.0.0"), (FIRMWARE_TYPE, "   ")],
+    ("firmware_type", "version", "errors"),
+    [
+        (FIRMWARE_TYPE, "../1.0.0", {"version": "invalid_firmware_name"}),
+        (FIRMWARE_TYPE, "   ", {"version": "invalid_firmware_name"}),
+        ("a/b", "1.0.0", {"firmware_type": "invalid_firmware_name"}),
+        (
+            ".hidden",
+            "1.0.0/..",
+            {
+                "firmware_type": "invalid_firmware_name",
+                "version": "invalid_firmware_name",
+            },
+        ),
+    ],
 )
-async def test_ui_upload_with_an_invalid_name(
+async def test_ui_upload_with_an_invalid_name_keeps_the_file(
     hass: HomeAssistant,
     init_integration: MockConfigEntry,
     hass_client: ClientSessionGenerator,
     upload_dir: Path,
     firmware_type: str,
     version: str,
+    errors: dict[str, str],
 ) -> None:
     result = await _upload_step(hass, init_integration)
     file_id = await _browser_upload(hass_client, CONTENT)
+    typed = {
+        "firmware_file": file_id,
+        "firmware_type": firmware_type,
+        "version": version,
+    }
 
-    result = await hass.config_entries.options.async_configure(
-        result["flow_id"],
-        {"firmware_file": file_id, "firmware_type": firmware_type, "version": version},
-    )
+    result = await hass.config_entries.options.async_configure(result["flow_id"], typed)
 
     assert result["type"] is FlowResultType.FORM
-    assert result["errors"] == {"base": "invalid_firmware_name"}
-    assert not (upload_dir / file_id).exists()
+    assert result["errors"] == errors
+    assert _suggested_values(result["data_schema"]) == typed
+    assert (upload_dir / file_id / "fw.bin").exists()
     _assert_nothing_added(init_integration)
+
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], typed | {"firmware_type": FIRMWARE_TYPE, "version": "1.0.0"}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "firmware_uploaded"
 
 
 async def test_ui_upload_of_an_empty_file(
@@ -650,7 +671,12 @@ async def test_ui_upload_of_an_empty_file(
     )
 
     assert result["type"] is FlowResultType.FORM
-    assert result["errors"] == {"base": "empty_firmware"}
+    # Found only while copying: under the file field, which asks for a file again.
+    assert result["errors"] == {"firmware_file": "empty_firmware"}
+    assert _suggested_values(result["data_schema"]) == {
+        "firmware_type": FIRMWARE_TYPE,
+        "version": "1.0.0",
+    }
     assert not (upload_dir / file_id).exists()
     catalog = _catalog(init_integration)
     assert catalog.firmware_types() == []
@@ -673,7 +699,7 @@ async def test_ui_upload_of_an_unknown_or_expired_file(
         },
     )
     assert result["type"] is FlowResultType.FORM
-    assert result["errors"] == {"base": "firmware_unreadable"}
+    assert result["errors"] == {"firmware_file": "firmware_unreadable"}
 
     # The browser deletes an upload when the dialog is closed.
     file_id = await _browser_upload(hass_client, CONTENT)
@@ -685,8 +711,40 @@ async def test_ui_upload_of_an_unknown_or_expired_file(
         {"firmware_file": file_id, "firmware_type": FIRMWARE_TYPE, "version": "1.0.0"},
     )
     assert result["type"] is FlowResultType.FORM
-    assert result["errors"] == {"base": "firmware_unreadable"}
+    assert result["errors"] == {"firmware_file": "firmware_unreadable"}
+    assert "firmware_file" not in _suggested_values(result["data_schema"])
     _assert_nothing_added(init_integration)
+
+
+async def test_ui_upload_of_the_same_version_at_the_same_time(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    hass_client: ClientSessionGenerator,
+    upload_dir: Path,
+) -> None:
+    """A duplicate the catalog finds while copying shows under Version."""
+    result = await _upload_step(hass, init_integration)
+    file_id = await _browser_upload(hass_client, CONTENT)
+    refusal = FirmwareError(
+        "duplicate_firmware", firmware_type=FIRMWARE_TYPE, version="1.0.0"
+    )
+
+    with patch.object(
+        init_integration.runtime_data, "async_add_build", side_effect=refusal
+    ):
+        result = await hass.config_entries.options.async_configure(
+            result["flow_id"],
+            {
+                "firmware_file": file_id,
+                "firmware_type": FIRMWARE_TYPE,
+                "version": "1.0.0",
+            },
+        )
+
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"version": "duplicate_firmware"}
+    assert "firmware_file" not in _suggested_values(result["data_schema"])
+    assert not (upload_dir / file_id).exists()
 
 
 async def test_ui_upload_refuses_a_bad_release_url(
@@ -697,19 +755,19 @@ async def test_ui_upload_refuses_a_bad_release_url(
 ) -> None:
     result = await _upload_step(hass, init_integration)
     file_id = await _browser_upload(hass_client, CONTENT)
+    typed = {
+        "firmware_file": file_id,
+        "firmware_type": FIRMWARE_TYPE,
+        "version": "1.0.0",
+        "release_url": "javascript:alert(document.cookie)",
+    }
 
-    result = await hass.config_entries.options.async_configure(
-        result["flow_id"],
-        {
-            "firmware_file": file_id,
-            "firmware_type": FIRMWARE_TYPE,
-            "version": "1.0.0",
-            "release_url": "javascript:alert(document.cookie)",
-        },
-    )
+    result = await hass.config_entries.options.async_configure(result["flow_id"], typed)
 
     assert result["type"] is FlowResultType.FORM
-    assert result["errors"]
+    assert result["errors"] == {"release_url": "invalid_release_url"}
+    assert _suggested_values(result["data_schema"]) == typed
+    assert (upload_dir / file_id / "fw.bin").exists()
     assert _catalog(init_integration).get(FIRMWARE_TYPE, "1.0.0") is None
 
 

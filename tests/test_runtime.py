@@ -48,6 +48,9 @@ async def _add_device(
         (entry.entry_id, SUBENTRY_TYPE_DEVICE), context={"source": SOURCE_USER}
     )
     result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"next_step_id": "existing_key"}
+    )
+    result = await hass.config_entries.subentries.async_configure(
         result["flow_id"],
         {
             CONF_NAME: name,

@@ -1,9 +1,10 @@
-"""The provisioning_bundle and set_config service actions."""
+"""The provisioning_bundle and set_config actions, and how actions name a device."""
 
 from __future__ import annotations
 
 import csv
 import io
+from typing import Any
 from unittest.mock import patch
 
 from homeassistant.core import Context, HomeAssistant
@@ -14,6 +15,7 @@ from homeassistant.exceptions import (
     Unauthorized,
     UnknownUser,
 )
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.network import NoURLAvailableError
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, MockUser
@@ -188,3 +190,115 @@ async def test_set_config_is_for_admins_only(
             blocking=True,
             context=Context(user_id=hass_read_only_user.id),
         )
+
+
+# Naming the device: device_id (the UI's device selector) or key_id (scripts).
+
+DEVICE_ACTIONS = {
+    "provisioning_bundle": {},
+    "set_config": {"config": {"interval": 60}},
+    "cancel_firmware_update": {},
+    "revoke_certificate": {},
+}
+
+
+def _device_id(device_registry: dr.DeviceRegistry) -> str:
+    device = device_registry.async_get_device(identifiers={(DOMAIN, KEY_ID)})
+    assert device is not None
+    return device.id
+
+
+async def _call(hass: HomeAssistant, action: str, data: dict[str, Any]) -> Any:
+    return await hass.services.async_call(
+        DOMAIN,
+        action,
+        DEVICE_ACTIONS[action] | data,
+        blocking=True,
+        return_response=action == "provisioning_bundle",
+    )
+
+
+async def test_provisioning_bundle_by_device(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    device_registry: dr.DeviceRegistry,
+) -> None:
+    await async_process_ha_core_config(hass, {"internal_url": "http://ha.lan:8123"})
+
+    bundle = await _call(
+        hass, "provisioning_bundle", {"device_id": _device_id(device_registry)}
+    )
+
+    assert bundle["key_id"] == KEY_ID
+    assert bundle["secret_key"] == SECRET_KEY
+
+
+async def test_set_config_by_device(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    device_registry: dr.DeviceRegistry,
+) -> None:
+    await _call(hass, "set_config", {"device_id": _device_id(device_registry)})
+
+    assert loaded_runtime(hass).config_document(KEY_ID, None) == {"interval": 60}
+
+
+@pytest.mark.parametrize(
+    ("action", "reason"),
+    [
+        ("cancel_firmware_update", "no_pending_update"),
+        ("revoke_certificate", "no_certificate"),
+    ],
+)
+async def test_device_actions_reach_the_device(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    device_registry: dr.DeviceRegistry,
+    action: str,
+    reason: str,
+) -> None:
+    """The device is found by its registry id: the refusal is the device's own."""
+    with pytest.raises(ServiceValidationError) as err:
+        await _call(hass, action, {"device_id": _device_id(device_registry)})
+
+    assert err.value.translation_key == reason
+    assert err.value.translation_placeholders == {"key_id": KEY_ID}
+
+
+@pytest.mark.parametrize("action", DEVICE_ACTIONS)
+async def test_device_actions_need_exactly_one_device(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    device_registry: dr.DeviceRegistry,
+    action: str,
+) -> None:
+    with pytest.raises(ServiceValidationError) as err:
+        await _call(hass, action, {})
+    assert err.value.translation_key == "no_device"
+
+    with pytest.raises(ServiceValidationError) as err:
+        await _call(
+            hass, action, {"device_id": _device_id(device_registry), "key_id": KEY_ID}
+        )
+    assert err.value.translation_key == "device_and_key_id"
+    assert loaded_runtime(hass).config_document(KEY_ID, None) is None
+
+
+@pytest.mark.parametrize("action", DEVICE_ACTIONS)
+async def test_device_actions_refuse_other_devices(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    device_registry: dr.DeviceRegistry,
+    action: str,
+) -> None:
+    other_entry = MockConfigEntry(domain="demo")
+    other_entry.add_to_hass(hass)
+    lamp = device_registry.async_get_or_create(
+        config_entry_id=other_entry.entry_id, identifiers={("demo", KEY_ID)}
+    )
+
+    for device_id in (lamp.id, "no-such-device"):
+        with pytest.raises(ServiceValidationError) as err:
+            await _call(hass, action, {"device_id": device_id})
+        assert err.value.translation_key == "unknown_device_id"
+        assert err.value.translation_placeholders == {"device_id": device_id}

@@ -10,6 +10,7 @@ from homeassistant.helpers.typing import ConfigType
 
 from .const import DOMAIN
 from .issues import async_create_store_issue, delete_store_issues
+from .provisioning_views import async_setup_provisioning_downloads
 from .request_guards import DATA_GUARDS, RequestGuards
 from .runtime import ProvidoreConfigEntry, ProvidoreRuntime, async_remove_stores
 from .services import async_setup_services
@@ -36,6 +37,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     )
     for view in VIEWS:
         hass.http.register_view(view())
+    async_setup_provisioning_downloads(hass)
     async_setup_services(hass)
     return True
 

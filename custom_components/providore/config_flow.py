@@ -12,17 +12,14 @@ from homeassistant.config_entries import (
     ConfigFlowResult,
     ConfigSubentryFlow,
     OptionsFlow,
-    SubentryFlowResult,
 )
-from homeassistant.const import CONF_NAME, CONF_PASSWORD
+from homeassistant.const import CONF_PASSWORD
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.network import NoURLAvailableError, get_url
 from homeassistant.helpers.selector import (
     AreaSelector,
     AreaSelectorConfig,
-    BooleanSelector,
     DeviceSelector,
     DeviceSelectorConfig,
     DurationSelector,
@@ -34,7 +31,6 @@ from homeassistant.helpers.selector import (
     NumberSelector,
     NumberSelectorConfig,
     NumberSelectorMode,
-    ObjectSelector,
     SelectOptionDict,
     SelectSelector,
     SelectSelectorConfig,
@@ -46,7 +42,7 @@ from homeassistant.helpers.selector import (
 )
 import voluptuous as vol
 
-from .certificate_authority import CAImportError, CertificateUsage
+from .certificate_authority import CAImportError
 from .const import (
     API_BASE_PATH,
     CA_PATH,
@@ -54,15 +50,12 @@ from .const import (
     CONF_BUILD,
     CONF_CA_CERTIFICATE,
     CONF_CA_PRIVATE_KEY,
-    CONF_CERTIFICATE_USAGE,
     CONF_CERTIFICATE_VALIDITY,
-    CONF_CONFIG,
     CONF_DEVICES,
     CONF_FIRMWARE_FILE,
     CONF_FIRMWARE_TYPE,
     CONF_HEALTHY_FOR,
     CONF_HOSTS,
-    CONF_KEY_ID,
     CONF_LABELS,
     CONF_MAX_CLOCK_SKEW,
     CONF_MAX_FAILED_PERCENT,
@@ -72,8 +65,6 @@ from .const import (
     CONF_RELEASE_URL,
     CONF_ROLLOUT,
     CONF_ROLLOUT_ACTION,
-    CONF_ROTATE_KEY,
-    CONF_SECRET_KEY,
     CONF_UPDATE_TIMEOUT,
     CONF_VERSION,
     CONF_WAVES,
@@ -88,8 +79,9 @@ from .const import (
     SUBENTRY_TYPE_DEVICE,
     SUBENTRY_TYPE_ESPHOME_DEVICE,
 )
+from .device_flow import DeviceSubentryFlow
 from .esphome_flow import EsphomeDeviceSubentryFlow
-from .firmware_catalog import Firmware, FirmwareError
+from .firmware_catalog import Firmware, FirmwareError, is_valid_name
 from .firmware_manager import BuildUsage
 from .firmware_overview import (
     build_choice,
@@ -97,12 +89,6 @@ from .firmware_overview import (
     size_text,
     table_rows,
     uploaded_text,
-)
-from .protocol import (
-    generate_key_id,
-    generate_secret_key,
-    is_valid_key_id,
-    is_valid_secret_key,
 )
 from .rollouts import (
     DEFAULT_HEALTHY_FOR,
@@ -113,7 +99,7 @@ from .rollouts import (
     RolloutRequest,
     Rollouts,
 )
-from .runtime import ProvidoreRuntime, async_get_loaded_runtime, key_ids_in_use
+from .runtime import ProvidoreRuntime, async_get_loaded_runtime
 from .server_certificate import InvalidHosts, parse_hosts
 
 # The name Home Assistant announces itself under on the local network.
@@ -184,35 +170,8 @@ def suggested_hosts(hass: HomeAssistant) -> list[str]:
 
 
 _TEXT = TextSelector()
-_USAGE = SelectSelector(
-    SelectSelectorConfig(
-        options=[usage.value for usage in CertificateUsage],
-        translation_key=CONF_CERTIFICATE_USAGE,
-        mode=SelectSelectorMode.DROPDOWN,
-    )
-)
-ADD_DEVICE_SCHEMA = vol.Schema(
-    {
-        vol.Required(CONF_NAME): _TEXT,
-        vol.Optional(CONF_KEY_ID): _TEXT,
-        vol.Optional(CONF_SECRET_KEY): TextSelector(
-            TextSelectorConfig(type=TextSelectorType.PASSWORD)
-        ),
-        vol.Optional(CONF_FIRMWARE_TYPE): _TEXT,
-        vol.Required(
-            CONF_CERTIFICATE_USAGE, default=CertificateUsage.CLIENT.value
-        ): _USAGE,
-    }
-)
-RECONFIGURE_DEVICE_SCHEMA = vol.Schema(
-    {
-        vol.Required(CONF_NAME): _TEXT,
-        vol.Optional(CONF_FIRMWARE_TYPE): _TEXT,
-        vol.Optional(CONF_CERTIFICATE_USAGE): _USAGE,
-        vol.Optional(CONF_CONFIG): ObjectSelector(),
-        vol.Required(CONF_ROTATE_KEY, default=False): BooleanSelector(),
-    }
-)
+# The form field each firmware error belongs to once the file was used (others: the file).
+UPLOAD_ERROR_FIELDS = {"duplicate_firmware": CONF_VERSION}
 
 
 START_ROLLOUT_DEFAULTS = {
@@ -338,36 +297,39 @@ class ProvidoreOptionsFlow(OptionsFlow):
     async def async_step_upload_firmware(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """Take a firmware file from the browser into the catalog."""
+        """Take a firmware file from the browser into the catalog.
+
+        Everything but the file is checked first, so that an error keeps the
+        upload (adding it uses it up); each error shows under its field.
+        """
         if (runtime := async_get_loaded_runtime(self.hass)) is None:
             return self.async_abort(reason="not_loaded")
         errors: dict[str, str] = {}
         placeholders: dict[str, str] = {}
         if user_input is not None:
-            try:
-                if url := user_input.get(CONF_RELEASE_URL):
-                    cv.url(url)
-                build = await _async_add_uploaded_firmware(
-                    self.hass, runtime, user_input
-                )
-            except vol.Invalid:
-                errors[CONF_RELEASE_URL] = "invalid_release_url"
-            except FirmwareError as err:
-                errors["base"] = err.translation_key or "firmware_unreadable"
-                placeholders = err.translation_placeholders or {}
-            else:
-                # Like reconfigure_successful: an abort is how a flow that
-                # changes no option reports success.
-                return self.async_abort(
-                    reason="firmware_uploaded",
-                    description_placeholders={
-                        CONF_FIRMWARE_TYPE: build.firmware_type,
-                        CONF_VERSION: build.version,
-                    },
-                )
-            user_input = {
-                k: v for k, v in user_input.items() if k != CONF_FIRMWARE_FILE
-            }
+            errors = _upload_errors(runtime, user_input)
+            if not errors:
+                try:
+                    build = await _async_add_uploaded_firmware(
+                        self.hass, runtime, user_input
+                    )
+                except FirmwareError as err:
+                    reason = err.translation_key or "firmware_unreadable"
+                    errors[UPLOAD_ERROR_FIELDS.get(reason, CONF_FIRMWARE_FILE)] = reason
+                    placeholders = err.translation_placeholders or {}
+                    user_input = {
+                        k: v for k, v in user_input.items() if k != CONF_FIRMWARE_FILE
+                    }
+                else:
+                    # Like reconfigure_successful: an abort is how a flow that
+                    # changes no option reports success.
+                    return self.async_abort(
+                        reason="firmware_uploaded",
+                        description_placeholders={
+                            CONF_FIRMWARE_TYPE: build.firmware_type,
+                            CONF_VERSION: build.version,
+                        },
+                    )
         return self.async_show_form(
             step_id="upload_firmware",
             data_schema=self.add_suggested_values_to_schema(
@@ -659,6 +621,27 @@ class ProvidoreOptionsFlow(OptionsFlow):
         )
 
 
+def _upload_errors(
+    runtime: ProvidoreRuntime, user_input: dict[str, Any]
+) -> dict[str, str]:
+    """Check an upload's fields, not its file; return the errors by field."""
+    errors: dict[str, str] = {}
+    firmware_type = user_input[CONF_FIRMWARE_TYPE].strip()
+    version = user_input[CONF_VERSION].strip()
+    if not is_valid_name(firmware_type):
+        errors[CONF_FIRMWARE_TYPE] = "invalid_firmware_name"
+    if not is_valid_name(version):
+        errors[CONF_VERSION] = "invalid_firmware_name"
+    elif any(build.version == version for build in runtime.builds(firmware_type)):
+        errors[CONF_VERSION] = "duplicate_firmware"
+    if url := user_input.get(CONF_RELEASE_URL):
+        try:
+            cv.url(url)
+        except vol.Invalid:
+            errors[CONF_RELEASE_URL] = "invalid_release_url"
+    return errors
+
+
 def _rollout_request(
     builds: dict[str, Firmware], user_input: dict[str, Any]
 ) -> RolloutRequest:
@@ -716,165 +699,3 @@ async def _async_add_uploaded_firmware(
         )
     finally:
         await hass.async_add_executor_job(uploaded.__exit__, None, None, None)
-
-
-class DeviceSubentryFlow(ConfigSubentryFlow):
-    """Add a device with its key, or change one."""
-
-    async def async_step_user(
-        self, user_input: dict[str, Any] | None = None
-    ) -> SubentryFlowResult:
-        """Ask for the device's name, key and firmware type; generate what is left empty."""
-        if (runtime := async_get_loaded_runtime(self.hass)) is None:
-            return self.async_abort(reason="not_loaded")
-        errors: dict[str, str] = {}
-        if user_input is not None:
-            name = user_input[CONF_NAME].strip()
-            firmware_type = user_input.get(CONF_FIRMWARE_TYPE, "").strip()
-            key_id = user_input.get(CONF_KEY_ID, "").strip() or self._new_key_id()
-            secret_key = user_input.get(CONF_SECRET_KEY) or generate_secret_key()
-            if not is_valid_key_id(key_id):
-                errors[CONF_KEY_ID] = "invalid_key_id"
-            elif key_id in self._key_ids_in_use():
-                errors[CONF_KEY_ID] = "key_id_in_use"
-            if not is_valid_secret_key(secret_key):
-                errors[CONF_SECRET_KEY] = "invalid_secret_key"
-            if not name:
-                errors[CONF_NAME] = "invalid_name"
-            if not errors:
-                # Saved (and synced) before the device exists: never a device without its key.
-                await runtime.async_store_secrets({key_id: secret_key})
-                return self.async_create_entry(
-                    title=name,
-                    data={
-                        CONF_KEY_ID: key_id,
-                        CONF_FIRMWARE_TYPE: firmware_type,
-                        CONF_CERTIFICATE_USAGE: user_input[CONF_CERTIFICATE_USAGE],
-                    },
-                    unique_id=key_id,
-                    description_placeholders={"name": name, "key_id": key_id},
-                )
-            # Never send a secret back to the browser: the user types it again.
-            user_input = {k: v for k, v in user_input.items() if k != CONF_SECRET_KEY}
-        return self.async_show_form(
-            step_id="user",
-            data_schema=self.add_suggested_values_to_schema(
-                ADD_DEVICE_SCHEMA, user_input or {}
-            ),
-            errors=errors,
-        )
-
-    async def async_step_reconfigure(
-        self, user_input: dict[str, Any] | None = None
-    ) -> SubentryFlowResult:
-        """Offer what can be done to the device."""
-        subentry = self._get_reconfigure_subentry()
-        return self.async_show_menu(
-            step_id="reconfigure",
-            menu_options=["settings", "revoke_certificate"],
-            description_placeholders={
-                "key_id": subentry.data[CONF_KEY_ID],
-                "name": subentry.title,
-            },
-        )
-
-    async def async_step_settings(
-        self, user_input: dict[str, Any] | None = None
-    ) -> SubentryFlowResult:
-        """Rename the device, change its firmware type or document, or rotate its key."""
-        if (runtime := async_get_loaded_runtime(self.hass)) is None:
-            return self.async_abort(reason="not_loaded")
-        subentry = self._get_reconfigure_subentry()
-        key_id: str = subentry.data[CONF_KEY_ID]
-        usage: str = subentry.data.get(
-            CONF_CERTIFICATE_USAGE, CertificateUsage.CLIENT.value
-        )
-        errors: dict[str, str] = {}
-        if user_input is not None:
-            name = user_input[CONF_NAME].strip()
-            document = user_input.get(CONF_CONFIG)
-            if not name:
-                errors[CONF_NAME] = "invalid_name"
-            if document is not None and not isinstance(document, dict):
-                errors[CONF_CONFIG] = "invalid_config"
-            if not errors:
-                if document is not None:
-                    await runtime.async_set_config(key_id, document)
-                rotate = user_input[CONF_ROTATE_KEY]
-                if rotate:
-                    await runtime.async_rotate_key(key_id)
-                self.hass.config_entries.async_update_subentry(
-                    self._get_entry(),
-                    subentry,
-                    title=name,
-                    data=subentry.data
-                    | {
-                        CONF_FIRMWARE_TYPE: user_input.get(
-                            CONF_FIRMWARE_TYPE, ""
-                        ).strip(),
-                        CONF_CERTIFICATE_USAGE: user_input.get(
-                            CONF_CERTIFICATE_USAGE, usage
-                        ),
-                    },
-                )
-                return self.async_abort(
-                    reason="key_rotated" if rotate else "reconfigure_successful",
-                    description_placeholders={"key_id": key_id},
-                )
-        suggested: dict[str, Any] = {
-            CONF_NAME: subentry.title,
-            CONF_FIRMWARE_TYPE: subentry.data.get(CONF_FIRMWARE_TYPE, ""),
-            CONF_CERTIFICATE_USAGE: usage,
-        }
-        if (default := runtime.documents(key_id).get("default")) is not None:
-            suggested[CONF_CONFIG] = default
-        return self.async_show_form(
-            step_id="settings",
-            data_schema=self.add_suggested_values_to_schema(
-                RECONFIGURE_DEVICE_SCHEMA, user_input or suggested
-            ),
-            errors=errors,
-            description_placeholders={"key_id": key_id, "name": subentry.title},
-        )
-
-    async def async_step_revoke_certificate(
-        self, user_input: dict[str, Any] | None = None
-    ) -> SubentryFlowResult:
-        """Show the device's certificate and revoke it once the user confirms."""
-        if (runtime := async_get_loaded_runtime(self.hass)) is None:
-            return self.async_abort(reason="not_loaded")
-        subentry = self._get_reconfigure_subentry()
-        key_id: str = subentry.data[CONF_KEY_ID]
-        placeholders = {"name": subentry.title, "key_id": key_id}
-        if user_input is not None:
-            try:
-                await runtime.async_revoke_certificates(key_id)
-            except ServiceValidationError:  # revoked meanwhile, or expired
-                return self.async_abort(
-                    reason="no_certificate", description_placeholders=placeholders
-                )
-            return self.async_abort(
-                reason="certificate_revoked", description_placeholders=placeholders
-            )
-        if (current := runtime.current_certificate(key_id)) is None:
-            return self.async_abort(
-                reason="no_certificate", description_placeholders=placeholders
-            )
-        return self.async_show_form(
-            step_id="revoke_certificate",
-            data_schema=vol.Schema({}),
-            description_placeholders=placeholders
-            | {
-                "serial": current.serial_hex,
-                "expires": current.not_after.date().isoformat(),
-            },
-        )
-
-    def _key_ids_in_use(self) -> set[str]:
-        return key_ids_in_use(self._get_entry())
-
-    def _new_key_id(self) -> str:
-        in_use = self._key_ids_in_use()
-        while (key_id := generate_key_id()) in in_use:
-            continue
-        return key_id

@@ -5,11 +5,9 @@ ESPHome devices have two of their own: their YAML, and their firmware uploads.
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Any
 
-from homeassistant.const import CONF_PATH
+from homeassistant.const import ATTR_DEVICE_ID, CONF_PATH
 from homeassistant.core import (
     HomeAssistant,
     ServiceCall,
@@ -23,7 +21,7 @@ from homeassistant.exceptions import (
     Unauthorized,
     UnknownUser,
 )
-from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.network import NoURLAvailableError, get_url
 from homeassistant.helpers.service import async_register_admin_service
 import voluptuous as vol
@@ -48,12 +46,10 @@ from .const import (
     CONF_WINDOW_END,
     CONF_WINDOW_START,
     DOMAIN,
-    NVS_KEY_DEVICE_ID,
-    NVS_KEY_PSK,
-    NVS_NAMESPACE,
 )
 from .device_import import ImportRefused, parse_devices
 from .esphome_manifest import MAX_CI_MANIFEST_BYTES
+from .provisioning import nvs_csv
 from .readable_files import readable_file
 from .rollouts import (
     DEFAULT_HEALTHY_FOR,
@@ -82,9 +78,17 @@ SERVICE_ESPHOME_YAML = "esphome_yaml"
 SERVICE_UPLOAD_ESPHOME_FIRMWARE = "upload_esphome_firmware"
 KEY_ID_SCHEMA = vol.Schema({vol.Required(CONF_KEY_ID): cv.string})
 
-SET_CONFIG_SCHEMA = vol.Schema(
+# An action names its device by device_id (the UI's device selector) or, for
+# scripts, by key_id: exactly one of them, checked with a translated error.
+DEVICE_SCHEMA = vol.Schema(
     {
-        vol.Required(CONF_KEY_ID): cv.string,
+        vol.Optional(ATTR_DEVICE_ID): cv.string,
+        vol.Optional(CONF_KEY_ID): cv.string,
+    }
+)
+
+SET_CONFIG_SCHEMA = DEVICE_SCHEMA.extend(
+    {
         vol.Required(CONF_CONFIG): dict,
         vol.Optional(CONF_FIRMWARE_VERSION): cv.string,
     }
@@ -146,7 +150,7 @@ def async_setup_services(hass: HomeAssistant) -> None:
         DOMAIN,
         SERVICE_PROVISIONING_BUNDLE,
         _async_provisioning_bundle,
-        schema=KEY_ID_SCHEMA,
+        schema=DEVICE_SCHEMA,
         supports_response=SupportsResponse.ONLY,
     )
     async_register_admin_service(
@@ -171,7 +175,7 @@ def async_setup_services(hass: HomeAssistant) -> None:
         DOMAIN,
         SERVICE_CANCEL_FIRMWARE_UPDATE,
         _async_cancel_firmware_update,
-        KEY_ID_SCHEMA,
+        DEVICE_SCHEMA,
     )
     hass.services.async_register(
         DOMAIN,
@@ -185,7 +189,7 @@ def async_setup_services(hass: HomeAssistant) -> None:
         DOMAIN,
         SERVICE_REVOKE_CERTIFICATE,
         _async_revoke_certificate,
-        KEY_ID_SCHEMA,
+        DEVICE_SCHEMA,
     )
     async_register_admin_service(
         hass, DOMAIN, SERVICE_START_ROLLOUT, _async_start_rollout, START_ROLLOUT_SCHEMA
@@ -423,21 +427,6 @@ def _esphome_device(call: ServiceCall) -> tuple[ProvidoreRuntime, str]:
     return runtime, key_id
 
 
-def nvs_csv(key_id: str, secret_key: str) -> str:
-    """Return the CSV the ESP-IDF NVS partition generator takes for a device."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerows(
-        [
-            ("key", "type", "encoding", "value"),
-            (NVS_NAMESPACE, "namespace", "", ""),
-            (NVS_KEY_DEVICE_ID, "data", "string", key_id),
-            (NVS_KEY_PSK, "data", "string", secret_key),
-        ]
-    )
-    return out.getvalue()
-
-
 async def _async_require_admin(call: ServiceCall) -> None:
     """Refuse a call by a user who is not an administrator."""
     if call.context.user_id is None:
@@ -459,9 +448,20 @@ def _loaded_runtime(call: ServiceCall) -> ProvidoreRuntime:
 
 
 def _runtime_and_key_id(call: ServiceCall) -> tuple[ProvidoreRuntime, str]:
-    """Return the loaded runtime and the key id of a device configured on it."""
+    """Return the loaded runtime and the key ID of the device the call names."""
     runtime = _loaded_runtime(call)
-    key_id: str = call.data[CONF_KEY_ID]
+    device_id: str | None = call.data.get(ATTR_DEVICE_ID)
+    key_id: str | None = call.data.get(CONF_KEY_ID)
+    if device_id is not None and key_id is not None:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN, translation_key="device_and_key_id"
+        )
+    if device_id is not None:
+        key_id = _key_id_of_device(call.hass, device_id)
+    if key_id is None:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN, translation_key="no_device"
+        )
     if key_id not in runtime.devices:
         raise ServiceValidationError(
             translation_domain=DOMAIN,
@@ -469,3 +469,16 @@ def _runtime_and_key_id(call: ServiceCall) -> tuple[ProvidoreRuntime, str]:
             translation_placeholders={"key_id": key_id},
         )
     return runtime, key_id
+
+
+def _key_id_of_device(hass: HomeAssistant, device_id: str) -> str:
+    """Return the key ID of a Providore device in the device registry."""
+    if (device := dr.async_get(hass).async_get(device_id)) is not None:
+        for domain, identifier in device.identifiers:
+            if domain == DOMAIN:
+                return identifier
+    raise ServiceValidationError(
+        translation_domain=DOMAIN,
+        translation_key="unknown_device_id",
+        translation_placeholders={"device_id": device_id},
+    )

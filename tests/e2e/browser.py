@@ -58,7 +58,8 @@ def chromium_page() -> Iterator[Page]:
             executable_path=chromium_path(), args=CHROMIUM_ARGS
         )
         try:
-            # Home Assistant's service worker can reload the page on a click.
+            # Home Assistant's service worker can reload the page on a click in
+            # headless Chromium: the tests run without it.
             context = browser.new_context(
                 viewport={"width": 1280, "height": 800}, service_workers="block"
             )

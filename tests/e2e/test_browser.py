@@ -118,6 +118,10 @@ def add_device(page: Page, api: HomeAssistantApi, shots: Screenshots) -> str:
 
     flow = page.locator("dialog-data-entry-flow")
     expect(flow.get_by_role("heading", name="Add a device")).to_be_visible()
+    flow.get_by_text("Generate a new key", exact=True).click()
+    expect(
+        flow.get_by_role("heading", name="Add a device with a new key")
+    ).to_be_visible()
     flow.get_by_role("textbox", name="Name").fill(DEVICE_NAME)
     flow.get_by_role("textbox", name="Firmware type").fill(FIRMWARE_TYPE)
     shots.take(page, "device-form")

@@ -80,8 +80,10 @@ def set_up_fleet(home_assistant: RunningHomeAssistant) -> list[SimulatedDevice]:
             "/api/config/config_entries/subentries/flow",
             {"handler": [entry_id, "device"]},
         )
+        flow_path = f"/api/config/config_entries/subentries/flow/{flow['flow_id']}"
+        api.post(flow_path, {"next_step_id": "new_key"})
         added = api.post(
-            f"/api/config/config_entries/subentries/flow/{flow['flow_id']}",
+            flow_path,
             {
                 "name": name,
                 "firmware_type": FIRMWARE_TYPE,
