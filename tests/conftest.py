@@ -76,6 +76,28 @@ def deprecation_reports() -> Iterator[DeprecationReports]:
 
 
 @pytest.fixture(autouse=True)
+def zeroconf_mocked(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Give Home Assistant a mock zeroconf (Providore depends on it): no multicast.
+
+    A test marked `real_zeroconf` gets the real one, in a network namespace of its
+    own. Either way Home Assistant may not make python-zeroconf hand its own shared
+    instance to every later `Zeroconf()` of the test process (the reference client's).
+    """
+    with patch(
+        "homeassistant.components.zeroconf.install_multiple_zeroconf_catcher"
+    ):
+        if request.node.get_closest_marker("real_zeroconf"):
+            yield
+            return
+        request.getfixturevalue("mock_async_zeroconf")
+        with patch(
+            "custom_components.providore.device_browser.AsyncServiceBrowser",
+            autospec=True,
+        ):
+            yield
+
+
+@pytest.fixture(autouse=True)
 def auto_enable_custom_integrations(
     enable_custom_integrations: None,
 ) -> None:

@@ -31,6 +31,7 @@ from .const import (
     LOGGER,
     SUBENTRY_TYPE_DEVICE,
 )
+from .device_browser import DeviceBrowser
 from .device_data import DeviceData, DeviceDocuments, DeviceState, JsonObject
 from .device_events import DeviceEventType, async_fire_device_event
 from .device_feed import ChangeListener, DeviceFeed
@@ -46,8 +47,12 @@ from .issues import (
     delete_device_issues,
 )
 from .models import DeviceChange, DeviceProfile, HubSettings
+from .notice import Change
+from .pending_devices import PendingDevices
 from .presence import Presence
 from .protocol import DeviceKey, SignedRequest, generate_secret_key
+from .push import PushNotices
+from .server_advertisement import ServerAdvertisement
 
 type ProvidoreConfigEntry = ConfigEntry[ProvidoreRuntime]
 
@@ -109,6 +114,15 @@ class ProvidoreRuntime:
             self.settings.update_timeout,
         )
         self._certificates: ProvidoreCertificates
+        self._notices = PushNotices(hass, entry, self)
+        self.pending_devices = PendingDevices(hass, self.devices.__contains__)
+        self._device_browser = DeviceBrowser(hass, self.pending_devices)
+        self._advertisement = ServerAdvertisement(
+            hass,
+            entry,
+            lambda: self.certificate_authority,
+            self.settings.answer_providore_local,
+        )
 
     @classmethod
     async def async_load(
@@ -123,6 +137,8 @@ class ProvidoreRuntime:
             hass, entry.data.get(CONF_CA_FINGERPRINT), runtime._certificates_changed
         )
         runtime._record_ca(runtime._certificates.authority)
+        await runtime._notices.async_load()
+        await runtime.pending_devices.async_load()
         return runtime
 
     async def async_start(self) -> None:
@@ -156,6 +172,16 @@ class ProvidoreRuntime:
                 self.hass, self._async_daily, CRL_REFRESH_INTERVAL
             )
         )
+        await self._async_start_discovery()
+
+    async def _async_start_discovery(self) -> None:
+        """Advertise the server, find unknown devices, and push notices to known ones."""
+        entry = self._entry
+        self._advertisement.async_start()
+        entry.async_on_unload(self.pending_devices.async_stop)
+        await self._device_browser.async_start()
+        entry.async_on_unload(self._device_browser.async_stop)
+        await self._notices.async_start()
 
     async def _async_daily(self, now: datetime) -> None:
         await self._certificates.async_publish_crl()
@@ -208,6 +234,7 @@ class ProvidoreRuntime:
     def _device_added(self, profile: DeviceProfile) -> None:
         self.devices[profile.key_id] = profile
         self._firmware.device_added(profile.key_id)
+        self.pending_devices.device_added(profile.key_id)
         self._update_missing_secret_issue(profile.key_id)
         for listener in self._device_added_listeners:
             listener(profile)
@@ -234,6 +261,7 @@ class ProvidoreRuntime:
             self._keys.pop(key_id, None)
             self._presence.forget(key_id)
             self._firmware.device_removed(key_id)
+            self._notices.device_removed(key_id)
             delete_device_issues(self.hass, key_id)
         await self._data.async_forget(key_ids)
         await self._updates.async_forget(key_ids)
@@ -285,6 +313,52 @@ class ProvidoreRuntime:
     def publish(self, key_id: str, changes: DeviceChange) -> None:
         """Tell the device's listeners what changed."""
         self._feed.publish(key_id, changes)
+
+    # --- discovery and push notices ---------------------------------------------
+
+    @property
+    def notices_enabled(self) -> bool:
+        """Return whether a push notice backend is turned on."""
+        return self._notices.enabled
+
+    async def async_notify(self, key_id: str, changes: set[Change]) -> list[str]:
+        """Send a device a push notice now; return where it went."""
+        return await self._notices.async_notify(key_id, changes)
+
+    def notices_diagnostics(self) -> dict[str, object]:
+        """Return the push backends and how many devices were sent a notice."""
+        return self._notices.diagnostics()
+
+    async def async_adopt_device(
+        self,
+        key_id: str,
+        name: str,
+        firmware_type: str,
+        secret_key: str,
+        certificate_usage: CertificateUsage,
+    ) -> None:
+        """Add a device (from outside a subentry flow), its key saved first.
+
+        A repair flow cannot create a subentry through a subentry flow (only its
+        `user` source may), so the device is added to the entry directly.
+        """
+        await self.async_store_secrets({key_id: secret_key})
+        self.hass.config_entries.async_add_subentry(
+            self._entry,
+            ConfigSubentry(
+                data=MappingProxyType(
+                    {
+                        CONF_KEY_ID: key_id,
+                        CONF_FIRMWARE_TYPE: firmware_type,
+                        CONF_CERTIFICATE_USAGE: certificate_usage.value,
+                    }
+                ),
+                subentry_type=SUBENTRY_TYPE_DEVICE,
+                title=name,
+                unique_id=key_id,
+            ),
+        )
+        LOGGER.info("Adopted device %s as %s", key_id, name)
 
     # --- keys --------------------------------------------------------------------
 
@@ -395,6 +469,7 @@ class ProvidoreRuntime:
     ) -> None:
         """Set a device's default document, or the one for a firmware version."""
         await self._data.async_set_document(key_id, document, firmware_version)
+        self.publish(key_id, DeviceChange.CONFIG)
 
     # --- firmware -------------------------------------------------------------------
 
@@ -505,6 +580,7 @@ class ProvidoreRuntime:
             await self._certificates.async_import_ca(certificate, private_key, password)
         )
         self._update_certificate_issues(dt_util.utcnow())
+        self._advertisement.async_refresh_soon()
 
     @callback
     def _record_ca(self, authority: CertificateAuthority) -> None:
@@ -522,6 +598,8 @@ async def async_remove_stores(hass: HomeAssistant) -> None:
     await FirmwareUpdates(hass).async_remove()
     await FirmwareCatalog(hass).async_remove()
     await ProvidoreCertificates.async_remove_stores(hass)
+    await PushNotices.async_remove_store(hass)
+    await PendingDevices.async_remove_store(hass)
 
 
 @callback
