@@ -83,9 +83,7 @@ def zeroconf_mocked(request: pytest.FixtureRequest) -> Iterator[None]:
     own. Either way Home Assistant may not make python-zeroconf hand its own shared
     instance to every later `Zeroconf()` of the test process (the reference client's).
     """
-    with patch(
-        "homeassistant.components.zeroconf.install_multiple_zeroconf_catcher"
-    ):
+    with patch("homeassistant.components.zeroconf.install_multiple_zeroconf_catcher"):
         if request.node.get_closest_marker("real_zeroconf"):
             yield
             return

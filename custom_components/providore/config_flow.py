@@ -24,6 +24,7 @@ from homeassistant.helpers.selector import (
     NumberSelectorConfig,
     NumberSelectorMode,
     ObjectSelector,
+    SelectOptionDict,
     SelectSelector,
     SelectSelectorConfig,
     SelectSelectorMode,
@@ -31,10 +32,12 @@ from homeassistant.helpers.selector import (
     TextSelectorConfig,
     TextSelectorType,
 )
+from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
 import voluptuous as vol
 
 from .certificate_authority import CAImportError, CertificateUsage
 from .const import (
+    CONF_ANSWER_PROVIDORE_LOCAL,
     CONF_CA_CERTIFICATE,
     CONF_CA_PRIVATE_KEY,
     CONF_CERTIFICATE_USAGE,
@@ -45,6 +48,10 @@ from .const import (
     CONF_KEY_ID,
     CONF_MAX_CLOCK_SKEW,
     CONF_MAX_REQUEST_LIFETIME,
+    CONF_NOTIFY_MQTT,
+    CONF_NOTIFY_UDP,
+    CONF_NOTIFY_UDP_BROADCAST,
+    CONF_NOTIFY_UDP_PORT,
     CONF_ONLINE_INTERVAL,
     CONF_RELEASE_NOTES,
     CONF_RELEASE_URL,
@@ -60,7 +67,10 @@ from .const import (
     DOMAIN,
     SUBENTRY_TYPE_DEVICE,
 )
+from .device_hello import HelloMalformed, hello_from_txt
 from .firmware_catalog import Firmware, FirmwareError
+from .notice import DEFAULT_UDP_PORT
+from .pending_devices import PendingDevice
 from .protocol import (
     generate_key_id,
     generate_secret_key,
@@ -98,6 +108,26 @@ DEFAULT_SETTINGS = {
     CONF_UPDATE_TIMEOUT: DEFAULT_UPDATE_TIMEOUT,
     CONF_CERTIFICATE_VALIDITY: DEFAULT_CERTIFICATE_VALIDITY,
 }
+# The hub options that only the Settings step of the options flow offers.
+DISCOVERY_SCHEMA = vol.Schema(
+    {
+        vol.Required(CONF_NOTIFY_MQTT): BooleanSelector(),
+        vol.Required(CONF_NOTIFY_UDP): BooleanSelector(),
+        vol.Required(CONF_NOTIFY_UDP_PORT): NumberSelector(
+            NumberSelectorConfig(min=1, max=65535, step=1, mode=NumberSelectorMode.BOX)
+        ),
+        vol.Required(CONF_NOTIFY_UDP_BROADCAST): BooleanSelector(),
+        vol.Required(CONF_ANSWER_PROVIDORE_LOCAL): BooleanSelector(),
+    }
+)
+DEFAULT_DISCOVERY_SETTINGS = {
+    CONF_NOTIFY_MQTT: False,
+    CONF_NOTIFY_UDP: False,
+    CONF_NOTIFY_UDP_PORT: DEFAULT_UDP_PORT,
+    CONF_NOTIFY_UDP_BROADCAST: False,
+    CONF_ANSWER_PROVIDORE_LOCAL: False,
+}
+OPTIONS_SETTINGS_SCHEMA = SETTINGS_SCHEMA.extend(DISCOVERY_SCHEMA.schema)
 _MULTILINE = TextSelector(TextSelectorConfig(multiline=True))
 IMPORT_CA_SCHEMA = vol.Schema(
     {
@@ -140,6 +170,19 @@ ADD_DEVICE_SCHEMA = vol.Schema(
         ): _USAGE,
     }
 )
+# Adopting a device that announced itself (Add device flow and the repair).
+ADOPT_DEVICE_SCHEMA = vol.Schema(
+    {
+        vol.Required(CONF_NAME): _TEXT,
+        vol.Optional(CONF_FIRMWARE_TYPE): _TEXT,
+        vol.Optional(CONF_SECRET_KEY): TextSelector(
+            TextSelectorConfig(type=TextSelectorType.PASSWORD)
+        ),
+        vol.Required(
+            CONF_CERTIFICATE_USAGE, default=CertificateUsage.CLIENT.value
+        ): _USAGE,
+    }
+)
 RECONFIGURE_DEVICE_SCHEMA = vol.Schema(
     {
         vol.Required(CONF_NAME): _TEXT,
@@ -154,6 +197,43 @@ RECONFIGURE_DEVICE_SCHEMA = vol.Schema(
 def _settings(user_input: dict[str, Any]) -> dict[str, int]:
     """Return the settings as whole seconds (number selectors give floats)."""
     return {key: int(user_input[key]) for key in DEFAULT_SETTINGS}
+
+
+def _discovery_settings(user_input: dict[str, Any]) -> dict[str, bool | int]:
+    """Return the push and advertisement options (the port as a whole number)."""
+    return {
+        key: int(user_input[key]) if key == CONF_NOTIFY_UDP_PORT else user_input[key]
+        for key in DEFAULT_DISCOVERY_SETTINGS
+    }
+
+
+def adoption_suggestions(device: PendingDevice) -> dict[str, str]:
+    """Return what the adopt form offers: the announced firmware type, unconfirmed."""
+    return {
+        CONF_NAME: f"{device.firmware_type or 'Device'} {device.key_id}",
+        CONF_FIRMWARE_TYPE: device.firmware_type or "",
+    }
+
+
+def read_adoption(
+    user_input: dict[str, Any],
+) -> tuple[tuple[str, str, str, CertificateUsage] | None, dict[str, str]]:
+    """Check the adopt form: (name, firmware type, secret key, usage), or the errors.
+
+    An empty secret key means a new one is generated, to be flashed onto the device.
+    """
+    errors: dict[str, str] = {}
+    name = user_input[CONF_NAME].strip()
+    secret_key = user_input.get(CONF_SECRET_KEY) or generate_secret_key()
+    if not name:
+        errors[CONF_NAME] = "invalid_name"
+    if not is_valid_secret_key(secret_key):
+        errors[CONF_SECRET_KEY] = "invalid_secret_key"
+    if errors:
+        return None, errors
+    usage = CertificateUsage(user_input[CONF_CERTIFICATE_USAGE])
+    firmware_type = user_input.get(CONF_FIRMWARE_TYPE, "").strip()
+    return (name, firmware_type, secret_key, usage), errors
 
 
 class ProvidoreConfigFlow(ConfigFlow, domain=DOMAIN):
@@ -176,6 +256,39 @@ class ProvidoreConfigFlow(ConfigFlow, domain=DOMAIN):
             data_schema=self.add_suggested_values_to_schema(
                 SETTINGS_SCHEMA, DEFAULT_SETTINGS
             ),
+        )
+
+    async def async_step_zeroconf(
+        self, discovery_info: ZeroconfServiceInfo
+    ) -> ConfigFlowResult:
+        """Offer to set Providore up: a device announced itself by zeroconf.
+
+        This flow only runs while there is no hub. Once there is one, Home Assistant
+        aborts every discovery flow of this `single_config_entry` integration before
+        it starts, and a discovery flow could not add a device subentry anyway; the
+        hub then finds devices with its own browser (`device_browser`) and offers
+        them as repairs and in the Add device flow.
+        """
+        await self.async_set_unique_id(DOMAIN)
+        self._abort_if_unique_id_configured()
+        try:
+            hello = hello_from_txt(discovery_info.properties)
+        except HelloMalformed:
+            return self.async_abort(reason="not_a_device")
+        self.context["title_placeholders"] = {CONF_KEY_ID: hello.key_id}
+        return await self.async_step_zeroconf_confirm()
+
+    async def async_step_zeroconf_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Set Providore up with the default settings once the user confirms."""
+        if user_input is not None:
+            return self.async_create_entry(
+                title="Providore", data={}, options=DEFAULT_SETTINGS
+            )
+        return self.async_show_form(
+            step_id="zeroconf_confirm",
+            description_placeholders=self.context["title_placeholders"],
         )
 
     @staticmethod
@@ -210,12 +323,17 @@ class ProvidoreOptionsFlow(OptionsFlow):
         """Show the settings with their current values."""
         if user_input is not None:
             return self.async_create_entry(
-                data=dict(self.config_entry.options) | _settings(user_input)
+                data=dict(self.config_entry.options)
+                | _settings(user_input)
+                | _discovery_settings(user_input)
             )
         return self.async_show_form(
             step_id="settings",
             data_schema=self.add_suggested_values_to_schema(
-                SETTINGS_SCHEMA, DEFAULT_SETTINGS | dict(self.config_entry.options)
+                OPTIONS_SETTINGS_SCHEMA,
+                DEFAULT_SETTINGS
+                | DEFAULT_DISCOVERY_SETTINGS
+                | dict(self.config_entry.options),
             ),
         )
 
@@ -342,12 +460,23 @@ async def _async_add_uploaded_firmware(
 class DeviceSubentryFlow(ConfigSubentryFlow):
     """Add a device with its key, or change one."""
 
+    _manual = False
+    _adopting: str
+
     async def async_step_user(
         self, user_input: dict[str, Any] | None = None
     ) -> SubentryFlowResult:
         """Ask for the device's name, key and firmware type; generate what is left empty."""
         if (runtime := async_get_loaded_runtime(self.hass)) is None:
             return self.async_abort(reason="not_loaded")
+        if (
+            user_input is None
+            and not self._manual
+            and runtime.pending_devices.devices()
+        ):
+            return self.async_show_menu(
+                step_id="user", menu_options=["adopt", "manual"]
+            )
         errors: dict[str, str] = {}
         if user_input is not None:
             name = user_input[CONF_NAME].strip()
@@ -383,6 +512,79 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
                 ADD_DEVICE_SCHEMA, user_input or {}
             ),
             errors=errors,
+        )
+
+    async def async_step_manual(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Add a device by hand although others wait to be adopted."""
+        self._manual = True
+        return await self.async_step_user()
+
+    async def async_step_adopt(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Choose one of the devices that announced themselves."""
+        if (runtime := async_get_loaded_runtime(self.hass)) is None:
+            return self.async_abort(reason="not_loaded")
+        pending = runtime.pending_devices.devices()
+        if user_input is not None:
+            self._adopting = user_input[CONF_KEY_ID]
+            return await self.async_step_adopt_device()
+        if not pending:
+            return self.async_abort(reason="no_pending_device")
+        choices = [
+            SelectOptionDict(value=device.key_id, label=device.describe())
+            for device in pending
+        ]
+        return self.async_show_form(
+            step_id="adopt",
+            data_schema=vol.Schema(
+                {
+                    vol.Required(CONF_KEY_ID): SelectSelector(
+                        SelectSelectorConfig(
+                            options=choices, mode=SelectSelectorMode.LIST
+                        )
+                    )
+                }
+            ),
+        )
+
+    async def async_step_adopt_device(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Name the chosen device and give it its key: the one it holds, or a new one."""
+        if (runtime := async_get_loaded_runtime(self.hass)) is None:
+            return self.async_abort(reason="not_loaded")
+        key_id = self._adopting
+        if key_id in self._key_ids_in_use():
+            return self.async_abort(reason="already_adopted")
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            adoption, errors = read_adoption(user_input)
+            if adoption is not None:
+                name, firmware_type, secret_key, usage = adoption
+                await runtime.async_store_secrets({key_id: secret_key})
+                return self.async_create_entry(
+                    title=name,
+                    data={
+                        CONF_KEY_ID: key_id,
+                        CONF_FIRMWARE_TYPE: firmware_type,
+                        CONF_CERTIFICATE_USAGE: usage.value,
+                    },
+                    unique_id=key_id,
+                    description_placeholders={"name": name, "key_id": key_id},
+                )
+            user_input = {k: v for k, v in user_input.items() if k != CONF_SECRET_KEY}
+        elif (device := runtime.pending_devices.get(key_id)) is not None:
+            user_input = adoption_suggestions(device)
+        return self.async_show_form(
+            step_id="adopt_device",
+            data_schema=self.add_suggested_values_to_schema(
+                ADOPT_DEVICE_SCHEMA, user_input or {}
+            ),
+            errors=errors,
+            description_placeholders={CONF_KEY_ID: key_id},
         )
 
     async def async_step_reconfigure(

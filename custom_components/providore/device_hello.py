@@ -60,27 +60,38 @@ def parse_hello(body: bytes) -> DeviceHello:
     return _hello(fields)
 
 
-def hello_from_txt(properties: Mapping[bytes, bytes | None]) -> DeviceHello:
+def hello_from_txt(
+    properties: Mapping[bytes, bytes | None] | Mapping[str, str | None],
+) -> DeviceHello:
     """Read the TXT record of a `_providore-dev._tcp` service; other keys are ignored.
 
     A TXT record is shared with whatever else the device's mDNS stack announces, so
-    unknown keys are not an error here, unlike in a hello body.
+    unknown keys are not an error here, unlike in a hello body. python-zeroconf gives
+    the record as bytes, Home Assistant's discovery as text.
     """
     fields: dict[str, str] = {}
     for raw_key, raw_value in properties.items():
         try:
-            key = raw_key.decode("ascii").lower()
-        except UnicodeDecodeError:
+            key = _text(raw_key).lower()
+        except UnicodeError:
             continue
         if key not in _FIELDS:
             continue
         if raw_value is None:
             raise HelloMalformed(f"{key} has no value")
         try:
-            fields[key] = raw_value.decode("ascii")
-        except UnicodeDecodeError:
+            fields[key] = _text(raw_value)
+        except UnicodeError:
             raise HelloMalformed(f"{key} is not ASCII") from None
     return _hello(fields)
+
+
+def _text(value: str | bytes) -> str:
+    """Return ASCII text; raise UnicodeError for anything else."""
+    if isinstance(value, bytes):
+        return value.decode("ascii")
+    value.encode("ascii")
+    return value
 
 
 def _hello(fields: Mapping[str, object]) -> DeviceHello:

@@ -23,6 +23,7 @@ from homeassistant.exceptions import (
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.network import NoURLAvailableError, get_url
 from homeassistant.helpers.service import async_register_admin_service
+from homeassistant.util.json import JsonValueType
 import voluptuous as vol
 
 from .const import (
@@ -41,6 +42,7 @@ from .const import (
     NVS_NAMESPACE,
 )
 from .device_import import ImportRefused, parse_devices
+from .notice import Change
 from .readable_files import readable_file
 from .runtime import ProvidoreRuntime, async_get_loaded_runtime
 
@@ -54,6 +56,7 @@ SERVICE_IMPORT_DEVICES = "import_devices"
 MAX_IMPORT_BYTES = 1024 * 1024
 
 SERVICE_REVOKE_CERTIFICATE = "revoke_certificate"
+SERVICE_NOTIFY_DEVICE = "notify_device"
 KEY_ID_SCHEMA = vol.Schema({vol.Required(CONF_KEY_ID): cv.string})
 
 SET_CONFIG_SCHEMA = vol.Schema(
@@ -129,6 +132,13 @@ def async_setup_services(hass: HomeAssistant) -> None:
         SERVICE_REVOKE_CERTIFICATE,
         _async_revoke_certificate,
         KEY_ID_SCHEMA,
+    )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_NOTIFY_DEVICE,
+        _async_notify_device,
+        schema=KEY_ID_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
     )
 
 
@@ -246,6 +256,30 @@ async def _async_revoke_certificate(call: ServiceCall) -> None:
     """Revoke a device's valid certificates."""
     runtime, key_id = _runtime_and_key_id(call)
     await runtime.async_revoke_certificates(key_id)
+
+
+async def _async_notify_device(call: ServiceCall) -> ServiceResponse:
+    """Send a device a push notice asking it to check in now."""
+    await _async_require_admin(call)
+    runtime, key_id = _runtime_and_key_id(call)
+    if not runtime.notices_enabled:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN, translation_key="notices_off"
+        )
+    if runtime.secret(key_id) is None:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="missing_secret",
+            translation_placeholders={"key_id": key_id},
+        )
+    sent: list[JsonValueType] = [*await runtime.async_notify(key_id, {Change.CHECK})]
+    if not sent:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="notice_not_sent",
+            translation_placeholders={"key_id": key_id},
+        )
+    return {"sent_to": sent} if call.return_response else None
 
 
 def nvs_csv(key_id: str, secret_key: str) -> str:
