@@ -235,12 +235,13 @@ class PushNotices:
         if DeviceChange.CONFIG in changes:
             wanted.add(Change.CONFIG)
         if DeviceChange.UPDATE in changes:
-            # Download progress and catalog uploads change UPDATE too: only a newly
-            # assigned build is news to the device.
-            build = _build_key(self._runtime.firmware.pending(key_id))
+            # Download progress, catalog uploads and the versions the device reports
+            # change UPDATE too: only a newly assigned build it does not run is news.
+            firmware = self._runtime.firmware
+            build = _build_key(firmware.assigned(key_id))
             if build != self._firmware_told.get(key_id):
                 self._firmware_told[key_id] = build
-                if build is not None:
+                if firmware.pending(key_id) is not None:
                     wanted.add(Change.FIRMWARE)
         if DeviceChange.CERTIFICATE in changes and (
             self._runtime.current_certificate(key_id) is None
