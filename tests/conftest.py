@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 import logging
 from pathlib import Path
@@ -87,7 +88,16 @@ def zeroconf_mocked(request: pytest.FixtureRequest) -> Iterator[None]:
         if request.node.get_closest_marker("real_zeroconf"):
             yield
             return
-        request.getfixturevalue("mock_async_zeroconf")
+        aiozc = request.getfixturevalue("mock_async_zeroconf")
+
+        async def announced(*_args: object, **_kwargs: object) -> asyncio.Future[None]:
+            """Return the broadcast python-zeroconf runs for a (un)registration: done."""
+            broadcast = asyncio.get_running_loop().create_future()
+            broadcast.set_result(None)
+            return broadcast
+
+        aiozc.async_register_service.side_effect = announced
+        aiozc.async_unregister_service.side_effect = announced
         with patch(
             "custom_components.providore.device_browser.AsyncServiceBrowser",
             autospec=True,

@@ -116,9 +116,11 @@ class ServerAdvertisement:
             aiozc = await zeroconf.async_get_async_instance(self._hass)
             try:
                 if self._info is not None:
-                    await aiozc.async_unregister_service(self._info)
+                    # Each call returns the task that says goodbye or announces the
+                    # service on the network: the hub waits for it, not its setup.
+                    await (await aiozc.async_unregister_service(self._info))
                     self._info = self._registered = None
-                await aiozc.async_register_service(info, allow_name_change=True)
+                await (await aiozc.async_register_service(info, allow_name_change=True))
             except ZeroconfError as err:
                 LOGGER.warning("Could not advertise Providore by zeroconf: %s", err)
                 return
@@ -143,7 +145,7 @@ class ServerAdvertisement:
                 # Home Assistant is closing: zeroconf said goodbye for every service.
                 return
             try:
-                await aiozc.async_unregister_service(info)
+                await (await aiozc.async_unregister_service(info))
             except ZeroconfError as err:
                 LOGGER.debug("Could not withdraw the zeroconf advertisement: %s", err)
 
