@@ -433,9 +433,14 @@ async def test_repair_ignores_for_good(
     _announce(hass)
     client = await hass_client()
     flow = await _start_fix(hass, client)
+    pending = loaded_runtime(hass).pending_devices
+    [listed] = pending.diagnostics()["pending"]  # type: ignore[misc]
+    assert listed["key_id"] == NEW_KEY_ID
+    assert listed["source"] == "hello"
     done = await _step(client, flow["flow_id"], {"next_step_id": "ignore"})
     assert done["type"] == "create_entry"
     assert hass_storage[IGNORED_STORE]["data"] == {"key_ids": [NEW_KEY_ID]}
+    assert pending.diagnostics() == {"pending": [], "ignored": [NEW_KEY_ID]}
     assert issue_registry.async_get_issue(DOMAIN, ISSUE_ID) is None
 
     # Across a restart of the hub, its announcements are passed over.
@@ -568,6 +573,40 @@ async def test_adopt_steps_abort_when_nothing_waits(
     await hass.async_block_till_done()
     aborted = await flows.async_configure(result["flow_id"], {CONF_KEY_ID: NEW_KEY_ID})
     assert aborted["reason"] == "already_adopted"
+
+
+async def test_adopt_device_form_after_the_device_went(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """Chosen from the list, then ignored elsewhere: the form offers no suggestion."""
+    _announce(hass)
+    flows = hass.config_entries.subentries
+    result = await _add_device(hass, init_integration)
+    result = await flows.async_configure(result["flow_id"], {"next_step_id": "adopt"})
+    await loaded_runtime(hass).pending_devices.async_ignore(NEW_KEY_ID)
+    result = await flows.async_configure(result["flow_id"], {CONF_KEY_ID: NEW_KEY_ID})
+    assert result["step_id"] == "adopt_device"
+    assert not any(
+        "suggested_value" in (key.description or {})
+        for key in result["data_schema"].schema
+    )
+    assert await hass.config_entries.async_unload(init_integration.entry_id)
+    result = await flows.async_configure(
+        result["flow_id"], {CONF_NAME: "Late", CONF_CERTIFICATE_USAGE: "client"}
+    )
+    assert result["reason"] == "not_loaded"
+
+
+async def test_the_ignore_list_goes_with_the_hub(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    hass_storage: dict[str, Any],
+) -> None:
+    await loaded_runtime(hass).pending_devices.async_ignore(NEW_KEY_ID)
+    assert IGNORED_STORE in hass_storage
+    await hass.config_entries.async_remove(init_integration.entry_id)
+    await hass.async_block_till_done()
+    assert IGNORED_STORE not in hass_storage
 
 
 async def test_adopt_step_without_pending_devices(
@@ -725,6 +764,21 @@ async def test_device_browser_hands_services_to_the_pending_devices(
     assert [(d.key_id, d.address, d.source) for d in devices] == [
         (NEW_KEY_ID, "192.0.2.7", AnnouncementSource.ZEROCONF)
     ]
+
+    # Services count toward the same announcement limits as hellos.
+    now = dt_util.utcnow()
+    for number in range(60):
+        pending.retry_after(f"10.0.0.{number}", now)
+    resolved["late"] = ({b"key_id": b"late"}, ["192.0.2.9"])
+    with patch("custom_components.providore.device_browser.AsyncServiceInfo", Info):
+        browser._service_changed(
+            zc,
+            DEVICE_SERVICE_TYPE,
+            f"late.{DEVICE_SERVICE_TYPE}",
+            ServiceStateChange.Added,
+        )
+        await hass.async_block_till_done()
+    assert [d.key_id for d in pending.devices()] == [NEW_KEY_ID]
     await browser.async_stop()
 
 

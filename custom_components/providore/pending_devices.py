@@ -205,6 +205,22 @@ class PendingDevices:
             self._drop(key_id)
         LOGGER.info("Ignoring the announcements of device %s", key_id)
 
+    def diagnostics(self) -> dict[str, object]:
+        """Return the pending devices (as announced, unchecked) and the ignore list."""
+        return {
+            "pending": [
+                {
+                    "key_id": device.key_id,
+                    "firmware_type": device.firmware_type,
+                    "source": device.source.value,
+                    "first_seen": device.first_seen.isoformat(),
+                    "last_seen": device.last_seen.isoformat(),
+                }
+                for device in self.devices()
+            ],
+            "ignored": sorted(self._ignored),
+        }
+
     @staticmethod
     async def async_remove_store(hass: HomeAssistant) -> None:
         """Delete the ignore list (the hub is removed)."""
