@@ -33,6 +33,8 @@ BROWSER_URL = "http://localhost:8123"
 DEVELOPMENT_LOGIN = Login("dev", "providore-dev")
 START_TIMEOUT = 300.0
 DEVICE_INTERVAL = 10.0
+# The devices listen for push notices on this UDP port of 127.0.0.1 (the default).
+NOTICE_PORT = 4870
 HOME_ASSISTANT_STOP_TIMEOUT = 60.0
 
 
@@ -65,7 +67,7 @@ async def run_develop(config_dir: Path) -> int:
                 (path.parent / "simulator.log").open("a", encoding="utf-8")
             )
             simulator = await Simulator.start(
-                DEVELOP_URL, path, DEVICE_INTERVAL, _writer(log)
+                DEVELOP_URL, path, DEVICE_INTERVAL, _writer(log), NOTICE_PORT
             )
             stack.push_async_callback(simulator.stop)
             _banner(_instructions(config_dir))
@@ -89,7 +91,7 @@ async def _set_up(session: aiohttp.ClientSession, config_dir: Path) -> None:
             session, DEVELOP_URL, await onboard(session, DEVELOP_URL, DEVELOPMENT_LOGIN)
         )
         await wait_until_running(rest, Deadline(START_TIMEOUT))
-        await set_up_demo(rest, config_dir)
+        await set_up_demo(rest, config_dir, NOTICE_PORT)
     except (DemoError, aiohttp.ClientError, OSError) as err:
         _banner(
             [
@@ -111,7 +113,8 @@ def _instructions(config_dir: Path) -> list[str]:
         "2. Settings -> Devices & services -> Providore: open a device. It is",
         "   connected, has fetched its configuration and holds a certificate.",
         f"3. Its Firmware update offers {NEW_VERSION}: press Update and watch the",
-        "   device download it, reboot and report the new version.",
+        "   device download it at once (a push notice), reboot and report the",
+        "   new version.",
         "",
         f"Device events: {devices_file(config_dir).parent / 'simulator.log'}",
         "Ctrl+C stops Home Assistant and the devices.",

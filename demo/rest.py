@@ -163,13 +163,22 @@ class HomeAssistantRest:
         return answer["result"]
 
     async def finish_flow(
-        self, index_path: str, start: dict[str, Any], user_input: dict[str, Any]
+        self,
+        index_path: str,
+        start: dict[str, Any],
+        user_input: dict[str, Any],
+        menu_choice: str | None = None,
     ) -> dict[str, Any]:
         """Start a flow, submit its one form, and return the created entry's result.
 
-        `index_path` is a flow manager's REST path (config entries or subentries).
+        `index_path` is a flow manager's REST path (config entries, subentries or
+        options); a flow that opens with a menu is led to the form by `menu_choice`.
         """
         form = await self.post(index_path, start)
+        if menu_choice is not None and form.get("type") == "menu":
+            form = await self.post(
+                f"{index_path}/{form['flow_id']}", {"next_step_id": menu_choice}
+            )
         if form.get("type") != "form":
             raise RestError(f"{index_path} did not show a form: {form}")
         result: dict[str, Any] = await self.post(

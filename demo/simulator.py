@@ -39,8 +39,12 @@ class Simulator:
         devices_path: Path,
         interval: float,
         echo: Callable[[str], None],
+        notice_port: int,
     ) -> Simulator:
-        """Start every device of the devices file against Home Assistant at `url`."""
+        """Start every device of the devices file against Home Assistant at `url`.
+
+        The devices also listen for push notices on UDP `notice_port` of 127.0.0.1.
+        """
         devices = await asyncio.to_thread(read_devices, devices_path)
         process = await start_process(
             sys.executable,
@@ -53,6 +57,11 @@ class Simulator:
             str(devices_path),
             "--interval",
             f"{interval:g}",
+            "--listen",
+            "--udp-address",
+            "127.0.0.1",
+            "--udp-port",
+            str(notice_port),
             stdout=asyncio.subprocess.PIPE,
         )
         events = DeviceEvents([device.id for device in devices])
