@@ -738,3 +738,15 @@ async def test_mqtt_publish_failure_is_logged(
     assert sent == [f"mqtt providore/{KEY_ID}/notify"]
     assert publish.call_args.kwargs == {"qos": 1, "retain": True}
     assert f"Could not publish the notice for {KEY_ID}: broker away" in caplog.text
+
+
+async def test_udp_without_any_socket(caplog: pytest.LogCaptureFixture) -> None:
+    sender = UdpNotices(4870, broadcast=False)
+    loop = asyncio.get_running_loop()
+    hass_less: Any = None
+    with patch.object(
+        loop, "create_datagram_endpoint", side_effect=OSError("no sockets here")
+    ):
+        await sender.async_open(hass_less)
+    assert "Push notices over UDP are on, but no UDP socket opened" in caplog.text
+    assert sender.send(b"notice", "127.0.0.1") == []

@@ -57,6 +57,7 @@ class DeviceBrowser:
             task.cancel()
         await asyncio.gather(*self._resolving, return_exceptions=True)
 
+    # python-zeroconf calls handlers with these keyword arguments.
     @callback
     def _service_changed(
         self,

@@ -76,6 +76,8 @@ class UdpNotices:
                 LOGGER.debug("No UDP socket for %s: %s", family.name, err)
                 continue
             self._transports[family] = transport
+        if not self._transports:
+            LOGGER.warning("Push notices over UDP are on, but no UDP socket opened")
         if self._broadcast:
             self._broadcast_addresses = broadcast_addresses(
                 await network.async_get_adapters(hass)
