@@ -815,3 +815,30 @@ async def test_reconfigure_rotate_key(
     assert new_secret not in str(entry.as_dict())
     assert entry.state is ConfigEntryState.LOADED
     assert entry.runtime_data.secret(KEY_ID) == new_secret
+
+
+async def test_flows_abort_while_providore_is_not_loaded(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """Every step that needs the hub's runtime says so instead of failing."""
+    entry = init_integration
+    subentry_id = next(iter(entry.subentries))
+    options = hass.config_entries.options
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+    for step in ("upload_firmware", "import_ca"):
+        result = await options.async_init(entry.entry_id)
+        result = await options.async_configure(
+            result["flow_id"], {"next_step_id": step}
+        )
+        assert result["type"] is FlowResultType.ABORT
+        assert result["reason"] == "not_loaded"
+    for context in (
+        {"source": SOURCE_USER},
+        {"source": SOURCE_RECONFIGURE, "subentry_id": subentry_id},
+    ):
+        result = await hass.config_entries.subentries.async_init(
+            (entry.entry_id, SUBENTRY_TYPE_DEVICE), context=context
+        )
+        assert result["type"] is FlowResultType.ABORT
+        assert result["reason"] == "not_loaded"

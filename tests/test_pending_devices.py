@@ -12,7 +12,6 @@ from datetime import timedelta
 from http import HTTPStatus
 import ipaddress
 import json
-from types import MappingProxyType
 from typing import Any
 from unittest.mock import MagicMock, patch
 
@@ -59,6 +58,7 @@ from custom_components.providore.pending_devices import (
     AnnouncementSource,
     PendingDevices,
 )
+from custom_components.providore.runtime import device_subentry
 
 from .conftest import KEY_ID, loaded_runtime
 from .device import BASE
@@ -462,12 +462,7 @@ async def test_repair_ignores_for_good(
 
 
 def _subentry(key_id: str) -> ConfigSubentry:
-    return ConfigSubentry(
-        data=MappingProxyType({CONF_KEY_ID: key_id, CONF_FIRMWARE_TYPE: ""}),
-        subentry_type=SUBENTRY_TYPE_DEVICE,
-        title="By hand",
-        unique_id=key_id,
-    )
+    return device_subentry(key_id, "By hand", "", CertificateUsage.CLIENT)
 
 
 async def test_repair_of_a_device_that_is_gone(

@@ -50,6 +50,7 @@ from custom_components.providore.notice import Change, Notice, verify_notice
 from custom_components.providore.push import (
     FOLLOWED,
     UdpNotices,
+    _SendOnly,
     broadcast_addresses,
 )
 from providore_client.cli import async_main
@@ -344,6 +345,16 @@ async def test_only_changes_a_device_pulls_send_a_notice(
     await runtime.async_revoke_certificates(KEY_ID)
     third = _read(await datagrams.next(), second.counter)
     assert third.changes == {Change.CERTIFICATE}
+
+    # An assignment withdrawn is not news either: the device finds nothing to fetch.
+    source = Path(hass.config.path("newer.bin"))
+    await hass.async_add_executor_job(source.write_bytes, b"\x03" * 5000)
+    await runtime.async_add_build(FIRMWARE_TYPE, "1.2.0", source)
+    await runtime.async_install_firmware(KEY_ID, "1.2.0")
+    fourth = _read(await datagrams.next(), third.counter)
+    assert fourth.changes == {Change.FIRMWARE}
+    await runtime.async_cancel_update(KEY_ID)
+    await datagrams.none_within()
 
 
 async def test_counters_go_up_across_restarts_and_are_saved_first(
@@ -750,3 +761,46 @@ async def test_udp_without_any_socket(caplog: pytest.LogCaptureFixture) -> None:
         await sender.async_open(hass_less)
     assert "Push notices over UDP are on, but no UDP socket opened" in caplog.text
     assert sender.send(b"notice", "127.0.0.1") == []
+
+
+async def test_a_device_without_its_key_gets_no_notice(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
+    datagrams: Datagrams,
+) -> None:
+    """Its key was lost (a repair says so): a notice could not be signed."""
+    await _set_up(
+        hass,
+        mock_config_entry,
+        **{CONF_NOTIFY_UDP: True, CONF_NOTIFY_UDP_PORT: datagrams.port},
+    )
+    await _set_config(hass, {"n": 1})
+    await datagrams.none_within()
+    assert await loaded_runtime(hass).async_notify(KEY_ID, {Change.CHECK}) == []
+
+
+async def test_a_removed_device_s_retained_notice_is_cleared(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    stored_secrets: dict[str, str],
+) -> None:
+    entry = await _set_up(hass, mock_config_entry, **{CONF_NOTIFY_MQTT: True})
+    with (
+        patch(
+            "custom_components.providore.push.mqtt.mqtt_config_entry_enabled",
+            return_value=True,
+        ),
+        patch("custom_components.providore.push.mqtt.async_publish") as publish,
+    ):
+        hass.config_entries.async_remove_subentry(entry, next(iter(entry.subentries)))
+        await hass.async_block_till_done()
+    publish.assert_called_once_with(
+        hass, f"providore/{KEY_ID}/notify", b"", qos=1, retain=True
+    )
+
+
+def test_a_lost_datagram_is_only_logged(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG, "custom_components.providore"):
+        _SendOnly().error_received(OSError("host unreachable"))
+    assert "A notice datagram was not delivered: host unreachable" in caplog.text

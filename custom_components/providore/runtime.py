@@ -83,6 +83,24 @@ def device_profiles(entry: ConfigEntry) -> dict[str, DeviceProfile]:
     }
 
 
+def device_subentry(
+    key_id: str, name: str, firmware_type: str, certificate_usage: CertificateUsage
+) -> ConfigSubentry:
+    """Return the subentry of a device added outside the Add device flow."""
+    return ConfigSubentry(
+        data=MappingProxyType(
+            {
+                CONF_KEY_ID: key_id,
+                CONF_FIRMWARE_TYPE: firmware_type,
+                CONF_CERTIFICATE_USAGE: certificate_usage.value,
+            }
+        ),
+        subentry_type=SUBENTRY_TYPE_DEVICE,
+        title=name,
+        unique_id=key_id,
+    )
+
+
 class ProvidoreRuntime:
     """Everything a loaded hub entry holds, behind intent-level methods."""
 
@@ -277,17 +295,11 @@ class ProvidoreRuntime:
         for device in devices:
             self.hass.config_entries.async_add_subentry(
                 self._entry,
-                ConfigSubentry(
-                    data=MappingProxyType(
-                        {
-                            CONF_KEY_ID: device.key_id,
-                            CONF_FIRMWARE_TYPE: device.firmware_type or "",
-                            CONF_CERTIFICATE_USAGE: CertificateUsage.CLIENT.value,
-                        }
-                    ),
-                    subentry_type=SUBENTRY_TYPE_DEVICE,
-                    title=device.name,
-                    unique_id=device.key_id,
+                device_subentry(
+                    device.key_id,
+                    device.name,
+                    device.firmware_type or "",
+                    CertificateUsage.CLIENT,
                 ),
             )
         LOGGER.info("Imported %s devices", len(devices))
@@ -345,18 +357,7 @@ class ProvidoreRuntime:
         await self.async_store_secrets({key_id: secret_key})
         self.hass.config_entries.async_add_subentry(
             self._entry,
-            ConfigSubentry(
-                data=MappingProxyType(
-                    {
-                        CONF_KEY_ID: key_id,
-                        CONF_FIRMWARE_TYPE: firmware_type,
-                        CONF_CERTIFICATE_USAGE: certificate_usage.value,
-                    }
-                ),
-                subentry_type=SUBENTRY_TYPE_DEVICE,
-                title=name,
-                unique_id=key_id,
-            ),
+            device_subentry(key_id, name, firmware_type, certificate_usage),
         )
         LOGGER.info("Adopted device %s as %s", key_id, name)
 
