@@ -1,1 +1,1 @@
-"""The living demo: Providore with three simulated devices, set up over Home Assistant's REST API."""
+"""The living demo: Providore with twelve simulated devices, set up over Home Assistant's REST API."""

@@ -3,11 +3,13 @@
 It sets up the demo, lets the simulated devices provision themselves, changes one
 device's configuration with `providore.set_config` (which a push notice must bring to
 the device within seconds, timed from the call to its "config fetched"), installs the
-new firmware on one device through `update.install`, and passes only when every device
-has fetched its configuration and holds a certificate, and the updated one runs the new
-version, as seen both in the devices' events and over Home Assistant's REST API; and
-when Home Assistant stayed clean: no failed config entry, no repair issue, and, once it
-has stopped, no error or traceback in its log.
+new firmware through `update.install` on one device and on the ESPHome device, then
+rolls it out to the other eleven devices in waves with `providore.start_rollout`. It
+passes only when every device has fetched its configuration and holds a certificate,
+both updated ones run the new version, as seen both in the devices' events and over
+Home Assistant's REST API, and the rollout completed with every device on the new
+version; and when Home Assistant stayed clean: no failed config entry, no repair issue,
+and, once it has stopped, no error or traceback in its log.
 """
 
 from __future__ import annotations
@@ -38,10 +40,14 @@ from .rest import HomeAssistantRest, Login, onboard
 from .scenario import (
     DEMO_DEVICES,
     DOMAIN,
+    ESPHOME_DEVICE,
     NEW_VERSION,
-    DemoDevice,
+    ROLLOUT,
+    ROLLOUT_SENSOR,
     devices_file,
+    esphome_devices_file,
     set_up_demo,
+    start_demo_rollout,
 )
 from .simulator import Simulator
 from .waiting import Deadline, DemoError, wait_until
@@ -82,13 +88,22 @@ async def run_check() -> int:
             await wait_until_running(rest, deadline)
             notice_port = free_port(socket.SOCK_DGRAM)
             await set_up_demo(rest, config_dir, notice_port)
-            _say("demo set up: Providore, three devices, firmware " + NEW_VERSION)
+            _say(
+                "demo set up: Providore, twelve devices, an ESPHome device, firmware "
+                + NEW_VERSION
+            )
             simulator = await Simulator.start(
-                url, devices_file(config_dir), CHECK_INTERVAL, _say, notice_port
+                url,
+                devices_file(config_dir),
+                esphome_devices_file(config_dir),
+                CHECK_INTERVAL,
+                _say,
+                notice_port,
             )
             stack.push_async_callback(simulator.stop)
             events = simulator.events
             await _drive_update(rest, events, deadline)
+            await _drive_rollout(rest, events, deadline)
             problems = await entry_problems(rest) + await repair_problems(rest)
         # Home Assistant has stopped: its log is complete.
         problems += log_problems(_read_log(config_dir / "home-assistant.log"))
@@ -107,26 +122,33 @@ async def run_check() -> int:
 async def _drive_update(
     rest: HomeAssistantRest, events: DeviceEvents, deadline: Deadline
 ) -> None:
-    """Wait for the devices to provision, install the new firmware on one, see it run."""
+    """Wait for the devices to provision, install the new firmware on two, see it run."""
     updated = DEMO_DEVICES[0]
+    esphome = ESPHOME_DEVICE
+    entities = [updated.update_entity, esphome.update_entity]
 
     async def provisioned() -> list[str]:
-        return events.missing() + await _offer_missing(rest, updated)
+        return events.missing() + await _offer_missing(rest, entities)
 
     async def finished() -> list[str]:
-        return events.missing(updated.key_id, NEW_VERSION) + await _rest_missing(
-            rest, updated
+        return (
+            events.missing(updated.key_id, NEW_VERSION)
+            + events.version_missing(esphome.simulator_name, NEW_VERSION)
+            + await _rest_missing(rest, entities)
         )
 
     await _wait_for_nothing_missing(
         "every device to provision itself", provisioned, deadline
     )
     await _drive_push(rest, events, deadline)
-    _say(f"installing {NEW_VERSION} on {updated.name} through update.install")
+    _say(
+        f"installing {NEW_VERSION} on {updated.name} and {esphome.name} "
+        "through update.install"
+    )
     started = time.monotonic()
-    await rest.call_service("update", "install", {"entity_id": updated.update_entity})
+    await rest.call_service("update", "install", {"entity_id": entities})
     await _wait_for_nothing_missing(
-        f"{updated.name} to run {NEW_VERSION}", finished, deadline
+        f"{updated.name} and {esphome.name} to run {NEW_VERSION}", finished, deadline
     )
     rebooted_at = events.devices[updated.key_id].rebooted_at or started
     _say(f"the update reached {updated.name} in {rebooted_at - started:.2f} s")
@@ -167,6 +189,33 @@ async def _drive_push(
         )
 
 
+async def _drive_rollout(
+    rest: HomeAssistantRest, events: DeviceEvents, deadline: Deadline
+) -> None:
+    """Roll the new firmware out to the others in waves; see every device run it."""
+    _say(
+        f"rolling {NEW_VERSION} out to the other devices "
+        f"(waves {ROLLOUT['waves']}, then the rest) with providore.start_rollout"
+    )
+    await start_demo_rollout(rest)
+
+    async def finished() -> list[str]:
+        state = await rest.state(ROLLOUT_SENSOR)
+        shown = None if state is None else state["state"]
+        if shown == "aborted":
+            raise _DetailedError(
+                "the rollout stopped by itself",
+                [str(state["attributes"]) if state else "-"],
+                "rollout",
+            )
+        missing = events.not_running(NEW_VERSION)
+        if shown != "completed":
+            missing.append(f"{ROLLOUT_SENSOR} is {shown}, not completed")
+        return missing
+
+    await _wait_for_nothing_missing("the rollout to complete", finished, deadline)
+
+
 async def _wait_for_nothing_missing(
     what: str, outcome: Outcome, deadline: Deadline
 ) -> None:
@@ -179,22 +228,25 @@ async def _wait_for_nothing_missing(
         raise _DetailedError(str(err), await outcome(), "missing") from None
 
 
-async def _offer_missing(rest: HomeAssistantRest, device: DemoDevice) -> list[str]:
-    """Return what keeps the update entity from offering the new firmware."""
-    state = await rest.state(device.update_entity)
-    latest = None if state is None else state["attributes"].get("latest_version")
-    if latest != NEW_VERSION:
-        return [f"{device.update_entity} offers {latest}, not {NEW_VERSION}"]
-    return []
+async def _offer_missing(rest: HomeAssistantRest, entities: list[str]) -> list[str]:
+    """Return what keeps the update entities from offering the new firmware."""
+    missing = []
+    for entity_id in entities:
+        state = await rest.state(entity_id)
+        latest = None if state is None else state["attributes"].get("latest_version")
+        if latest != NEW_VERSION:
+            missing.append(f"{entity_id} offers {latest}, not {NEW_VERSION}")
+    return missing
 
 
-async def _rest_missing(rest: HomeAssistantRest, updated: DemoDevice) -> list[str]:
+async def _rest_missing(rest: HomeAssistantRest, updated: list[str]) -> list[str]:
     """Return what Home Assistant's REST API does not show yet."""
     missing = []
-    state = await rest.state(updated.update_entity)
-    installed = None if state is None else state["attributes"].get("installed_version")
-    if installed != NEW_VERSION:
-        missing.append(f"{updated.update_entity} shows {installed}, not {NEW_VERSION}")
+    for entity_id in updated:
+        state = await rest.state(entity_id)
+        attributes = {} if state is None else state["attributes"]
+        if (installed := attributes.get("installed_version")) != NEW_VERSION:
+            missing.append(f"{entity_id} shows {installed}, not {NEW_VERSION}")
     for device in DEMO_DEVICES:
         sensor = await rest.state(device.certificate_sensor)
         if (None if sensor is None else sensor["state"]) in UNKNOWN_STATES:

@@ -21,7 +21,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the demo; return the exit status."""
     parser = argparse.ArgumentParser(
         prog="scripts/demo",
-        description="The Providore demo: Home Assistant with three simulated devices.",
+        description="The Providore demo: Home Assistant with twelve simulated devices.",
     )
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument(

@@ -24,7 +24,14 @@ from .home_assistant import (
 )
 from .processes import stop_process
 from .rest import HomeAssistantRest, Login, needs_onboarding, onboard
-from .scenario import DEMO_DEVICES, NEW_VERSION, devices_file, set_up_demo
+from .scenario import (
+    DEMO_DEVICES,
+    ESPHOME_DEVICE,
+    NEW_VERSION,
+    devices_file,
+    esphome_devices_file,
+    set_up_demo,
+)
 from .simulator import Simulator
 from .waiting import Deadline, DemoError
 
@@ -67,7 +74,12 @@ async def run_develop(config_dir: Path) -> int:
                 (path.parent / "simulator.log").open("a", encoding="utf-8")
             )
             simulator = await Simulator.start(
-                DEVELOP_URL, path, DEVICE_INTERVAL, _writer(log), NOTICE_PORT
+                DEVELOP_URL,
+                path,
+                esphome_devices_file(config_dir),
+                DEVICE_INTERVAL,
+                _writer(log),
+                NOTICE_PORT,
             )
             stack.push_async_callback(simulator.stop)
             _banner(_instructions(config_dir))
@@ -105,8 +117,9 @@ async def _set_up(session: aiohttp.ClientSession, config_dir: Path) -> None:
 def _instructions(config_dir: Path) -> list[str]:
     names = ", ".join(device.name for device in DEMO_DEVICES)
     return [
-        "Providore demo: three simulated devices are calling Home Assistant",
-        f"({names}), every {DEVICE_INTERVAL:g} s.",
+        f"Providore demo: twelve simulated devices ({names} and nine fleet",
+        f"sensors) are calling Home Assistant every {DEVICE_INTERVAL:g} s, and an",
+        "ESPHome device checks its manifest as often.",
         "",
         f"1. Open {BROWSER_URL} and log in as '{DEVELOPMENT_LOGIN.username}',",
         f"   password '{DEVELOPMENT_LOGIN.password}' (a DEVELOPMENT instance).",
@@ -115,6 +128,10 @@ def _instructions(config_dir: Path) -> list[str]:
         f"3. Its Firmware update offers {NEW_VERSION}: press Update and watch the",
         "   device download it at once (a push notice), reboot and report the",
         "   new version.",
+        "4. Configure on the Providore entry -> Start a rollout: the others",
+        "   update in waves; follow it on the Providore device.",
+        f"5. {ESPHOME_DEVICE.name} is a simulated ESPHome device: Configure -> Show",
+        "   YAML gives what a real one needs; its Firmware update works the same.",
         "",
         f"Device events: {devices_file(config_dir).parent / 'simulator.log'}",
         "Ctrl+C stops Home Assistant and the devices.",

@@ -34,10 +34,17 @@ class DeviceEvents:
     """Progress of every simulated device, fed one event line at a time."""
 
     def __init__(
-        self, device_ids: list[str], clock: Callable[[], float] = time.monotonic
+        self,
+        device_ids: list[str],
+        esphome_names: tuple[str, ...] = (),
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """Track the given devices; lines about other devices are ignored."""
-        self.devices = {device_id: DeviceProgress() for device_id in device_ids}
+        """Track the given devices (and ESPHome devices); lines about others are ignored."""
+        self.devices = {
+            device_id: DeviceProgress() for device_id in (*device_ids, *esphome_names)
+        }
+        # ESPHome devices fetch no configuration and hold no certificate.
+        self._esphome = frozenset(esphome_names)
         self._clock = clock
 
     def feed(self, line: str) -> tuple[str, str] | None:
@@ -70,20 +77,38 @@ class DeviceEvents:
     ) -> list[str]:
         """Return what is still missing for the demo to count as working.
 
-        Every device must have fetched its configuration and hold a certificate;
-        `updated_device`, when given, must run `version`.
+        Every device must have fetched its configuration and hold a certificate (an
+        ESPHome device must have started); `updated_device`, when given, must run
+        `version`.
         """
         missing = []
         for device_id, progress in self.devices.items():
-            if not progress.config_fetched:
-                missing.append(f"{device_id} has not fetched its configuration")
-            if not progress.has_certificate:
-                missing.append(f"{device_id} has no certificate")
-            if device_id == updated_device and progress.version != version:
-                missing.append(
-                    f"{device_id} runs {progress.version or 'nothing yet'}, not {version}"
-                )
+            if device_id in self._esphome:
+                if progress.version is None:
+                    missing.append(f"{device_id} has not started")
+            else:
+                if not progress.config_fetched:
+                    missing.append(f"{device_id} has not fetched its configuration")
+                if not progress.has_certificate:
+                    missing.append(f"{device_id} has no certificate")
+            if device_id == updated_device:
+                missing += self.version_missing(device_id, version)
         return missing
+
+    def not_running(self, version: str) -> list[str]:
+        """Return each device that does not run `version` yet."""
+        return [
+            f"{device_id} runs {progress.version or 'nothing yet'}, not {version}"
+            for device_id, progress in self.devices.items()
+            if progress.version != version
+        ]
+
+    def version_missing(self, device_id: str, version: str) -> list[str]:
+        """Return what is missing for the device to run `version`."""
+        progress = self.devices[device_id]
+        if progress.version == version:
+            return []
+        return [f"{device_id} runs {progress.version or 'nothing yet'}, not {version}"]
 
     def last_failures(self) -> list[str]:
         """Return each device's most recent failed step, to explain a missing outcome."""

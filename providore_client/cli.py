@@ -23,6 +23,7 @@ from .certificates import ensure_certificate, load_or_create_key
 from .discovery import DEFAULT_WITHIN, discover_server
 from .errors import ProvidoreError, SettingsError
 from .esphome import check_source_url, download_update, fetch_update
+from .esphome_simulator import SimulatedEsphomeDevice
 from .firmware import download_firmware
 from .listener import (
     DEFAULT_UDP_ADDRESS,
@@ -250,6 +251,38 @@ def _add_esphome_commands(
                 metavar="FILE",
                 help="where to write the firmware",
             )
+    simulate_help = (
+        "run a simulated ESPHome device that installs every update it is offered: "
+        "check, download, reboot, check again; one event line per step"
+    )
+    simulate = actions.add_parser(
+        "simulate", parents=[settings], help=simulate_help, description=simulate_help
+    )
+    simulate.set_defaults(handler=_esphome_simulate)
+    simulate.add_argument(
+        "--source", required=True, metavar="URL", help="the manifest URL"
+    )
+    simulate.add_argument(
+        "--chip-family", required=True, metavar="FAMILY", help="ESP32, ESP32-C3, ..."
+    )
+    simulate.add_argument(
+        "--name",
+        default="esphome",
+        help="the name event lines start with (no spaces; default esphome)",
+    )
+    simulate.add_argument(
+        "--interval",
+        type=_positive_float,
+        default=DEFAULT_INTERVAL,
+        metavar="SECONDS",
+        help=f"time between checks (default {DEFAULT_INTERVAL:g}; ESPHome's is 6 h)",
+    )
+    simulate.add_argument(
+        "--rounds",
+        type=_positive_int,
+        metavar="N",
+        help="run N rounds (default: until stopped)",
+    )
 
 
 def _add_listen_options(parser: argparse.ArgumentParser) -> None:
@@ -515,6 +548,23 @@ async def _esphome_download(settings: Settings, args: argparse.Namespace) -> int
     )
     _output(update.latest_version)
     return EXIT_OK
+
+
+async def _esphome_simulate(settings: Settings, args: argparse.Namespace) -> int:
+    source = check_source_url(args.source)
+    if not args.name or any(char.isspace() for char in args.name):
+        raise SettingsError("--name must be one word: it starts every event line")
+    async with open_session(settings.ca) as session:
+        device = SimulatedEsphomeDevice(
+            session,
+            source,
+            args.chip_family,
+            settings.firmware_version,
+            name=args.name,
+            emit=_output,
+        )
+        succeeded = await device.run(args.rounds, args.interval)
+    return EXIT_OK if succeeded else EXIT_FAILURE
 
 
 def _simulated_devices(

@@ -568,3 +568,55 @@ def test_resolve_firmware_url(source: str, path: str, expected: str) -> None:
 )
 def test_display_url(url: str, shown: str) -> None:
     assert display_url(url) == shown
+
+
+# --- simulate ---------------------------------------------------------------------
+
+
+async def test_simulate_installs_what_is_offered_and_checks_again(
+    run: Run, server: FakeProvidore
+) -> None:
+    status, out, err = await run(
+        "simulate", "--name", "kitchen", "--rounds", "2", "--interval", "0.01"
+    )
+
+    assert (status, err) == (0, "")
+    assert out.splitlines() == [
+        "kitchen started (esphome ESP32-C3, firmware 1.0.0)",
+        "kitchen firmware 1.2.0 available",
+        f"kitchen firmware 1.2.0 downloaded ({len(FIRMWARE)} bytes, md5 and sha256 ok)",
+        "kitchen rebooted into 1.2.0",
+        "kitchen firmware up to date",
+        "kitchen round 1 done",
+        "kitchen firmware up to date",
+        "kitchen round 2 done",
+    ]
+    assert [path for path, _ in server.requests] == [
+        f"{FOLDER}/manifest.json",
+        f"{FOLDER}/firmware.ota.bin",
+        f"{FOLDER}/manifest.json",
+        f"{FOLDER}/manifest.json",
+    ]
+    for _, headers in server.requests:
+        _no_headers_of_ours(headers)
+
+
+async def test_simulate_reports_a_failed_install(
+    run: Run, server: FakeProvidore
+) -> None:
+    server.manifest = manifest(md5="f" * 32)
+
+    status, out, err = await run("simulate", "--name", "kitchen", "--rounds", "1")
+
+    assert (status, err) == (1, "")
+    lines = out.splitlines()
+    assert lines[0] == "kitchen started (esphome ESP32-C3, firmware 1.0.0)"
+    assert lines[2].startswith("kitchen failed firmware: the firmware's MD5 ")
+    assert lines[-1] == "kitchen round 1 failed"
+
+
+async def test_simulate_needs_a_one_word_name(run: Run) -> None:
+    status, out, err = await run("simulate", "--name", "kitchen sensor")
+
+    assert (status, out) == (1, "")
+    _one_error_line(err, "--name must be one word")

@@ -184,7 +184,14 @@ async def _open_settings(hass: HomeAssistant, entry: MockConfigEntry) -> Any:
     result = await hass.config_entries.options.async_init(entry.entry_id)
     assert result["type"] is FlowResultType.MENU
     assert result["step_id"] == "init"
-    assert result["menu_options"] == ["settings", "upload_firmware", "import_ca"]
+    assert result["menu_options"] == [
+        "settings",
+        "upload_firmware",
+        "start_rollout",
+        "manage_rollout",
+        "import_ca",
+        "server_certificate",
+    ]
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {"next_step_id": "settings"}
     )
@@ -817,28 +824,36 @@ async def test_reconfigure_rotate_key(
     assert entry.runtime_data.secret(KEY_ID) == new_secret
 
 
-async def test_flows_abort_while_providore_is_not_loaded(
+@pytest.mark.parametrize("step", ["upload_firmware", "import_ca"])
+async def test_options_steps_abort_while_not_loaded(
+    hass: HomeAssistant, init_integration: MockConfigEntry, step: str
+) -> None:
+    result = await hass.config_entries.options.async_init(init_integration.entry_id)
+    assert await hass.config_entries.async_unload(init_integration.entry_id)
+
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"next_step_id": step}
+    )
+
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "not_loaded"
+
+
+async def test_device_flows_abort_while_not_loaded(
     hass: HomeAssistant, init_integration: MockConfigEntry
 ) -> None:
-    """Every step that needs the hub's runtime says so instead of failing."""
     entry = init_integration
-    subentry_id = next(iter(entry.subentries))
-    options = hass.config_entries.options
     assert await hass.config_entries.async_unload(entry.entry_id)
 
-    for step in ("upload_firmware", "import_ca"):
-        result = await options.async_init(entry.entry_id)
-        result = await options.async_configure(
-            result["flow_id"], {"next_step_id": step}
-        )
-        assert result["type"] is FlowResultType.ABORT
-        assert result["reason"] == "not_loaded"
-    for context in (
-        {"source": SOURCE_USER},
-        {"source": SOURCE_RECONFIGURE, "subentry_id": subentry_id},
-    ):
-        result = await hass.config_entries.subentries.async_init(
-            (entry.entry_id, SUBENTRY_TYPE_DEVICE), context=context
-        )
-        assert result["type"] is FlowResultType.ABORT
-        assert result["reason"] == "not_loaded"
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_TYPE_DEVICE), context={"source": SOURCE_USER}
+    )
+    assert result["reason"] == "not_loaded"
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_TYPE_DEVICE),
+        context={
+            "source": SOURCE_RECONFIGURE,
+            "subentry_id": _device_subentry(entry, KEY_ID).subentry_id,
+        },
+    )
+    assert result["reason"] == "not_loaded"

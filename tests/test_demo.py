@@ -20,9 +20,18 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 import yaml
 
 from custom_components.providore.const import DOMAIN
+from custom_components.providore.esphome_image import (
+    IMAGE_HEADER_SIZE,
+    ChipFamily,
+    ImageHeader,
+    check_image_header,
+)
 from demo.devices_file import (
     DeviceEntry,
+    EsphomeEntry,
     read_devices,
+    read_esphome_devices,
+    record_esphome_version,
     record_version,
     write_devices,
 )
@@ -52,14 +61,20 @@ from demo.rest import (
 from demo.scenario import (
     CONFIG_FLOW_PATH,
     DEMO_DEVICES,
+    ESPHOME_DEVICE,
     FIRMWARE_SIZE,
     FIRMWARE_TYPE,
+    FLEET_DOCUMENT,
+    FLEET_SIZE,
     HUB_SETTINGS,
     NEW_VERSION,
     START_VERSION,
     SUBENTRY_FLOW_PATH,
+    demo_esphome_firmware,
     demo_firmware,
     devices_file,
+    esphome_devices_file,
+    fleet_key_id,
     set_up_demo,
 )
 from demo.waiting import Deadline, DemoError, wait_until
@@ -75,7 +90,7 @@ DEVICES = [
 
 async def _serve_config_api_and_providore(hass: HomeAssistant) -> None:
     """Set up what the demo talks to, before the test client freezes the routes."""
-    for domain in ("config", "api", DOMAIN):
+    for domain in ("config", "api", "websocket_api", DOMAIN):
         assert await async_setup_component(hass, domain, {})
 
 
@@ -100,22 +115,46 @@ async def test_set_up_demo_over_rest(
     settings = loaded_runtime(hass).settings
     assert (settings.notify_udp, settings.notify_udp_port) == (True, 4999)
     assert not settings.notify_mqtt
+    fleet_names = [f"Fleet sensor {number}" for number in range(1, FLEET_SIZE + 1)]
     assert sorted(s.title for s in entry.subentries.values()) == sorted(
-        d.name for d in DEMO_DEVICES
+        [*(d.name for d in DEMO_DEVICES), *fleet_names, ESPHOME_DEVICE.name]
     )
     runtime = loaded_runtime(hass)
-    for demo_device, simulated in zip(DEMO_DEVICES, devices, strict=True):
+    for demo_device, simulated in zip(DEMO_DEVICES, devices, strict=False):
         assert simulated.id == demo_device.key_id
-        assert runtime.secret(simulated.id) == simulated.secret
         assert runtime.config_document(simulated.id, None) == demo_device.config
         assert hass.states.get(demo_device.update_entity) is not None
         assert hass.states.get(demo_device.certificate_sensor) is not None
+    assert len(devices) == len(DEMO_DEVICES) + FLEET_SIZE
+    for number, simulated in enumerate(devices[len(DEMO_DEVICES) :], start=1):
+        assert simulated.id == fleet_key_id(number)
+        assert runtime.config_document(simulated.id, None) == FLEET_DOCUMENT
+    for simulated in devices:
+        assert runtime.secret(simulated.id) == simulated.secret
+        assert runtime.devices[simulated.id].firmware_type == FIRMWARE_TYPE
+    # The device list with its keys does not stay in the config folder.
+    assert not (config_dir / "providore-demo" / "fleet.csv").exists()
     build = runtime.firmware.catalog.latest(FIRMWARE_TYPE)
     assert build is not None
     assert (build.version, build.size) == (NEW_VERSION, FIRMWARE_SIZE)
     saved = read_devices(devices_file(config_dir))
     assert saved == devices
     assert {d.version for d in saved} == {START_VERSION}
+    # The ESPHome device: its build was checked for its chip, its URL holds its token.
+    (esphome,) = read_esphome_devices(esphome_devices_file(config_dir))
+    key_id = runtime.esphome.device_for_token(esphome.source.split("/")[-2])
+    assert key_id is not None
+    assert (esphome.name, esphome.chip_family, esphome.version) == (
+        ESPHOME_DEVICE.simulator_name,
+        "ESP32-C3",
+        START_VERSION,
+    )
+    (esphome_build,) = runtime.builds(ESPHOME_DEVICE.firmware_type)
+    assert esphome_build.version == NEW_VERSION
+    assert esphome_build.chip_family == "ESP32-C3"
+    assert hass.states.get(ESPHOME_DEVICE.update_entity) is not None
+    mode = stat.S_IMODE(esphome_devices_file(config_dir).stat().st_mode)
+    assert mode == 0o600
 
 
 async def test_rest_errors_name_the_call(
@@ -358,6 +397,45 @@ def test_events_track_progress() -> None:
     )
     events.feed("garage-door config fetched")
     assert events.missing("garden-sensor", "1.1.0") == []
+    assert events.not_running("1.1.0") == ["garage-door runs 1.0.0, not 1.1.0"]
+
+
+def test_esphome_devices_are_tracked_without_configuration(tmp_path: Path) -> None:
+    """An ESPHome device only has to start (and run the new version once updated)."""
+    events = DeviceEvents(["garden-sensor"], ("porch-light",))
+    events.feed("garden-sensor config fetched")
+    events.feed("garden-sensor certificate valid until 2027-11-28T19:46:07Z")
+    assert events.missing() == ["porch-light has not started"]
+
+    events.feed("porch-light started (esphome ESP32-C3, firmware 1.0.0)")
+    assert events.missing() == []
+    assert events.version_missing("porch-light", "1.1.0") == [
+        "porch-light runs 1.0.0, not 1.1.0"
+    ]
+    assert events.feed("porch-light rebooted into 1.1.0") == ("porch-light", "1.1.0")
+    assert events.version_missing("porch-light", "1.1.0") == []
+
+    path = tmp_path / "esphome.yaml"
+    assert read_esphome_devices(path) == []
+    entry = EsphomeEntry(
+        "porch-light",
+        "http://ha/api/providore/esphome/t/manifest.json",
+        "ESP32-C3",
+        "1.0.0",
+    )
+    write_devices(path, [entry])
+    record_esphome_version(path, "porch-light", "1.1.0")
+    assert read_esphome_devices(path) == [
+        EsphomeEntry(entry.name, entry.source, entry.chip_family, "1.1.0")
+    ]
+
+
+def test_the_esphome_demo_build_is_an_esp32_c3_application() -> None:
+    header = demo_esphome_firmware()[:IMAGE_HEADER_SIZE]
+    assert check_image_header(header, ChipFamily.ESP32_C3) == ImageHeader(
+        ChipFamily.ESP32_C3
+    )
+    assert len(demo_esphome_firmware()) == FIRMWARE_SIZE
 
 
 async def test_wait_until_returns_the_result_or_fails_at_the_deadline() -> None:

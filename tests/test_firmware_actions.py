@@ -493,7 +493,14 @@ async def test_options_menu(
     result = await hass.config_entries.options.async_init(init_integration.entry_id)
     assert result["type"] is FlowResultType.MENU
     assert result["step_id"] == "init"
-    assert result["menu_options"] == ["settings", "upload_firmware", "import_ca"]
+    assert result["menu_options"] == [
+        "settings",
+        "upload_firmware",
+        "start_rollout",
+        "manage_rollout",
+        "import_ca",
+        "server_certificate",
+    ]
 
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {"next_step_id": "upload_firmware"}

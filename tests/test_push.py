@@ -58,6 +58,7 @@ from providore_client.cli import async_main
 from .conftest import FIRMWARE_TYPE, KEY_ID, SECRET_KEY, loaded_runtime
 from .console import Console
 from .device import BASE, signed_headers
+from .esphome_setup import ESP_KEY_ID, hub_with_esphome_device
 from .mosquitto import mosquitto_brokers
 from .pki import ec_key, key_pem, make_csr
 
@@ -804,3 +805,24 @@ def test_a_lost_datagram_is_only_logged(caplog: pytest.LogCaptureFixture) -> Non
     with caplog.at_level(logging.DEBUG, "custom_components.providore"):
         _SendOnly().error_received(OSError("host unreachable"))
     assert "A notice datagram was not delivered: host unreachable" in caplog.text
+
+
+async def test_esphome_devices_get_no_notice(
+    hass: HomeAssistant,
+    stored_secrets: dict[str, str],
+    datagrams: Datagrams,
+) -> None:
+    """An ESPHome device speaks ESPHome: it is not followed, and the action says so."""
+    await _set_up(
+        hass,
+        hub_with_esphome_device(),
+        **{CONF_NOTIFY_UDP: True, CONF_NOTIFY_UDP_PORT: datagrams.port},
+    )
+    runtime = loaded_runtime(hass)
+    runtime.publish(ESP_KEY_ID, FOLLOWED)
+    await datagrams.none_within()
+    with pytest.raises(ServiceValidationError) as caught:
+        await hass.services.async_call(
+            DOMAIN, "notify_device", {"key_id": ESP_KEY_ID}, blocking=True
+        )
+    assert caught.value.translation_key == "esphome_no_notice"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
+from urllib.parse import urlsplit
 
 from homeassistant.components.file_upload import process_uploaded_file
 from homeassistant.config_entries import (
@@ -16,10 +17,19 @@ from homeassistant.config_entries import (
 from homeassistant.const import CONF_NAME, CONF_PASSWORD
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers.network import NoURLAvailableError, get_url
 from homeassistant.helpers.selector import (
+    AreaSelector,
+    AreaSelectorConfig,
     BooleanSelector,
+    DeviceSelector,
+    DeviceSelectorConfig,
+    DurationSelector,
+    EntityFilterSelectorConfig,
     FileSelector,
     FileSelectorConfig,
+    LabelSelector,
+    LabelSelectorConfig,
     NumberSelector,
     NumberSelectorConfig,
     NumberSelectorMode,
@@ -31,22 +41,32 @@ from homeassistant.helpers.selector import (
     TextSelector,
     TextSelectorConfig,
     TextSelectorType,
+    TimeSelector,
 )
 from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
 import voluptuous as vol
 
 from .certificate_authority import CAImportError, CertificateUsage
 from .const import (
+    API_BASE_PATH,
+    CA_PATH,
     CONF_ANSWER_PROVIDORE_LOCAL,
+    CONF_AREAS,
+    CONF_BUILD,
     CONF_CA_CERTIFICATE,
     CONF_CA_PRIVATE_KEY,
     CONF_CERTIFICATE_USAGE,
     CONF_CERTIFICATE_VALIDITY,
     CONF_CONFIG,
+    CONF_DEVICES,
     CONF_FIRMWARE_FILE,
     CONF_FIRMWARE_TYPE,
+    CONF_HEALTHY_FOR,
+    CONF_HOSTS,
     CONF_KEY_ID,
+    CONF_LABELS,
     CONF_MAX_CLOCK_SKEW,
+    CONF_MAX_FAILED_PERCENT,
     CONF_MAX_REQUEST_LIFETIME,
     CONF_NOTIFY_MQTT,
     CONF_NOTIFY_UDP,
@@ -55,10 +75,15 @@ from .const import (
     CONF_ONLINE_INTERVAL,
     CONF_RELEASE_NOTES,
     CONF_RELEASE_URL,
+    CONF_ROLLOUT,
+    CONF_ROLLOUT_ACTION,
     CONF_ROTATE_KEY,
     CONF_SECRET_KEY,
     CONF_UPDATE_TIMEOUT,
     CONF_VERSION,
+    CONF_WAVES,
+    CONF_WINDOW_END,
+    CONF_WINDOW_START,
     DEFAULT_CERTIFICATE_VALIDITY,
     DEFAULT_MAX_CLOCK_SKEW,
     DEFAULT_MAX_REQUEST_LIFETIME,
@@ -66,8 +91,10 @@ from .const import (
     DEFAULT_UPDATE_TIMEOUT,
     DOMAIN,
     SUBENTRY_TYPE_DEVICE,
+    SUBENTRY_TYPE_ESPHOME_DEVICE,
 )
 from .device_hello import HelloMalformed, hello_from_txt
+from .esphome_flow import EsphomeDeviceSubentryFlow
 from .firmware_catalog import Firmware, FirmwareError
 from .notice import DEFAULT_UDP_PORT
 from .pending_devices import PendingDevice
@@ -77,7 +104,20 @@ from .protocol import (
     is_valid_key_id,
     is_valid_secret_key,
 )
-from .runtime import ProvidoreRuntime, async_get_loaded_runtime
+from .rollouts import (
+    DEFAULT_HEALTHY_FOR,
+    DEFAULT_MAX_FAILED_PERCENT,
+    DEFAULT_WAVES,
+    MAX_HEALTHY_FOR,
+    RolloutError,
+    RolloutRequest,
+    Rollouts,
+)
+from .runtime import ProvidoreRuntime, async_get_loaded_runtime, key_ids_in_use
+from .server_certificate import InvalidHosts, parse_hosts
+
+# The name Home Assistant announces itself under on the local network.
+MDNS_HOST: Final = "homeassistant.local"
 
 
 def _seconds(minimum: int, maximum: int, unit: str = "s") -> NumberSelector:
@@ -149,6 +189,20 @@ IMPORT_CA_ERROR_FIELDS = {
     "wrong_password": CONF_PASSWORD,
 }
 
+SERVER_CERTIFICATE_SCHEMA = vol.Schema(
+    {vol.Required(CONF_HOSTS): TextSelector(TextSelectorConfig(multiple=True))}
+)
+
+
+def suggested_hosts(hass: HomeAssistant) -> list[str]:
+    """Return the host of Home Assistant's local URL (when it has one), and its mDNS name."""
+    try:
+        url = get_url(hass, allow_cloud=False, allow_external=False)
+    except NoURLAvailableError:
+        return [MDNS_HOST]
+    return list(dict.fromkeys([urlsplit(url).hostname or MDNS_HOST, MDNS_HOST]))
+
+
 _TEXT = TextSelector()
 _USAGE = SelectSelector(
     SelectSelectorConfig(
@@ -192,6 +246,43 @@ RECONFIGURE_DEVICE_SCHEMA = vol.Schema(
         vol.Required(CONF_ROTATE_KEY, default=False): BooleanSelector(),
     }
 )
+
+
+START_ROLLOUT_DEFAULTS = {
+    CONF_WAVES: DEFAULT_WAVES,
+    CONF_HEALTHY_FOR: {
+        "hours": DEFAULT_HEALTHY_FOR.seconds // 3600,
+        "minutes": DEFAULT_HEALTHY_FOR.seconds // 60 % 60,
+        "seconds": DEFAULT_HEALTHY_FOR.seconds % 60,
+    },
+    CONF_MAX_FAILED_PERCENT: DEFAULT_MAX_FAILED_PERCENT,
+}
+START_ROLLOUT_FIELDS = {
+    # Only Providore's devices have a firmware update entity (the hub has none).
+    vol.Optional(CONF_DEVICES): DeviceSelector(
+        DeviceSelectorConfig(
+            multiple=True,
+            entity=EntityFilterSelectorConfig(integration=DOMAIN, domain="update"),
+        )
+    ),
+    vol.Optional(CONF_AREAS): AreaSelector(AreaSelectorConfig(multiple=True)),
+    vol.Optional(CONF_LABELS): LabelSelector(LabelSelectorConfig(multiple=True)),
+    vol.Required(CONF_WAVES): _TEXT,
+    vol.Required(CONF_HEALTHY_FOR): DurationSelector(),
+    vol.Required(CONF_MAX_FAILED_PERCENT): NumberSelector(
+        NumberSelectorConfig(
+            min=0, max=100, step=1, mode=NumberSelectorMode.BOX, unit_of_measurement="%"
+        )
+    ),
+    vol.Optional(CONF_WINDOW_START): TimeSelector(),
+    vol.Optional(CONF_WINDOW_END): TimeSelector(),
+}
+# Each action of the manage step, and the message that confirms it.
+ROLLOUT_ACTIONS = {
+    "pause": "rollout_paused",
+    "resume": "rollout_resumed",
+    "cancel": "rollout_cancelled",
+}
 
 
 def _settings(user_input: dict[str, Any]) -> dict[str, int]:
@@ -302,19 +393,30 @@ class ProvidoreConfigFlow(ConfigFlow, domain=DOMAIN):
     def async_get_supported_subentry_types(
         cls, config_entry: ConfigEntry
     ) -> dict[str, type[ConfigSubentryFlow]]:
-        """Devices are subentries of the hub."""
-        return {SUBENTRY_TYPE_DEVICE: DeviceSubentryFlow}
+        """Devices (Providore's and ESPHome's) are subentries of the hub."""
+        return {
+            SUBENTRY_TYPE_DEVICE: DeviceSubentryFlow,
+            SUBENTRY_TYPE_ESPHOME_DEVICE: EsphomeDeviceSubentryFlow,
+        }
 
 
 class ProvidoreOptionsFlow(OptionsFlow):
-    """Change the hub settings, upload a firmware build, or import a CA."""
+    """Change the hub settings, upload a firmware build, import a CA, issue HA's certificate."""
 
     async def async_step_init(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """Offer what can be done."""
         return self.async_show_menu(
-            step_id="init", menu_options=["settings", "upload_firmware", "import_ca"]
+            step_id="init",
+            menu_options=[
+                "settings",
+                "upload_firmware",
+                "start_rollout",
+                "manage_rollout",
+                "import_ca",
+                "server_certificate",
+            ],
         )
 
     async def async_step_settings(
@@ -344,6 +446,7 @@ class ProvidoreOptionsFlow(OptionsFlow):
         if (runtime := async_get_loaded_runtime(self.hass)) is None:
             return self.async_abort(reason="not_loaded")
         errors: dict[str, str] = {}
+        placeholders: dict[str, str] = {}
         if user_input is not None:
             try:
                 if url := user_input.get(CONF_RELEASE_URL):
@@ -355,6 +458,7 @@ class ProvidoreOptionsFlow(OptionsFlow):
                 errors[CONF_RELEASE_URL] = "invalid_release_url"
             except FirmwareError as err:
                 errors["base"] = err.translation_key or "firmware_unreadable"
+                placeholders = err.translation_placeholders or {}
             else:
                 # Like reconfigure_successful: an abort is how a flow that
                 # changes no option reports success.
@@ -374,6 +478,7 @@ class ProvidoreOptionsFlow(OptionsFlow):
                 self._upload_schema(runtime), user_input or {}
             ),
             errors=errors,
+            description_placeholders=placeholders,
         )
 
     async def async_step_import_ca(
@@ -405,6 +510,160 @@ class ProvidoreOptionsFlow(OptionsFlow):
             errors=errors,
         )
 
+    async def async_step_start_rollout(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Choose a build, its devices, waves, health gate and window; start."""
+        if (runtime := async_get_loaded_runtime(self.hass)) is None:
+            return self.async_abort(reason="not_loaded")
+        builds = {
+            f"{build.firmware_type} {build.version}": build
+            for firmware_type in runtime.firmware_types()
+            for build in reversed(runtime.builds(firmware_type))
+        }
+        if not builds:
+            return self.async_abort(reason="no_builds")
+        errors: dict[str, str] = {}
+        placeholders: dict[str, str] = {}
+        if user_input is not None:
+            try:
+                rollout = await runtime.rollouts.async_start_rollout(
+                    _rollout_request(builds, user_input)
+                )
+            except RolloutError as err:
+                errors[err.field] = err.translation_key or "unknown"
+                placeholders = dict(err.translation_placeholders or {})
+            else:
+                return self.async_abort(
+                    reason="rollout_started",
+                    description_placeholders={
+                        CONF_FIRMWARE_TYPE: rollout.firmware_type,
+                        CONF_VERSION: rollout.version,
+                        "devices": str(len(rollout.devices)),
+                        "waves": str(len(rollout.waves)),
+                    },
+                )
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_BUILD): SelectSelector(
+                    SelectSelectorConfig(
+                        options=list(builds), mode=SelectSelectorMode.DROPDOWN
+                    )
+                ),
+                **START_ROLLOUT_FIELDS,
+            }
+        )
+        return self.async_show_form(
+            step_id="start_rollout",
+            data_schema=self.add_suggested_values_to_schema(
+                schema, user_input or START_ROLLOUT_DEFAULTS
+            ),
+            errors=errors,
+            description_placeholders=placeholders,
+        )
+
+    async def async_step_manage_rollout(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Pause, resume or cancel a running rollout."""
+        if (runtime := async_get_loaded_runtime(self.hass)) is None:
+            return self.async_abort(reason="not_loaded")
+        rollouts = runtime.rollouts
+        active = [
+            firmware_type
+            for firmware_type in rollouts.firmware_types()
+            if rollouts.rollout(firmware_type).active
+        ]
+        if not active:
+            return self.async_abort(reason="no_active_rollout")
+        errors: dict[str, str] = {}
+        placeholders: dict[str, str] = {}
+        if user_input is not None:
+            firmware_type = user_input[CONF_ROLLOUT]
+            action = user_input[CONF_ROLLOUT_ACTION]
+            try:
+                await _async_control(rollouts, firmware_type, action)
+            except RolloutError as err:
+                errors[CONF_ROLLOUT_ACTION] = err.translation_key or "unknown"
+                placeholders = dict(err.translation_placeholders or {})
+            else:
+                return self.async_abort(
+                    reason=ROLLOUT_ACTIONS[action],
+                    description_placeholders={CONF_FIRMWARE_TYPE: firmware_type},
+                )
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_ROLLOUT): SelectSelector(
+                    SelectSelectorConfig(
+                        options=[
+                            SelectOptionDict(
+                                value=firmware_type,
+                                label=f"{firmware_type} "
+                                f"{rollouts.rollout(firmware_type).version}",
+                            )
+                            for firmware_type in active
+                        ],
+                        mode=SelectSelectorMode.DROPDOWN,
+                    )
+                ),
+                vol.Required(CONF_ROLLOUT_ACTION): SelectSelector(
+                    SelectSelectorConfig(
+                        options=list(ROLLOUT_ACTIONS),
+                        translation_key=CONF_ROLLOUT_ACTION,
+                        mode=SelectSelectorMode.LIST,
+                    )
+                ),
+            }
+        )
+        return self.async_show_form(
+            step_id="manage_rollout",
+            data_schema=self.add_suggested_values_to_schema(
+                schema, user_input or {CONF_ROLLOUT: active[0]}
+            ),
+            errors=errors,
+            description_placeholders=placeholders,
+        )
+
+    async def async_step_server_certificate(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Issue Home Assistant's HTTPS certificate from Providore's CA."""
+        if (runtime := async_get_loaded_runtime(self.hass)) is None:
+            return self.async_abort(reason="not_loaded")
+        errors: dict[str, str] = {}
+        placeholders = {"host": "", "error": ""}
+        if user_input is not None:
+            try:
+                issued, certificate, key = await runtime.async_issue_server_certificate(
+                    parse_hosts(user_input[CONF_HOSTS])
+                )
+            except InvalidHosts as err:
+                errors[CONF_HOSTS] = "invalid_hosts"
+                placeholders["host"] = err.host
+            except OSError as err:
+                errors["base"] = "server_certificate_unwritable"
+                placeholders["error"] = err.strerror or str(err)
+            else:
+                return self.async_abort(
+                    reason="server_certificate_issued",
+                    description_placeholders={
+                        "hosts": ", ".join(issued.hosts),
+                        "expires": issued.not_after.date().isoformat(),
+                        "certificate": str(certificate),
+                        "key": str(key),
+                        "ca_path": f"{API_BASE_PATH}{CA_PATH}",
+                    },
+                )
+        return self.async_show_form(
+            step_id="server_certificate",
+            data_schema=self.add_suggested_values_to_schema(
+                SERVER_CERTIFICATE_SCHEMA,
+                user_input or {CONF_HOSTS: suggested_hosts(self.hass)},
+            ),
+            errors=errors,
+            description_placeholders=placeholders,
+        )
+
     def _upload_schema(self, runtime: ProvidoreRuntime) -> vol.Schema:
         """Offer the firmware types of the hub's devices and of the catalog."""
         types = {device.firmware_type for device in runtime.devices.values()}
@@ -430,6 +689,40 @@ class ProvidoreOptionsFlow(OptionsFlow):
                 ),
             }
         )
+
+
+def _rollout_request(
+    builds: dict[str, Firmware], user_input: dict[str, Any]
+) -> RolloutRequest:
+    """Read the start form into a rollout request."""
+    if (build := builds.get(user_input[CONF_BUILD])) is None:
+        raise RolloutError("rollout_unknown_build", CONF_BUILD)
+    healthy_for = cv.time_period_dict(user_input[CONF_HEALTHY_FOR])
+    if healthy_for > MAX_HEALTHY_FOR:
+        raise RolloutError("rollout_healthy_for_too_long", CONF_HEALTHY_FOR)
+    start, end = user_input.get(CONF_WINDOW_START), user_input.get(CONF_WINDOW_END)
+    return RolloutRequest(
+        firmware_type=build.firmware_type,
+        version=build.version,
+        device_ids=user_input.get(CONF_DEVICES, []),
+        area_ids=user_input.get(CONF_AREAS, []),
+        label_ids=user_input.get(CONF_LABELS, []),
+        waves=user_input[CONF_WAVES],
+        healthy_for=healthy_for,
+        max_failed_percent=int(user_input[CONF_MAX_FAILED_PERCENT]),
+        window_start=cv.time(start) if start else None,
+        window_end=cv.time(end) if end else None,
+    )
+
+
+async def _async_control(rollouts: Rollouts, firmware_type: str, action: str) -> None:
+    """Pause, resume or cancel the rollout of a firmware type."""
+    if action == "pause":
+        await rollouts.async_pause(firmware_type)
+    elif action == "resume":
+        await rollouts.async_resume(firmware_type)
+    else:
+        await rollouts.async_cancel(firmware_type)
 
 
 async def _async_add_uploaded_firmware(
@@ -647,11 +940,7 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
         )
 
     def _key_ids_in_use(self) -> set[str]:
-        return {
-            subentry.data[CONF_KEY_ID]
-            for subentry in self._get_entry().subentries.values()
-            if subentry.subentry_type == SUBENTRY_TYPE_DEVICE
-        }
+        return key_ids_in_use(self._get_entry())
 
     def _new_key_id(self) -> str:
         in_use = self._key_ids_in_use()

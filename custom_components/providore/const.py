@@ -10,6 +10,11 @@ LOGGER = logging.getLogger(__package__)
 
 API_BASE_PATH: Final = "/api/providore"
 SUBENTRY_TYPE_DEVICE: Final = "device"
+SUBENTRY_TYPE_ESPHOME_DEVICE: Final = "esphome_device"
+# Every kind of subentry that is a device (key ids are unique across them).
+DEVICE_SUBENTRY_TYPES: Final = frozenset(
+    {SUBENTRY_TYPE_DEVICE, SUBENTRY_TYPE_ESPHOME_DEVICE}
+)
 
 # Hub options.
 CONF_MAX_CLOCK_SKEW: Final = "max_clock_skew"
@@ -70,3 +75,30 @@ CONF_NOTIFY_MQTT: Final = "notify_mqtt"
 CONF_NOTIFY_UDP: Final = "notify_udp"
 CONF_NOTIFY_UDP_PORT: Final = "notify_udp_port"
 CONF_NOTIFY_UDP_BROADCAST: Final = "notify_udp_broadcast"
+
+# Rollout action fields and flow fields.
+CONF_DEVICES: Final = "devices"
+CONF_AREAS: Final = "areas"
+CONF_LABELS: Final = "labels"
+CONF_WAVES: Final = "waves"
+CONF_HEALTHY_FOR: Final = "healthy_for"
+CONF_MAX_FAILED_PERCENT: Final = "max_failed_percent"
+CONF_WINDOW_START: Final = "window_start"
+CONF_WINDOW_END: Final = "window_end"
+CONF_BUILD: Final = "build"
+CONF_ROLLOUT: Final = "rollout"
+CONF_ROLLOUT_ACTION: Final = "rollout_action"
+
+# ESPHome devices: subentry data and flow fields, the manifest endpoint.
+CONF_MAC: Final = "mac"
+CONF_CHIP_FAMILY: Final = "chip_family"
+CONF_PROJECT_NAME: Final = "project_name"
+CONF_MANIFEST_FILE: Final = "manifest_file"
+CONF_MANIFEST_PATH: Final = "manifest_path"
+ESPHOME_PATH: Final = "/esphome"
+ESPHOME_MANIFEST_NAME: Final = "manifest.json"
+ESPHOME_DOMAIN: Final = "esphome"
+
+# Home Assistant's own HTTPS certificate, issued by Providore's CA.
+CONF_HOSTS: Final = "hosts"
+CONF_SERVER_CERTIFICATE: Final = "server_certificate"

@@ -29,6 +29,9 @@ class DeviceEventType(StrEnum):
     CERTIFICATE_ISSUED = "certificate_issued"
     CERTIFICATE_REVOKED = "certificate_revoked"
     KEY_ROTATED = "key_rotated"
+    ROLLOUT_PASSED = "rollout_passed"
+    ROLLOUT_FAILED = "rollout_failed"
+    TOKEN_REVOKED = "token_revoked"  # noqa: S105 (an event type)
 
 
 # The Logbook's line for each event (after the device's name), filled from its details.
@@ -46,6 +49,14 @@ MESSAGES: Final[dict[DeviceEventType, str]] = {
     ),
     DeviceEventType.CERTIFICATE_REVOKED: "had its certificates revoked ({reason})",
     DeviceEventType.KEY_ROTATED: "was given a new secret key",
+    DeviceEventType.ROLLOUT_PASSED: (
+        "passed the health check of the {firmware_type} rollout of firmware {version}"
+    ),
+    DeviceEventType.ROLLOUT_FAILED: (
+        "failed the health check of the {firmware_type} rollout of firmware "
+        "{version}: {why}"
+    ),
+    DeviceEventType.TOKEN_REVOKED: "had its firmware token revoked",
 }
 
 

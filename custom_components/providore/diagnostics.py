@@ -10,6 +10,7 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.util import dt as dt_util
 
 from .const import CONF_SECRET_KEY, DOMAIN
+from .hub_device import is_hub
 from .models import DeviceProfile
 from .request_guards import DATA_GUARDS
 from .runtime import ProvidoreConfigEntry, ProvidoreRuntime
@@ -37,12 +38,15 @@ async def async_get_config_entry_diagnostics(
                         "version": build.version,
                         "size": build.size,
                         "sha256": build.sha256,
+                        "md5": build.md5,
+                        "chip_family": build.chip_family,
                         "uploaded_at": build.uploaded_at.isoformat(),
                     }
                     for build in runtime.builds(firmware_type)
                 ]
                 for firmware_type in runtime.firmware_types()
             },
+            "rollouts": _rollouts(runtime),
             "certificate_authority": _certificate_authority(runtime),
             "addresses_with_failures": throttle.tracked_addresses,
             "throttled_addresses": throttle.throttled_addresses(dt_util.utcnow()),
@@ -56,8 +60,10 @@ async def async_get_config_entry_diagnostics(
 async def async_get_device_diagnostics(
     hass: HomeAssistant, entry: ProvidoreConfigEntry, device: dr.DeviceEntry
 ) -> dict[str, Any]:
-    """Return what Providore knows of one device."""
+    """Return what Providore knows of one device; for the hub, its rollouts."""
     runtime = entry.runtime_data
+    if is_hub(device):
+        return {"rollouts": _rollouts(runtime)}
     key_id = next(ident for domain, ident in device.identifiers if domain == DOMAIN)
     return async_redact_data(_device(runtime, runtime.devices[key_id]), TO_REDACT)
 
@@ -68,9 +74,19 @@ def _device(runtime: ProvidoreRuntime, device: DeviceProfile) -> dict[str, Any]:
     current = runtime.current_certificate(device.key_id)
     documents = runtime.documents(device.key_id)
     plan = runtime.firmware.plan(device.key_id)
+    esphome = None
+    if device.esphome is not None:
+        esphome = {
+            "chip_family": device.esphome.chip_family.value,
+            "project_name": device.esphome.project_name,
+            "mac": device.esphome.mac,
+            "has_token": runtime.esphome.token(device.key_id) is not None,
+            "attached_to_esphome_device": runtime.esphome.is_attached(device.key_id),
+        }
     return {
         "key_id": device.key_id,
         "name": device.name,
+        "esphome": esphome,
         "firmware_type": device.firmware_type,
         "has_secret_key": runtime.secret(device.key_id) is not None,
         "online": runtime.is_online(device.key_id),
@@ -91,6 +107,14 @@ def _device(runtime: ProvidoreRuntime, device: DeviceProfile) -> dict[str, Any]:
             "not_before": current.not_before.isoformat(),
             "not_after": current.not_after.isoformat(),
         },
+    }
+
+
+def _rollouts(runtime: ProvidoreRuntime) -> dict[str, Any]:
+    """Describe the newest rollout of each firmware type (key ids, no secrets)."""
+    return {
+        firmware_type: runtime.rollouts.rollout(firmware_type).to_stored()
+        for firmware_type in runtime.rollouts.firmware_types()
     }
 
 

@@ -11,7 +11,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import DOMAIN
 from .device_data import DeviceState
-from .models import DeviceChange, DeviceProfile
+from .models import DeviceChange, DeviceKind, DeviceProfile
 from .runtime import ProvidoreConfigEntry, ProvidoreRuntime
 
 
@@ -63,7 +63,10 @@ type EntityFactory[DescriptionT: EntityDescription] = Callable[
 ]
 
 
-def _device_info(runtime: ProvidoreRuntime, device: DeviceProfile) -> DeviceInfo:
+def device_info(runtime: ProvidoreRuntime, device: DeviceProfile) -> DeviceInfo:
+    """Return the device registry entry a device's entities belong to."""
+    if device.esphome is not None:
+        return runtime.esphome.device_info(device)
     return DeviceInfo(
         identifiers={(DOMAIN, device.key_id)},
         name=device.name,
@@ -79,14 +82,17 @@ def async_add_device_entities[DescriptionT: EntityDescription](
     async_add_entities: AddConfigEntryEntitiesCallback,
     entity_class: EntityFactory[DescriptionT],
     descriptions: Iterable[DescriptionT],
+    kinds: frozenset[DeviceKind] = frozenset({DeviceKind.PROVIDORE}),
 ) -> None:
-    """Add one entity per description to every device, now and as devices are added."""
+    """Add one entity per description to every device of `kinds`, now and as they are added."""
     runtime = entry.runtime_data
     descriptions = tuple(descriptions)
 
     @callback
     def add(device: DeviceProfile) -> None:
-        info = _device_info(runtime, device)
+        if device.kind not in kinds:
+            return
+        info = device_info(runtime, device)
         async_add_entities(
             [
                 entity_class(runtime, device, description, info)

@@ -40,6 +40,10 @@ MAX_VERSION_BYTES: Final = 127
 MAX_SUMMARY_LENGTH: Final = 255
 MAX_URL_LENGTH: Final = 2048
 MAX_CI_MANIFEST_BYTES: Final = 64 * 1024
+# The build entry of a manifest that offers nothing: ESPHome still needs one for its chip
+# family to read the manifest, but never downloads it (no file has this name).
+IDLE_OTA_PATH: Final = "nothing-assigned.bin"
+EMPTY_MD5: Final = "d41d8cd98f00b204e9800998ecf8427e"
 _MD5_RE: Final = re.compile(r"[0-9a-fA-F]{32}", re.ASCII)
 _SHA256_RE: Final = re.compile(r"[0-9a-fA-F]{64}", re.ASCII)
 # A relative path the device resolves against the manifest's folder unchanged: URL-safe
@@ -129,6 +133,27 @@ def build_manifest(
         name=name,
         version=version,
         builds=[Build(chipFamily=chip_family.value, ota=ota)],
+    )
+
+
+def build_idle_manifest(
+    *, name: str, current_version: str | None, chip_family: ChipFamily
+) -> Manifest:
+    """Return the manifest of a device with nothing assigned: it offers no update.
+
+    Its version is the one the device runs (ESPHome then sees no update, and Home
+    Assistant shows the device up to date), or empty when that is not known (ESPHome
+    offers nothing for an empty version).
+    """
+    return Manifest(
+        name=name,
+        version=current_version or "",
+        builds=[
+            Build(
+                chipFamily=chip_family.value,
+                ota=OtaEntry(path=IDLE_OTA_PATH, md5=EMPTY_MD5),
+            )
+        ],
     )
 
 

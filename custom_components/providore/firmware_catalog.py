@@ -3,7 +3,9 @@
 Files live under `<config>/providore/firmware/<type>/<version>.bin`; their metadata
 (size, SHA-256, upload time, release notes) in a Home Assistant store. A file is
 copied to a temporary name beside its target, hashed while it is copied, synced and
-only then renamed, so a failed upload leaves nothing behind.
+only then renamed, so a failed upload leaves nothing behind. An ESPHome build also
+records its MD5 (which ESPHome checks) and its chip family: its image header is checked
+on the way (the first chunk read), and its MD5 against a CI manifest's before the rename.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 import re
 import shutil
 import tempfile
-from typing import Final, TypedDict
+from typing import Final, NotRequired, TypedDict
 
 from awesomeversion import (
     AwesomeVersion,
@@ -32,6 +34,7 @@ from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 
 from .const import DOMAIN
+from .esphome_image import ChipFamily, ImageError, check_image_header
 from .stores import async_load, providore_store
 
 CHUNK_SIZE: Final = 64 * 1024
@@ -63,6 +66,16 @@ class StoredFirmware(TypedDict):
     uploaded_at: str
     release_notes: str | None
     release_url: str | None
+    md5: NotRequired[str]
+    chip_family: NotRequired[str]
+
+
+@dataclass(frozen=True, slots=True)
+class EsphomeImage:
+    """What an ESPHome build must be: an image for the chip family, with the MD5 a CI manifest names."""
+
+    chip_family: ChipFamily
+    md5: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -76,16 +89,25 @@ class Firmware:
     uploaded_at: datetime
     release_notes: str | None = None
     release_url: str | None = None
+    # An ESPHome build's MD5, lowercase hex as ESPHome compares it; None for others.
+    md5: str | None = None
+    # The chip family an ESPHome build's image header was checked against.
+    chip_family: ChipFamily | None = None
 
     def to_stored(self) -> StoredFirmware:
         """Serialise for the store."""
-        return StoredFirmware(
+        stored = StoredFirmware(
             size=self.size,
             sha256=self.sha256,
             uploaded_at=self.uploaded_at.isoformat(),
             release_notes=self.release_notes,
             release_url=self.release_url,
         )
+        if self.md5 is not None:
+            stored["md5"] = self.md5
+        if self.chip_family is not None:
+            stored["chip_family"] = self.chip_family.value
+        return stored
 
 
 def is_valid_name(value: str) -> bool:
@@ -120,35 +142,70 @@ def _compare_builds(first: Firmware, second: Firmware) -> int:
     return compare_versions(first.version, second.version)
 
 
-def _write_copy(source: Path, descriptor: int) -> tuple[int, str]:
-    """Copy `source` into an open file and sync it; return its size and SHA-256."""
-    digest = hashlib.sha256()
+@dataclass(frozen=True, slots=True)
+class _Copy:
+    """What copying a build found out."""
+
+    size: int
+    sha256: str
+    # Computed for ESPHome builds only.
+    md5: str | None
+
+
+def _write_copy(source: Path, descriptor: int, esphome: EsphomeImage | None) -> _Copy:
+    """Copy `source` into an open file and sync it, hashing it on the way.
+
+    An ESPHome image's header is checked in the first chunk, before anything is written.
+    """
+    sha256 = hashlib.sha256()
+    md5 = hashlib.md5(usedforsecurity=False) if esphome is not None else None
     size = 0
     with os.fdopen(descriptor, "wb") as copy, source.open("rb") as original:
         while chunk := original.read(CHUNK_SIZE):
-            digest.update(chunk)
+            if size == 0 and esphome is not None:
+                _check_esphome_header(chunk, esphome.chip_family)
+            sha256.update(chunk)
+            if md5 is not None:
+                md5.update(chunk)
             copy.write(chunk)
             size += len(chunk)
         copy.flush()
         os.fsync(copy.fileno())
-    return size, digest.hexdigest()
+    return _Copy(size, sha256.hexdigest(), md5.hexdigest() if md5 else None)
 
 
-def _copy_and_hash(source: Path, target: Path) -> tuple[int, str]:
-    """Copy `source` to `target` atomically; return the size and SHA-256 of the copy."""
+def _check_esphome_header(header: bytes, chip_family: ChipFamily) -> None:
+    try:
+        check_image_header(header, chip_family)
+    except ImageError as err:
+        raise FirmwareError(err.code, **err.placeholders) from err
+
+
+def _check_copy(copied: _Copy, esphome: EsphomeImage | None) -> None:
+    """Refuse an empty file, and an ESPHome build that is not the one its manifest names."""
+    if copied.size == 0:
+        raise FirmwareError("empty_firmware")
+    if esphome is not None and esphome.md5 not in (None, copied.md5):
+        raise FirmwareError(
+            "md5_mismatch", md5=str(copied.md5), expected=str(esphome.md5)
+        )
+
+
+def _copy_and_hash(
+    source: Path, target: Path, esphome: EsphomeImage | None = None
+) -> _Copy:
+    """Copy `source` to `target` atomically; return the size and digests of the copy."""
     target.parent.mkdir(parents=True, exist_ok=True)
     descriptor, name = tempfile.mkstemp(dir=target.parent, prefix=TEMPORARY_PREFIX)
     temporary = Path(name)
     try:
-        size, sha256 = _write_copy(source, descriptor)
+        copied = _write_copy(source, descriptor, esphome)
+        _check_copy(copied, esphome)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
-    if size == 0:
-        temporary.unlink()
-        raise FirmwareError("empty_firmware")
     temporary.replace(target)
-    return size, sha256
+    return copied
 
 
 def _remove_temporary_files(directory: Path) -> None:
@@ -191,6 +248,10 @@ class FirmwareCatalog:
                     or dt_util.utcnow(),
                     release_notes=build["release_notes"],
                     release_url=build["release_url"],
+                    md5=build.get("md5"),
+                    chip_family=ChipFamily(family)
+                    if (family := build.get("chip_family"))
+                    else None,
                 )
                 for version, build in versions.items()
             }
@@ -246,8 +307,13 @@ class FirmwareCatalog:
         source: Path,
         release_notes: str | None = None,
         release_url: str | None = None,
+        esphome: EsphomeImage | None = None,
     ) -> Firmware:
-        """Copy a build into the catalog; raise FirmwareError when it is refused."""
+        """Copy a build into the catalog; raise FirmwareError when it is refused.
+
+        With `esphome`, the file must be an image for its chip family (and have the
+        MD5 it names), else nothing is kept.
+        """
         for name in (firmware_type, version):
             if not is_valid_name(name):
                 raise FirmwareError("invalid_firmware_name", name=name[:80])
@@ -259,7 +325,7 @@ class FirmwareCatalog:
         self._busy.add(build_id)
         try:
             firmware = await self._async_copy_in(
-                firmware_type, version, source, release_notes, release_url
+                firmware_type, version, source, release_notes, release_url, esphome
             )
         finally:
             self._busy.discard(build_id)
@@ -273,13 +339,14 @@ class FirmwareCatalog:
         source: Path,
         release_notes: str | None,
         release_url: str | None,
+        esphome: EsphomeImage | None,
     ) -> Firmware:
         """Copy and hash the file, then record it; undo both on any failure."""
         target = self._file_path(firmware_type, version)
         uploaded_at = dt_util.utcnow()
         try:
-            size, sha256 = await self._hass.async_add_executor_job(
-                _copy_and_hash, source, target
+            copied = await self._hass.async_add_executor_job(
+                _copy_and_hash, source, target, esphome
             )
         except OSError as err:
             raise FirmwareError(
@@ -288,11 +355,13 @@ class FirmwareCatalog:
         firmware = Firmware(
             firmware_type=firmware_type,
             version=version,
-            size=size,
-            sha256=sha256,
+            size=copied.size,
+            sha256=copied.sha256,
             uploaded_at=uploaded_at,
             release_notes=release_notes or None,
             release_url=release_url or None,
+            md5=copied.md5,
+            chip_family=esphome.chip_family if esphome else None,
         )
         versions = self._builds.setdefault(firmware_type, {})
         versions[version] = firmware

@@ -43,10 +43,12 @@ class FirmwareManager:
         state: Callable[[str], DeviceState],
         publish: Callable[[str, DeviceChange], None],
         update_timeout: timedelta,
+        in_rollout: Callable[[str], bool],
     ) -> None:
         """Follow the updates of `devices` (the runtime's live mapping by key id).
 
-        `state` returns what a device reported; `publish` tells its entities what changed.
+        `state` returns what a device reported; `publish` tells its entities what changed;
+        `in_rollout` whether a rollout decides the device's updates (not its switch).
         """
         self._hass = hass
         self.catalog = catalog
@@ -55,6 +57,7 @@ class FirmwareManager:
         self._state = state
         self._publish = publish
         self._update_timeout = update_timeout
+        self._in_rollout = in_rollout
         self._deadlines: dict[str, CALLBACK_TYPE] = {}
         self.signatures = FirmwareSignatures()
 
@@ -222,12 +225,45 @@ class FirmwareManager:
             plan.bytes_sent = None
             self._publish(key_id, DeviceChange.UPDATE)
 
+    @callback
+    def assign(self, key_id: str, build: Firmware) -> None:
+        """Assign a build at once, saved in the background (a rollout, during a request)."""
+        self._set_assignment(key_id, build)
+        self._hass.async_create_task(self._updates.async_save())
+        self._assigned(key_id, build)
+
+    @callback
+    def withdraw_undownloaded(self, key_id: str, build: Firmware, reason: str) -> bool:
+        """Withdraw `build` from a device that has not begun to download it."""
+        if self.pending(key_id) != build or self.progress(key_id) is not None:
+            return False
+        self._withdraw(key_id)
+        self._hass.async_create_task(self._updates.async_save())
+        async_fire_device_event(
+            self._hass,
+            key_id,
+            DeviceEventType.UPDATE_WITHDRAWN,
+            version=build.version,
+            reason=reason,
+        )
+        self._publish(key_id, DeviceChange.UPDATE)
+        return True
+
     async def _async_assign(self, key_id: str, build: Firmware) -> None:
+        self._set_assignment(key_id, build)
+        await self._updates.async_save()
+        self._assigned(key_id, build)
+
+    @callback
+    def _set_assignment(self, key_id: str, build: Firmware) -> None:
         plan = self._forget_download(key_id)
         plan.firmware_type = build.firmware_type
         plan.assigned_version = build.version
         plan.assigned_sha256 = build.sha256
-        await self._updates.async_save()
+
+    @callback
+    def _assigned(self, key_id: str, build: Firmware) -> None:
+        """Announce a new assignment."""
         ir.async_delete_issue(self._hass, DOMAIN, update_failed_issue_id(key_id))
         LOGGER.info("Assigned firmware %s to %s", build.version, key_id)
         async_fire_device_event(
@@ -258,14 +294,19 @@ class FirmwareManager:
         """Assign a new upload to the devices that update automatically.
 
         Only the newest build of a type is assigned, and never to a device that
-        reports a newer version (that would be a downgrade).
+        reports a newer version (that would be a downgrade), nor to a device that
+        a running rollout updates.
         """
         if build != self.catalog.latest(build.firmware_type):
             return
         for key_id in key_ids:
             installed = self._state(key_id).firmware_version
-            if self.plan(key_id).auto_update and (
-                installed is None or compare_versions(build.version, installed) > 0
+            if (
+                self.plan(key_id).auto_update
+                and not self._in_rollout(key_id)
+                and (
+                    installed is None or compare_versions(build.version, installed) > 0
+                )
             ):
                 self._hass.async_create_task(self._async_assign(key_id, build))
 

@@ -15,6 +15,7 @@ from .stores import STORE_UNREADABLE_PREFIX, StoreUnreadable, store_issue_id
 MISSING_SECRET_PREFIX = "missing_secret_"  # noqa: S105 (an issue id prefix)
 CERTIFICATE_EXPIRING_PREFIX = "certificate_expiring_"
 UPDATE_FAILED_PREFIX = "update_failed_"
+ROLLOUT_ABORTED_PREFIX = "rollout_aborted_"
 CA_EXPIRING_ISSUE_ID = "ca_expiring"
 CA_STORE_KEY = f"{DOMAIN}.ca"
 
@@ -22,6 +23,46 @@ CA_STORE_KEY = f"{DOMAIN}.ca"
 def update_failed_issue_id(key_id: str) -> str:
     """Return the id of the repair issue raised when a device's update failed."""
     return f"{UPDATE_FAILED_PREFIX}{key_id}"
+
+
+def rollout_issue_id(firmware_type: str) -> str:
+    """Return the id of the repair issue raised when a rollout of a type aborted."""
+    return f"{ROLLOUT_ABORTED_PREFIX}{firmware_type}"
+
+
+@callback
+def async_create_rollout_issue(
+    hass: HomeAssistant,
+    firmware_type: str,
+    version: str,
+    *,
+    why: str,
+    devices: str,
+    untouched: str,
+) -> None:
+    """Tell the user that a rollout stopped by itself, and which devices failed."""
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        rollout_issue_id(firmware_type),
+        is_fixable=False,
+        is_persistent=True,
+        severity=ir.IssueSeverity.ERROR,
+        translation_key="rollout_aborted",
+        translation_placeholders={
+            "firmware_type": firmware_type,
+            "version": version,
+            "why": why,
+            "devices": devices,
+            "untouched": untouched,
+        },
+    )
+
+
+@callback
+def async_delete_rollout_issue(hass: HomeAssistant, firmware_type: str) -> None:
+    """Withdraw the issue of an aborted rollout (a new one of its type started)."""
+    ir.async_delete_issue(hass, DOMAIN, rollout_issue_id(firmware_type))
 
 
 @callback

@@ -14,6 +14,8 @@ from homeassistant.helpers import device_registry as dr
 
 from .const import DOMAIN
 from .device_events import EVENT_DEVICE, describe
+from .hub_device import HUB_NAME
+from .rollout_events import EVENT_ROLLOUT, describe as describe_rollout
 
 
 @callback
@@ -23,7 +25,7 @@ def async_describe_events(
         [str, str, Callable[[Event[dict[str, Any]]], dict[str, str]]], None
     ],
 ) -> None:
-    """Describe Providore's device events."""
+    """Describe Providore's device and rollout events."""
     registry = dr.async_get(hass)
 
     @callback
@@ -37,4 +39,15 @@ def async_describe_events(
             LOGBOOK_ENTRY_MESSAGE: describe(data["type"], details),
         }
 
+    @callback
+    def async_describe_rollout_event(event: Event[dict[str, Any]]) -> dict[str, str]:
+        data = event.data
+        device = registry.async_get(data.get("device_id") or "")
+        details = {key: str(value) for key, value in data.items()}
+        return {
+            LOGBOOK_ENTRY_NAME: (device and device.name_by_user) or HUB_NAME,
+            LOGBOOK_ENTRY_MESSAGE: describe_rollout(data["type"], details),
+        }
+
     async_describe_event(DOMAIN, EVENT_DEVICE, async_describe_device_event)
+    async_describe_event(DOMAIN, EVENT_ROLLOUT, async_describe_rollout_event)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from enum import Flag, auto
+from enum import Flag, StrEnum, auto
 from typing import Any
 
 from homeassistant.config_entries import ConfigSubentry
@@ -15,8 +15,10 @@ from .const import (
     CONF_ANSWER_PROVIDORE_LOCAL,
     CONF_CERTIFICATE_USAGE,
     CONF_CERTIFICATE_VALIDITY,
+    CONF_CHIP_FAMILY,
     CONF_FIRMWARE_TYPE,
     CONF_KEY_ID,
+    CONF_MAC,
     CONF_MAX_CLOCK_SKEW,
     CONF_MAX_REQUEST_LIFETIME,
     CONF_NOTIFY_MQTT,
@@ -24,13 +26,16 @@ from .const import (
     CONF_NOTIFY_UDP_BROADCAST,
     CONF_NOTIFY_UDP_PORT,
     CONF_ONLINE_INTERVAL,
+    CONF_PROJECT_NAME,
     CONF_UPDATE_TIMEOUT,
     DEFAULT_CERTIFICATE_VALIDITY,
     DEFAULT_MAX_CLOCK_SKEW,
     DEFAULT_MAX_REQUEST_LIFETIME,
     DEFAULT_ONLINE_INTERVAL,
     DEFAULT_UPDATE_TIMEOUT,
+    SUBENTRY_TYPE_ESPHOME_DEVICE,
 )
+from .esphome_image import ChipFamily
 from .notice import DEFAULT_UDP_PORT
 
 
@@ -50,6 +55,8 @@ class DeviceChange(Flag):
     PROFILE = auto()
     # One of its configuration documents.
     CONFIG = auto()
+    # An ESPHome device: ESPHome's own device for its MAC appeared or went away.
+    ATTACHMENT = auto()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -100,6 +107,24 @@ class HubSettings:
         )
 
 
+class DeviceKind(StrEnum):
+    """What a device runs: Providore's protocol (signed requests) or ESPHome."""
+
+    PROVIDORE = "providore"
+    ESPHOME = "esphome"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EspHomeProfile:
+    """What an ESPHome device adds to its profile: how ESPHome knows it."""
+
+    chip_family: ChipFamily
+    # ESPHome's `esphome: project: name:` (author.name).
+    project_name: str
+    # Lowercase and colon-separated, as Home Assistant's device registry keeps it.
+    mac: str
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DeviceProfile:
     """A device as the user configured it (one config subentry)."""
@@ -109,16 +134,32 @@ class DeviceProfile:
     name: str
     firmware_type: str | None
     certificate_usage: CertificateUsage = CertificateUsage.CLIENT
+    # Set for an ESPHome device: it fetches firmware with a token, never signs.
+    esphome: EspHomeProfile | None = None
+
+    @property
+    def kind(self) -> DeviceKind:
+        """Return what the device runs."""
+        return DeviceKind.PROVIDORE if self.esphome is None else DeviceKind.ESPHOME
 
     @classmethod
     def from_subentry(cls, subentry: ConfigSubentry) -> DeviceProfile:
-        """Read a device subentry."""
+        """Read a device subentry (a Providore or an ESPHome device)."""
+        data = subentry.data
+        esphome = None
+        if subentry.subentry_type == SUBENTRY_TYPE_ESPHOME_DEVICE:
+            esphome = EspHomeProfile(
+                chip_family=ChipFamily(data[CONF_CHIP_FAMILY]),
+                project_name=data[CONF_PROJECT_NAME],
+                mac=data[CONF_MAC],
+            )
         return cls(
             subentry_id=subentry.subentry_id,
-            key_id=subentry.data[CONF_KEY_ID],
+            key_id=data[CONF_KEY_ID],
             name=subentry.title,
-            firmware_type=subentry.data.get(CONF_FIRMWARE_TYPE) or None,
+            firmware_type=data.get(CONF_FIRMWARE_TYPE) or None,
             certificate_usage=CertificateUsage(
-                subentry.data.get(CONF_CERTIFICATE_USAGE, CertificateUsage.CLIENT)
+                data.get(CONF_CERTIFICATE_USAGE, CertificateUsage.CLIENT)
             ),
+            esphome=esphome,
         )

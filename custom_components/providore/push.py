@@ -31,7 +31,7 @@ from homeassistant.util import dt as dt_util
 
 from .const import LOGGER
 from .firmware_catalog import Firmware
-from .models import DeviceChange, DeviceProfile
+from .models import DeviceChange, DeviceKind, DeviceProfile
 from .notice import MQTT_QOS, Change, build_notice, next_counter, notice_topic
 from .stores import async_load, providore_store
 
@@ -185,8 +185,8 @@ class PushNotices:
             return
         if self._udp is not None:
             await self._udp.async_open(self._hass)
-        for key_id in self._runtime.devices:
-            self._follow(key_id)
+        for device in self._runtime.devices.values():
+            self._added(device)
         self._entry.async_on_unload(self._runtime.async_on_device_added(self._added))
         self._entry.async_on_unload(self._stop)
 
@@ -200,7 +200,9 @@ class PushNotices:
 
     @callback
     def _added(self, device: DeviceProfile) -> None:
-        self._follow(device.key_id)
+        # An ESPHome device speaks ESPHome, not this protocol: no notice for it.
+        if device.kind is DeviceKind.PROVIDORE:
+            self._follow(device.key_id)
 
     @callback
     def _follow(self, key_id: str) -> None:

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
 
+from cryptography import x509
 from homeassistant.config_entries import ConfigEntry, ConfigSubentry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
@@ -25,7 +26,10 @@ from .const import (
     CONF_CA_FINGERPRINT,
     CONF_CERTIFICATE_USAGE,
     CONF_FIRMWARE_TYPE,
+    CONF_HOSTS,
     CONF_KEY_ID,
+    CONF_SERVER_CERTIFICATE,
+    DEVICE_SUBENTRY_TYPES,
     DOMAIN,
     LAST_SEEN_RESOLUTION,
     LOGGER,
@@ -36,10 +40,14 @@ from .device_data import DeviceData, DeviceDocuments, DeviceState, JsonObject
 from .device_events import DeviceEventType, async_fire_device_event
 from .device_feed import ChangeListener, DeviceFeed
 from .device_import import ImportedDevice
+from .esphome_devices import EsphomeDevices
+from .esphome_snippet import Snippet
+from .esphome_tokens import EsphomeTokens
 from .firmware_catalog import Firmware, FirmwareCatalog
 from .firmware_delivery import FirmwareDownload
 from .firmware_manager import FirmwareManager
 from .firmware_updates import FirmwareUpdates
+from .hub_device import async_register_hub_device
 from .issues import (
     async_update_ca_issue,
     async_update_certificate_issue,
@@ -50,9 +58,15 @@ from .models import DeviceChange, DeviceProfile, HubSettings
 from .notice import Change
 from .pending_devices import PendingDevices
 from .presence import Presence
-from .protocol import DeviceKey, SignedRequest, generate_secret_key
+from .protocol import DeviceKey, SignedRequest, generate_key_id, generate_secret_key
 from .push import PushNotices
+from .rollouts import Rollouts, async_remove_store as async_remove_rollouts
 from .server_advertisement import ServerAdvertisement
+from .server_certificate import (
+    ServerCertificate,
+    issue_server_certificate,
+    write_server_certificate,
+)
 
 type ProvidoreConfigEntry = ConfigEntry[ProvidoreRuntime]
 
@@ -72,13 +86,13 @@ class DownloadRefused(Exception):  # noqa: N818
 
 
 def device_profiles(entry: ConfigEntry) -> dict[str, DeviceProfile]:
-    """Return the devices of a hub entry's subentries, by key id."""
+    """Return the devices (Providore's and ESPHome's) of a hub entry's subentries, by key id."""
     return {
         profile.key_id: profile
         for profile in (
             DeviceProfile.from_subentry(subentry)
             for subentry in entry.subentries.values()
-            if subentry.subentry_type == SUBENTRY_TYPE_DEVICE
+            if subentry.subentry_type in DEVICE_SUBENTRY_TYPES
         )
     }
 
@@ -99,6 +113,23 @@ def device_subentry(
         title=name,
         unique_id=key_id,
     )
+
+
+def key_ids_in_use(entry: ConfigEntry) -> set[str]:
+    """Return the key ids of every device subentry (of any kind) of a hub entry."""
+    return {
+        subentry.data[CONF_KEY_ID]
+        for subentry in entry.subentries.values()
+        if subentry.subentry_type in DEVICE_SUBENTRY_TYPES
+    }
+
+
+def new_key_id(entry: ConfigEntry) -> str:
+    """Return a random key id no device of the hub entry has."""
+    in_use = key_ids_in_use(entry)
+    while (key_id := generate_key_id()) in in_use:
+        continue
+    return key_id
 
 
 class ProvidoreRuntime:
@@ -130,7 +161,9 @@ class ProvidoreRuntime:
             self._data.state,
             self.publish,
             self.settings.update_timeout,
+            lambda key_id: self._rollouts.follows(key_id),
         )
+        self._rollouts = Rollouts(hass, self)
         self._certificates: ProvidoreCertificates
         self._notices = PushNotices(hass, entry, self)
         self.pending_devices = PendingDevices(hass, self.devices.__contains__)
@@ -140,6 +173,9 @@ class ProvidoreRuntime:
             entry,
             lambda: self.certificate_authority,
             self.settings.answer_providore_local,
+        )
+        self.esphome = EsphomeDevices(
+            hass, entry, self.devices, self._firmware, self._data, self._feed
         )
 
     @classmethod
@@ -151,6 +187,8 @@ class ProvidoreRuntime:
         await runtime._data.async_load()
         await runtime._updates.async_load()
         await runtime._catalog.async_load()
+        await runtime._rollouts.async_load()
+        await runtime.esphome.async_load()
         runtime._certificates = await ProvidoreCertificates.async_load(
             hass, entry.data.get(CONF_CA_FINGERPRINT), runtime._certificates_changed
         )
@@ -169,6 +207,7 @@ class ProvidoreRuntime:
                 self._data.known_key_ids()
                 | self._updates.planned_key_ids()
                 | self._certificates.device_key_ids()
+                | self.esphome.known_key_ids()
             )
             - self.devices.keys()
         ):
@@ -183,8 +222,13 @@ class ProvidoreRuntime:
             self._presence.resume(key_id, now)
             self._update_missing_secret_issue(key_id)
         self._update_certificate_issues(now)
+        async_register_hub_device(self.hass, entry)
         entry.async_on_unload(self._presence.stop)
+        # Before the firmware manager: rollouts hear of a deleted build first.
+        self._rollouts.async_start()
+        entry.async_on_unload(self._rollouts.async_stop)
         entry.async_on_unload(self._firmware.async_start())
+        entry.async_on_unload(self.esphome.async_start())
         entry.async_on_unload(
             async_track_time_interval(
                 self.hass, self._async_daily, CRL_REFRESH_INTERVAL
@@ -227,9 +271,11 @@ class ProvidoreRuntime:
 
     @callback
     def _update_missing_secret_issue(self, key_id: str) -> None:
-        async_update_missing_secret_issue(
-            self.hass, self.devices[key_id], self._data.secret(key_id) is not None
-        )
+        device = self.devices[key_id]
+        if device.esphome is None:
+            async_update_missing_secret_issue(
+                self.hass, device, self._data.secret(key_id) is not None
+            )
 
     # --- devices ---------------------------------------------------------------
 
@@ -253,6 +299,7 @@ class ProvidoreRuntime:
         self.devices[profile.key_id] = profile
         self._firmware.device_added(profile.key_id)
         self.pending_devices.device_added(profile.key_id)
+        self.esphome.device_added(profile)
         self._update_missing_secret_issue(profile.key_id)
         for listener in self._device_added_listeners:
             listener(profile)
@@ -260,8 +307,11 @@ class ProvidoreRuntime:
     @callback
     def _device_changed(self, known: DeviceProfile, profile: DeviceProfile) -> None:
         self.devices[profile.key_id] = profile
+        self.esphome.device_changed(profile)
         registry = dr.async_get(self.hass)
-        if device := registry.async_get_device(identifiers={(DOMAIN, profile.key_id)}):
+        if profile.esphome is None and (
+            device := registry.async_get_device(identifiers={(DOMAIN, profile.key_id)})
+        ):
             registry.async_update_device(
                 device.id, name=profile.name, model=profile.firmware_type
             )
@@ -278,12 +328,14 @@ class ProvidoreRuntime:
             self.devices.pop(key_id, None)
             self._keys.pop(key_id, None)
             self._presence.forget(key_id)
+            self._rollouts.device_removed(key_id)
             self._firmware.device_removed(key_id)
             self._notices.device_removed(key_id)
             delete_device_issues(self.hass, key_id)
         await self._data.async_forget(key_ids)
         await self._updates.async_forget(key_ids)
         await self._certificates.async_forget(key_ids)
+        await self.esphome.async_forget(key_ids)
         LOGGER.debug("Forgot the data of %s removed device(s)", len(key_ids))
 
     async def async_import_devices(self, devices: Iterable[ImportedDevice]) -> None:
@@ -364,8 +416,11 @@ class ProvidoreRuntime:
     # --- keys --------------------------------------------------------------------
 
     def secret(self, key_id: str) -> str | None:
-        """Return the secret key of a configured device, else None."""
-        return self._data.secret(key_id) if key_id in self.devices else None
+        """Return the secret key of a configured device, else None (ESPHome's have none)."""
+        device = self.devices.get(key_id)
+        if device is None or device.esphome is not None:
+            return None
+        return self._data.secret(key_id)
 
     def device_key(self, key_id: str) -> DeviceKey | None:
         """Return the device's key, prepared for signing; None for an unknown device."""
@@ -491,6 +546,11 @@ class ProvidoreRuntime:
         """Turn a device's automatic updates on or off."""
         await self._firmware.async_set_auto_update(key_id, enabled)
 
+    @property
+    def rollouts(self) -> Rollouts:
+        """Return the fleet rollouts (read by entities, flows and diagnostics)."""
+        return self._rollouts
+
     async def async_add_build(
         self,
         firmware_type: str,
@@ -499,9 +559,17 @@ class ProvidoreRuntime:
         release_notes: str | None = None,
         release_url: str | None = None,
     ) -> Firmware:
-        """Copy a build into the catalog; its devices see it at once."""
+        """Copy a build into the catalog; its devices see it at once.
+
+        A build of ESPHome devices' firmware type must be an image for their chip family.
+        """
         return await self._catalog.async_add(
-            firmware_type, version, source, release_notes, release_url
+            firmware_type,
+            version,
+            source,
+            release_notes,
+            release_url,
+            self.esphome.image_check(firmware_type),
         )
 
     async def async_delete_build(self, firmware_type: str, version: str) -> None:
@@ -583,6 +651,45 @@ class ProvidoreRuntime:
         self._update_certificate_issues(dt_util.utcnow())
         self._advertisement.async_refresh_soon()
 
+    def esphome_snippet(self, key_id: str) -> Snippet:
+        """Return an ESPHome device's YAML (trusting Providore's CA where it issued HA's)."""
+        hosts = self._entry.data.get(CONF_SERVER_CERTIFICATE, {}).get(CONF_HOSTS, [])
+        return self.esphome.snippet(key_id, hosts)
+
+    async def async_issue_server_certificate(
+        self, names: list[x509.GeneralName]
+    ) -> tuple[ServerCertificate, Path, Path]:
+        """Issue Home Assistant's HTTPS certificate; write it and its key to the config folder.
+
+        Return it with the paths of the certificate and of the key (mode 0600).
+        """
+        issued = await self.hass.async_add_executor_job(
+            issue_server_certificate,
+            self.certificate_authority,
+            names,
+            dt_util.utcnow(),
+            self.settings.certificate_validity,
+        )
+        certificate_path, key_path = await self.hass.async_add_executor_job(
+            write_server_certificate, Path(self.hass.config.config_dir), issued
+        )
+        self.hass.config_entries.async_update_entry(
+            self._entry,
+            data={
+                **self._entry.data,
+                CONF_SERVER_CERTIFICATE: {
+                    CONF_HOSTS: list(issued.hosts),
+                    "not_after": issued.not_after.isoformat(),
+                },
+            },
+        )
+        LOGGER.info(
+            "Issued Home Assistant's server certificate for %s, valid until %s",
+            ", ".join(issued.hosts),
+            issued.not_after.date().isoformat(),
+        )
+        return issued, certificate_path, key_path
+
     @callback
     def _record_ca(self, authority: CertificateAuthority) -> None:
         """Note the CA's fingerprint in the entry: a lost CA store is then noticed."""
@@ -598,9 +705,11 @@ async def async_remove_stores(hass: HomeAssistant) -> None:
     await DeviceData(hass).async_remove()
     await FirmwareUpdates(hass).async_remove()
     await FirmwareCatalog(hass).async_remove()
+    await async_remove_rollouts(hass)
     await ProvidoreCertificates.async_remove_stores(hass)
     await PushNotices.async_remove_store(hass)
     await PendingDevices.async_remove_store(hass)
+    await EsphomeTokens(hass).async_remove()
 
 
 @callback

@@ -11,14 +11,15 @@ from homeassistant.components.sensor import (
     SensorEntity,
     SensorEntityDescription,
 )
-from homeassistant.const import EntityCategory
+from homeassistant.const import PERCENTAGE, EntityCategory
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import LAST_SEEN_RESOLUTION
 from .entity import ProvidoreEntity, async_add_device_entities
-from .models import DeviceChange, DeviceProfile
+from .models import DeviceChange, DeviceKind, DeviceProfile
+from .rollout_sensors import async_add_rollout_sensors
 from .runtime import ProvidoreConfigEntry, ProvidoreRuntime
 
 PARALLEL_UPDATES = 0
@@ -28,7 +29,7 @@ PARALLEL_UPDATES = 0
 class ProvidoreSensorEntityDescription(SensorEntityDescription):
     """Describes a sensor of a device: what it shows and when that changes."""
 
-    value_fn: Callable[[ProvidoreRuntime, str], str | datetime | None]
+    value_fn: Callable[[ProvidoreRuntime, str], str | int | datetime | None]
     shows: DeviceChange
 
 
@@ -61,6 +62,17 @@ SENSORS: tuple[ProvidoreSensorEntityDescription, ...] = (
     ),
 )
 
+# An ESPHome device has no update entity of Providore's where ESPHome shows its own:
+# this shows how much of the assigned build it fetched.
+FIRMWARE_DOWNLOAD = ProvidoreSensorEntityDescription(
+    key="firmware_download",
+    translation_key="firmware_download",
+    native_unit_of_measurement=PERCENTAGE,
+    entity_category=EntityCategory.DIAGNOSTIC,
+    value_fn=lambda runtime, key_id: runtime.firmware.progress(key_id),
+    shows=DeviceChange.UPDATE,
+)
+
 LAST_SEEN = SensorEntityDescription(
     key="last_seen",
     translation_key="last_seen",
@@ -76,11 +88,23 @@ async def async_setup_entry(
     entry: ProvidoreConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the sensors of every device."""
+    """Add the sensors of every device, and of each firmware type's rollouts."""
     async_add_device_entities(entry, async_add_entities, ProvidoreSensor, SENSORS)
     async_add_device_entities(
-        entry, async_add_entities, ProvidoreLastSeenSensor, [LAST_SEEN]
+        entry,
+        async_add_entities,
+        ProvidoreSensor,
+        [FIRMWARE_DOWNLOAD],
+        frozenset({DeviceKind.ESPHOME}),
     )
+    async_add_device_entities(
+        entry,
+        async_add_entities,
+        ProvidoreLastSeenSensor,
+        [LAST_SEEN],
+        frozenset(DeviceKind),
+    )
+    async_add_rollout_sensors(entry, async_add_entities)
 
 
 class ProvidoreSensor(ProvidoreEntity, SensorEntity):
@@ -100,7 +124,7 @@ class ProvidoreSensor(ProvidoreEntity, SensorEntity):
         self.shows = description.shows
 
     @property
-    def native_value(self) -> str | datetime | None:
+    def native_value(self) -> str | int | datetime | None:
         """Return the value."""
         return self.entity_description.value_fn(self.runtime, self.key_id)
 

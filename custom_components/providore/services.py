@@ -1,4 +1,7 @@
-"""Service actions: enrol devices, hand one its key, set its documents, manage firmware."""
+"""Service actions: enrol devices, hand one its key, set its documents, manage firmware.
+
+ESPHome devices have two of their own: their YAML, and their firmware uploads.
+"""
 
 from __future__ import annotations
 
@@ -28,22 +31,40 @@ import voluptuous as vol
 
 from .const import (
     API_BASE_PATH,
+    CONF_AREAS,
     CONF_CONFIG,
+    CONF_DEVICES,
     CONF_FIRMWARE_TYPE,
     CONF_FIRMWARE_VERSION,
+    CONF_HEALTHY_FOR,
     CONF_KEY_ID,
+    CONF_LABELS,
+    CONF_MANIFEST_PATH,
+    CONF_MAX_FAILED_PERCENT,
     CONF_RELEASE_NOTES,
     CONF_RELEASE_URL,
     CONF_SECRET_KEY,
     CONF_VERSION,
+    CONF_WAVES,
+    CONF_WINDOW_END,
+    CONF_WINDOW_START,
     DOMAIN,
     NVS_KEY_DEVICE_ID,
     NVS_KEY_PSK,
     NVS_NAMESPACE,
 )
 from .device_import import ImportRefused, parse_devices
+from .esphome_manifest import MAX_CI_MANIFEST_BYTES
+from .models import DeviceKind
 from .notice import Change
 from .readable_files import readable_file
+from .rollouts import (
+    DEFAULT_HEALTHY_FOR,
+    DEFAULT_MAX_FAILED_PERCENT,
+    DEFAULT_WAVES,
+    MAX_HEALTHY_FOR,
+    RolloutRequest,
+)
 from .runtime import ProvidoreRuntime, async_get_loaded_runtime
 
 SERVICE_PROVISIONING_BUNDLE = "provisioning_bundle"
@@ -57,6 +78,12 @@ MAX_IMPORT_BYTES = 1024 * 1024
 
 SERVICE_REVOKE_CERTIFICATE = "revoke_certificate"
 SERVICE_NOTIFY_DEVICE = "notify_device"
+SERVICE_START_ROLLOUT = "start_rollout"
+SERVICE_PAUSE_ROLLOUT = "pause_rollout"
+SERVICE_RESUME_ROLLOUT = "resume_rollout"
+SERVICE_CANCEL_ROLLOUT = "cancel_rollout"
+SERVICE_ESPHOME_YAML = "esphome_yaml"
+SERVICE_UPLOAD_ESPHOME_FIRMWARE = "upload_esphome_firmware"
 KEY_ID_SCHEMA = vol.Schema({vol.Required(CONF_KEY_ID): cv.string})
 
 SET_CONFIG_SCHEMA = vol.Schema(
@@ -76,6 +103,16 @@ UPLOAD_FIRMWARE_SCHEMA = vol.Schema(
         vol.Optional(CONF_RELEASE_URL): cv.url,
     }
 )
+UPLOAD_ESPHOME_FIRMWARE_SCHEMA = vol.Schema(
+    {
+        vol.Required(CONF_KEY_ID): cv.string,
+        vol.Required(CONF_PATH): cv.string,
+        vol.Optional(CONF_MANIFEST_PATH): cv.string,
+        vol.Optional(CONF_VERSION): cv.string,
+        vol.Optional(CONF_RELEASE_NOTES): cv.string,
+        vol.Optional(CONF_RELEASE_URL): cv.url,
+    }
+)
 IMPORT_DEVICES_SCHEMA = vol.Schema({vol.Required(CONF_PATH): cv.string})
 DELETE_FIRMWARE_SCHEMA = vol.Schema(
     {
@@ -83,6 +120,27 @@ DELETE_FIRMWARE_SCHEMA = vol.Schema(
         vol.Required(CONF_VERSION): cv.string,
     }
 )
+
+_IDS = vol.All(cv.ensure_list, [cv.string])
+START_ROLLOUT_SCHEMA = vol.Schema(
+    {
+        vol.Required(CONF_FIRMWARE_TYPE): cv.string,
+        vol.Optional(CONF_VERSION): cv.string,
+        vol.Optional(CONF_DEVICES, default=list): _IDS,
+        vol.Optional(CONF_AREAS, default=list): _IDS,
+        vol.Optional(CONF_LABELS, default=list): _IDS,
+        vol.Optional(CONF_WAVES, default=DEFAULT_WAVES): cv.string,
+        vol.Optional(CONF_HEALTHY_FOR, default=DEFAULT_HEALTHY_FOR): vol.All(
+            cv.positive_time_period, vol.Range(max=MAX_HEALTHY_FOR)
+        ),
+        vol.Optional(
+            CONF_MAX_FAILED_PERCENT, default=DEFAULT_MAX_FAILED_PERCENT
+        ): vol.All(vol.Coerce(int), vol.Range(min=0, max=100)),
+        vol.Optional(CONF_WINDOW_START): cv.time,
+        vol.Optional(CONF_WINDOW_END): cv.time,
+    }
+)
+ROLLOUT_SCHEMA = vol.Schema({vol.Required(CONF_FIRMWARE_TYPE): cv.string})
 
 
 @callback
@@ -140,12 +198,41 @@ def async_setup_services(hass: HomeAssistant) -> None:
         schema=KEY_ID_SCHEMA,
         supports_response=SupportsResponse.OPTIONAL,
     )
+    async_register_admin_service(
+        hass, DOMAIN, SERVICE_START_ROLLOUT, _async_start_rollout, START_ROLLOUT_SCHEMA
+    )
+    for service, control in (
+        (SERVICE_PAUSE_ROLLOUT, _async_pause_rollout),
+        (SERVICE_RESUME_ROLLOUT, _async_resume_rollout),
+        (SERVICE_CANCEL_ROLLOUT, _async_cancel_rollout),
+    ):
+        async_register_admin_service(hass, DOMAIN, service, control, ROLLOUT_SCHEMA)
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_ESPHOME_YAML,
+        _async_esphome_yaml,
+        schema=KEY_ID_SCHEMA,
+        supports_response=SupportsResponse.ONLY,
+    )
+    async_register_admin_service(
+        hass,
+        DOMAIN,
+        SERVICE_UPLOAD_ESPHOME_FIRMWARE,
+        _async_upload_esphome_firmware,
+        UPLOAD_ESPHOME_FIRMWARE_SCHEMA,
+    )
 
 
 async def _async_provisioning_bundle(call: ServiceCall) -> ServiceResponse:
     """Return what a device must be flashed with: its key and where to call."""
     await _async_require_admin(call)
     runtime, key_id = _runtime_and_key_id(call)
+    if runtime.devices[key_id].esphome is not None:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="esphome_no_bundle",
+            translation_placeholders={"key_id": key_id},
+        )
     secret_key = runtime.secret(key_id)
     if secret_key is None:
         raise HomeAssistantError(
@@ -262,6 +349,12 @@ async def _async_notify_device(call: ServiceCall) -> ServiceResponse:
     """Send a device a push notice asking it to check in now."""
     await _async_require_admin(call)
     runtime, key_id = _runtime_and_key_id(call)
+    if runtime.devices[key_id].kind is DeviceKind.ESPHOME:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="esphome_no_notice",
+            translation_placeholders={"key_id": key_id},
+        )
     if not runtime.notices_enabled:
         raise ServiceValidationError(
             translation_domain=DOMAIN, translation_key="notices_off"
@@ -280,6 +373,95 @@ async def _async_notify_device(call: ServiceCall) -> ServiceResponse:
             translation_placeholders={"key_id": key_id},
         )
     return {"sent_to": sent} if call.return_response else None
+
+
+async def _async_start_rollout(call: ServiceCall) -> None:
+    """Start updating the devices of a firmware type in waves."""
+    data = call.data
+    await _loaded_runtime(call).rollouts.async_start_rollout(
+        RolloutRequest(
+            firmware_type=data[CONF_FIRMWARE_TYPE],
+            version=data.get(CONF_VERSION),
+            device_ids=data[CONF_DEVICES],
+            area_ids=data[CONF_AREAS],
+            label_ids=data[CONF_LABELS],
+            waves=data[CONF_WAVES],
+            healthy_for=data[CONF_HEALTHY_FOR],
+            max_failed_percent=data[CONF_MAX_FAILED_PERCENT],
+            window_start=data.get(CONF_WINDOW_START),
+            window_end=data.get(CONF_WINDOW_END),
+        )
+    )
+
+
+async def _async_pause_rollout(call: ServiceCall) -> None:
+    """Start no new device of a rollout until it is resumed."""
+    await _loaded_runtime(call).rollouts.async_pause(call.data[CONF_FIRMWARE_TYPE])
+
+
+async def _async_resume_rollout(call: ServiceCall) -> None:
+    """Let a paused rollout start devices again."""
+    await _loaded_runtime(call).rollouts.async_resume(call.data[CONF_FIRMWARE_TYPE])
+
+
+async def _async_cancel_rollout(call: ServiceCall) -> None:
+    """Stop a rollout for good."""
+    await _loaded_runtime(call).rollouts.async_cancel(call.data[CONF_FIRMWARE_TYPE])
+
+
+async def _async_esphome_yaml(call: ServiceCall) -> ServiceResponse:
+    """Return an ESPHome device's YAML, its secrets line and its manifest URL."""
+    await _async_require_admin(call)
+    runtime, key_id = _esphome_device(call)
+    snippet = runtime.esphome_snippet(key_id)
+    return {
+        "yaml": snippet.yaml,
+        "secrets": snippet.secrets,
+        "secret_name": snippet.secret_name,
+        "manifest_url": runtime.esphome.manifest_url(key_id),
+        "ca_certificate_file": snippet.ca_certificate_file,
+        "warnings": [warning.value for warning in snippet.warnings],
+    }
+
+
+async def _async_upload_esphome_firmware(call: ServiceCall) -> None:
+    """Add a firmware.ota.bin (with a CI build's manifest.json) for an ESPHome device."""
+    runtime, key_id = _esphome_device(call)
+    hass = call.hass
+    source = await hass.async_add_executor_job(
+        readable_file, hass, call.data[CONF_PATH]
+    )
+    ci_manifest = None
+    if manifest_path := call.data.get(CONF_MANIFEST_PATH):
+        ci_manifest = await hass.async_add_executor_job(
+            _read_ci_manifest, hass, manifest_path
+        )
+    await runtime.esphome.async_add_build(
+        key_id,
+        source,
+        ci_manifest=ci_manifest,
+        version=call.data.get(CONF_VERSION),
+        release_notes=call.data.get(CONF_RELEASE_NOTES),
+        release_url=call.data.get(CONF_RELEASE_URL),
+    )
+
+
+def _read_ci_manifest(hass: HomeAssistant, path: str) -> bytes:
+    """Read a CI manifest the caller may name, up to one byte past its limit (blocking)."""
+    with readable_file(hass, path).open("rb") as file:
+        return file.read(MAX_CI_MANIFEST_BYTES + 1)
+
+
+def _esphome_device(call: ServiceCall) -> tuple[ProvidoreRuntime, str]:
+    """Return the loaded runtime and the key id of an ESPHome device configured on it."""
+    runtime, key_id = _runtime_and_key_id(call)
+    if runtime.devices[key_id].esphome is None:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="not_esphome_device",
+            translation_placeholders={"key_id": key_id},
+        )
+    return runtime, key_id
 
 
 def nvs_csv(key_id: str, secret_key: str) -> str:

@@ -10,7 +10,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .entity import ProvidoreEntity, async_add_device_entities
-from .models import DeviceChange
+from .models import DeviceChange, DeviceKind
 from .runtime import ProvidoreConfigEntry
 
 PARALLEL_UPDATES = 0
@@ -29,7 +29,11 @@ async def async_setup_entry(
 ) -> None:
     """Add the automatic updates switch of every device."""
     async_add_device_entities(
-        entry, async_add_entities, AutomaticUpdatesSwitch, [AUTOMATIC_UPDATES]
+        entry,
+        async_add_entities,
+        AutomaticUpdatesSwitch,
+        [AUTOMATIC_UPDATES],
+        frozenset(DeviceKind),
     )
 
 

@@ -1,4 +1,9 @@
-"""The firmware update of each device: Install assigns a build, progress follows the download."""
+"""The firmware update of each device: Install assigns a build, progress follows the download.
+
+An ESPHome device gets this update entity only while Home Assistant's ESPHome
+integration does not have it: ESPHome's own update entity shows and installs the
+build otherwise, and a second one would only confuse.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +15,13 @@ from homeassistant.components.update import (
     UpdateEntityDescription,
     UpdateEntityFeature,
 )
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .entity import ProvidoreEntity, async_add_device_entities
+from .entity import ProvidoreEntity, async_add_device_entities, device_info
 from .firmware_catalog import Firmware
-from .models import DeviceChange
+from .models import DeviceChange, DeviceKind, DeviceProfile
 from .runtime import ProvidoreConfigEntry
 
 PARALLEL_UPDATES = 0
@@ -32,10 +38,30 @@ async def async_setup_entry(
     entry: ProvidoreConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the firmware update of every device."""
+    """Add the firmware update of every device, and of ESPHome devices ESPHome lacks."""
     async_add_device_entities(
         entry, async_add_entities, ProvidoreFirmwareUpdate, [FIRMWARE_UPDATE]
     )
+    runtime = entry.runtime_data
+
+    @callback
+    def add_unless_attached(device: DeviceProfile) -> None:
+        if device.kind is DeviceKind.ESPHOME and not runtime.esphome.is_attached(
+            device.key_id
+        ):
+            async_add_entities(
+                [
+                    EsphomeFirmwareUpdate(
+                        runtime, device, FIRMWARE_UPDATE, device_info(runtime, device)
+                    )
+                ],
+                config_subentry_id=device.subentry_id,
+            )
+
+    for device in runtime.devices.values():
+        add_unless_attached(device)
+    entry.async_on_unload(runtime.async_on_device_added(add_unless_attached))
+    entry.async_on_unload(runtime.esphome.async_on_detached(add_unless_attached))
 
 
 class ProvidoreFirmwareUpdate(ProvidoreEntity, UpdateEntity):
@@ -103,3 +129,21 @@ class ProvidoreFirmwareUpdate(ProvidoreEntity, UpdateEntity):
     ) -> None:
         """Assign the newest (or the given) build; the device fetches it when it checks."""
         await self.runtime.async_install_firmware(self.key_id, version)
+
+
+class EsphomeFirmwareUpdate(ProvidoreFirmwareUpdate):
+    """An ESPHome device's update while ESPHome's integration does not have the device.
+
+    It goes (with its registry entry) as soon as ESPHome's device appears.
+    """
+
+    shows = ProvidoreFirmwareUpdate.shows | DeviceChange.ATTACHMENT
+
+    @callback
+    def _device_changed(self, changes: DeviceChange) -> None:
+        if DeviceChange.ATTACHMENT in changes and self.runtime.esphome.is_attached(
+            self.key_id
+        ):
+            er.async_get(self.hass).async_remove(self.entity_id)
+            return
+        super()._device_changed(changes)

@@ -26,6 +26,7 @@ from .device_auth import (
     signed_response,
 )
 from .device_hello import MAX_HELLO_BYTES, HelloMalformed, parse_hello
+from .esphome_view import EsphomeView
 from .firmware_delivery import async_send_firmware
 from .pending_devices import AnnouncementSource
 from .protocol import ProtocolError
@@ -290,4 +291,5 @@ VIEWS: tuple[type[HomeAssistantView], ...] = (
     CACertificateView,
     CRLView,
     HelloView,
+    EsphomeView,
 )

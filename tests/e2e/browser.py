@@ -58,7 +58,10 @@ def chromium_page() -> Iterator[Page]:
             executable_path=chromium_path(), args=CHROMIUM_ARGS
         )
         try:
-            context = browser.new_context(viewport={"width": 1280, "height": 800})
+            # Home Assistant's service worker can reload the page on a click.
+            context = browser.new_context(
+                viewport={"width": 1280, "height": 800}, service_workers="block"
+            )
             context.set_default_timeout(TIMEOUT_MS)
             context.route(NOT_LOOPBACK, lambda route: route.abort())
             yield context.new_page()
