@@ -59,7 +59,6 @@ PUSH_LIMIT = 5.0
 HOME_ASSISTANT_STOP_TIMEOUT = 15.0
 LOG_TAIL_LINES = 40
 CHECK_LOGIN = Login("demo-check", "demo-check-password")
-UNKNOWN_STATES = (None, "unknown", "unavailable")
 
 type Outcome = Callable[[], Awaitable[list[str]]]
 
@@ -249,8 +248,8 @@ async def _rest_missing(rest: HomeAssistantRest, updated: list[str]) -> list[str
             missing.append(f"{entity_id} shows {installed}, not {NEW_VERSION}")
     for device in DEMO_DEVICES:
         sensor = await rest.state(device.certificate_sensor)
-        if (None if sensor is None else sensor["state"]) in UNKNOWN_STATES:
-            missing.append(f"{device.certificate_sensor} has no value")
+        if (shown := None if sensor is None else sensor["state"]) != "valid":
+            missing.append(f"{device.certificate_sensor} is {shown}, not valid")
     return missing
 
 

@@ -39,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     work = run_check() if args.check else run_develop(args.develop)
     try:
-        return asyncio.run(_until_signalled(work))
+        return asyncio.run(until_signalled(work))
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except DemoError as err:
@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-async def _until_signalled(work: Coroutine[Any, Any, int]) -> int:
+async def until_signalled(work: Coroutine[Any, Any, int]) -> int:
     """Run `work`; SIGINT, SIGTERM or SIGHUP cancel it, so that it cleans up.
 
     Further signals do not interrupt the clean-up.

@@ -90,8 +90,11 @@ async def start_home_assistant(
 ) -> asyncio.subprocess.Process:
     """Start Home Assistant from this Python environment on `config_dir`.
 
-    Its console output goes to `console`, or to ours when None.
+    Its console output goes to `console`, or to ours when None. It runs in
+    `config_dir`: Python puts the working folder on its import path, and a
+    `custom_components` folder there would hide the config folder's own.
     """
+    config_dir = config_dir.resolve()
     return await start_process(
         sys.executable,
         "-m",
@@ -100,6 +103,7 @@ async def start_home_assistant(
         str(config_dir),
         "--skip-pip",
         stdout=console,
+        cwd=config_dir,
     )
 
 

@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 from contextlib import suppress
 import os
+from pathlib import Path
 import signal
 from typing import IO
 
 
 async def start_process(
-    *command: str, stdout: IO[bytes] | int | None = None
+    *command: str, stdout: IO[bytes] | int | None = None, cwd: Path | None = None
 ) -> asyncio.subprocess.Process:
     """Start `command` in a new session, so that signals reach only whom we send them to."""
     return await asyncio.create_subprocess_exec(
         *command,
+        cwd=cwd,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=stdout,
         stderr=asyncio.subprocess.STDOUT if stdout is not None else None,

@@ -93,8 +93,8 @@ class DemoDevice:
 
     @property
     def certificate_sensor(self) -> str:
-        """Return the entity id of its Certificate expires sensor."""
-        return f"sensor.{self._object_id}_certificate_expires"
+        """Return the entity id of its Certificate (status) sensor."""
+        return f"sensor.{self._object_id}_certificate"
 
 
 DEMO_DEVICES = (

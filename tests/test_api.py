@@ -782,6 +782,7 @@ async def test_throttled_issue_names_key_id_tried(
     }
 
 
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
 async def test_throttling_per_address(
     hass: HomeAssistant,
     behind_proxy: MockConfigEntry,
@@ -1111,6 +1112,9 @@ async def test_rotated_key_replaces_the_old_one_at_once(
     result = await hass.config_entries.subentries.async_init(
         (init_integration.entry_id, "device"),
         context={"source": "reconfigure", "subentry_id": subentry_id},
+    )
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"next_step_id": "settings"}
     )
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"], {"name": "Garden sensor", "rotate_key": True}

@@ -11,8 +11,7 @@ from unittest.mock import patch
 
 from cryptography import x509
 from freezegun.api import FrozenDateTimeFactory
-from homeassistant.components.button import SERVICE_PRESS
-from homeassistant.const import ATTR_ENTITY_ID, STATE_UNKNOWN
+from homeassistant.const import STATE_UNKNOWN
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.core_config import async_process_ha_core_config
 from homeassistant.exceptions import ServiceValidationError, Unauthorized
@@ -45,12 +44,15 @@ from custom_components.providore.const import CONF_CERTIFICATE_VALIDITY, DOMAIN
 from .conftest import KEY_ID
 from .pki import ec_key, make_csr
 
+# These tests look at diagnostic entities a new device has disabled.
+pytestmark = pytest.mark.usefixtures("entity_registry_enabled_by_default")
+
 CA_STORE = f"{DOMAIN}.ca"
 # The stores' real file writer, taken before the test harness replaces it for each test.
 _WRITE_TO_DISK = Store._async_write_data
 CERTIFICATES_STORE = f"{DOMAIN}.certificates"
 SENSOR = "sensor.garden_sensor_certificate_expires"
-BUTTON = "button.garden_sensor_revoke_certificate"
+STATUS = "sensor.garden_sensor_certificate"
 YEAR = timedelta(days=365)
 
 
@@ -208,24 +210,59 @@ async def test_sensor_follows_the_certificate(
     assert state.attributes["device_class"] == "timestamp"
 
 
-async def test_button_revokes(
-    hass: HomeAssistant, init_integration: MockConfigEntry
+async def test_certificate_status_follows_the_newest_certificate(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    status = hass.states.get(STATUS)
+    assert status.state == "none"
+    assert status.attributes["options"] == ["valid", "revoked", "expired", "none"]
+    assert status.attributes["device_class"] == "enum"
+
+    await _issue(hass, init_integration)
+    assert hass.states.get(STATUS).state == "valid"
+    await init_integration.runtime_data.async_revoke_certificates(KEY_ID)
+    await hass.async_block_till_done()
+    assert hass.states.get(STATUS).state == "revoked"
+    assert hass.states.get(SENSOR).state == STATE_UNKNOWN
+
+    # A new certificate is valid again, and turns Expired the moment it expires.
+    issued = await _issue(hass, init_integration)
+    assert hass.states.get(STATUS).state == "valid"
+    freezer.move_to(issued.not_after - timedelta(seconds=1))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert hass.states.get(STATUS).state == "valid"
+    freezer.move_to(issued.not_after)
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert hass.states.get(STATUS).state == "expired"
+    assert hass.states.get(SENSOR).state == issued.not_after.isoformat()
+
+    # The daily revocation list drops expired records, but for the device's newest.
+    await _certificates(init_integration).async_publish_crl()
+    assert await hass.config_entries.async_reload(init_integration.entry_id)
+    await hass.async_block_till_done()
+    assert hass.states.get(STATUS).state == "expired"
+    assert hass.states.get(SENSOR).state == issued.not_after.isoformat()
+    assert _certificates(init_integration).newest(KEY_ID) == issued
+
+
+async def test_a_removed_device_keeps_no_expired_record(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
 ) -> None:
     issued = await _issue(hass, init_integration)
-    await hass.services.async_call(
-        "button", SERVICE_PRESS, {ATTR_ENTITY_ID: BUTTON}, blocking=True
-    )
+    freezer.move_to(issued.not_after + timedelta(seconds=1))
+    subentry_id = next(iter(init_integration.subentries))
+    hass.config_entries.async_remove_subentry(init_integration, subentry_id)
     await hass.async_block_till_done()
-    assert hass.states.get(SENSOR).state == STATE_UNKNOWN
-    entry = _revoked_serials(_certificates(init_integration))[issued.serial]
-    assert len(entry.extensions) == 0  # reason unspecified: left out
-
-    # Nothing left to revoke.
-    with pytest.raises(ServiceValidationError) as err:
-        await hass.services.async_call(
-            "button", SERVICE_PRESS, {ATTR_ENTITY_ID: BUTTON}, blocking=True
-        )
-    assert err.value.translation_key == "no_certificate"
+    certificates = _certificates(init_integration)
+    await certificates.async_publish_crl()  # daily
+    assert certificates.newest(KEY_ID) is None
+    assert certificates.status(KEY_ID, dt_util.utcnow()) == "none"
 
 
 async def test_revoke_certificate_service(
@@ -236,8 +273,10 @@ async def test_revoke_certificate_service(
         DOMAIN, "revoke_certificate", {"key_id": KEY_ID}, blocking=True
     )
     await hass.async_block_till_done()
-    assert issued.serial in _revoked_serials(_certificates(init_integration))
+    entry = _revoked_serials(_certificates(init_integration))[issued.serial]
+    assert len(entry.extensions) == 0  # reason unspecified: left out
     assert hass.states.get(SENSOR).state == STATE_UNKNOWN
+    assert hass.states.get(STATUS).state == "revoked"
 
     with pytest.raises(ServiceValidationError) as err:
         await hass.services.async_call(
@@ -377,7 +416,15 @@ async def test_diagnostics(
         hass, hass_client, init_integration, device_entry
     )
     assert device["certificate"]["serial"] == issued.serial_hex
+    assert device["certificate_status"] == "valid"
     assert int(issued.serial_hex.replace(":", ""), 16) == issued.serial
+
+    await init_integration.runtime_data.async_revoke_certificates(KEY_ID)
+    device = await get_diagnostics_for_device(
+        hass, hass_client, init_integration, device_entry
+    )
+    assert device["certificate_status"] == "revoked"
+    assert device["certificate"] is None
 
 
 async def test_expiring_ca_repair(

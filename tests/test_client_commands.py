@@ -109,9 +109,9 @@ async def test_config_from_the_integration(
     assert json.loads(out) == DOCUMENT
     assert err == ""
     await hass.async_block_till_done()
-    state = hass.states.get("sensor.garden_sensor_firmware_version")
+    state = hass.states.get("update.garden_sensor_firmware")
     assert state is not None
-    assert state.state == "2.0.1"
+    assert state.attributes["installed_version"] == "2.0.1"
 
 
 async def test_config_none_from_the_integration(integration_url: str, run: Run) -> None:

@@ -294,9 +294,9 @@ async def test_simulated_device_against_the_integration(
     assert update is not None
     assert update.state == "off"
     assert update.attributes["installed_version"] == "3.1.0"
-    expires = hass.states.get("sensor.garden_sensor_certificate_expires")
-    assert expires is not None
-    assert expires.state not in ("unknown", "unavailable")
+    certificate = hass.states.get("sensor.garden_sensor_certificate")
+    assert certificate is not None
+    assert certificate.state == "valid"
 
 
 async def test_too_few_devices(

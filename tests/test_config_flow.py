@@ -21,6 +21,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 import voluptuous as vol
 
+from custom_components.providore.certificates import IssuedCertificate
 from custom_components.providore.const import (
     CONF_ANSWER_PROVIDORE_LOCAL,
     CONF_CERTIFICATE_USAGE,
@@ -48,12 +49,14 @@ from custom_components.providore.const import (
 )
 
 from .conftest import DEVICE_NAME, FIRMWARE_TYPE, KEY_ID, SECRET_KEY, loaded_runtime
+from .pki import ec_key, make_csr
 
 SECRETS_STORE = f"{DOMAIN}.secrets"
 DOCUMENTS_STORE = f"{DOMAIN}.documents"
 NEW_SECRET = "Ab1Cd2Ef3Gh4Ij5K"  # 16 characters, the shortest valid key
 GENERATED_KEY_ID = re.compile(r"[0-9a-f]{8}")
 GENERATED_SECRET = re.compile(r"[A-Za-z0-9]{32}")
+CERTIFICATE_STATUS = "sensor.garden_sensor_certificate"
 
 
 def _suggested_values(schema: vol.Schema) -> dict[str, Any]:
@@ -187,6 +190,7 @@ async def _open_settings(hass: HomeAssistant, entry: MockConfigEntry) -> Any:
     assert result["menu_options"] == [
         "settings",
         "upload_firmware",
+        "firmware_builds",
         "start_rollout",
         "manage_rollout",
         "import_ca",
@@ -340,8 +344,8 @@ async def test_add_device_generates_key(
     # The update listener reloaded the hub, which now has the new device.
     assert entry.state is ConfigEntryState.LOADED
     assert key_id in entry.runtime_data.devices
-    assert hass.states.get("binary_sensor.porch_light_connectivity") is not None
-    entity = entity_registry.async_get("binary_sensor.porch_light_connectivity")
+    assert hass.states.get("sensor.porch_light_status") is not None
+    entity = entity_registry.async_get("sensor.porch_light_status")
     assert entity is not None
     assert entity.config_subentry_id == subentry.subentry_id
     device = device_registry.async_get_device(identifiers={(DOMAIN, key_id)})
@@ -386,7 +390,7 @@ async def test_add_device_with_given_key(
     assert subentry.title == "Porch light"
     assert dict(subentry.data) == result["data"]
     assert (await _stored_secrets(hass, hass_storage))["Porch_Light-1"] == NEW_SECRET
-    assert hass.states.get("binary_sensor.porch_light_connectivity") is not None
+    assert hass.states.get("sensor.porch_light_status") is not None
 
 
 async def test_add_device_regenerates_colliding_key_id(
@@ -524,16 +528,35 @@ async def test_add_device_error_without_secret(
 # Reconfiguring a device.
 
 
-async def _start_reconfigure(
+async def _open_reconfigure_menu(
     hass: HomeAssistant, entry: MockConfigEntry
 ) -> dict[str, Any]:
+    """Press Configure on the device's row: its menu opens."""
     subentry = _device_subentry(entry, KEY_ID)
     result = await hass.config_entries.subentries.async_init(
         (entry.entry_id, SUBENTRY_TYPE_DEVICE),
         context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry.subentry_id},
     )
-    assert result["type"] is FlowResultType.FORM
+    assert result["type"] is FlowResultType.MENU
     assert result["step_id"] == "reconfigure"
+    assert result["menu_options"] == ["settings", "revoke_certificate"]
+    assert result["description_placeholders"] == {
+        "key_id": KEY_ID,
+        "name": DEVICE_NAME,
+    }
+    return result
+
+
+async def _start_reconfigure(
+    hass: HomeAssistant, entry: MockConfigEntry
+) -> dict[str, Any]:
+    """Open the device's settings form from its Reconfigure menu."""
+    result = await _open_reconfigure_menu(hass, entry)
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"next_step_id": "settings"}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "settings"
     assert result["errors"] == {}
     assert result["description_placeholders"] == {
         "key_id": KEY_ID,
@@ -719,7 +742,7 @@ async def test_reconfigure_invalid_document(
     )
 
     assert result["type"] is FlowResultType.FORM
-    assert result["step_id"] == "reconfigure"
+    assert result["step_id"] == "settings"
     assert result["errors"] == {CONF_CONFIG: "invalid_config"}
     assert result["description_placeholders"] == {
         "key_id": KEY_ID,
@@ -849,11 +872,95 @@ async def test_device_flows_abort_while_not_loaded(
         (entry.entry_id, SUBENTRY_TYPE_DEVICE), context={"source": SOURCE_USER}
     )
     assert result["reason"] == "not_loaded"
-    result = await hass.config_entries.subentries.async_init(
-        (entry.entry_id, SUBENTRY_TYPE_DEVICE),
-        context={
-            "source": SOURCE_RECONFIGURE,
-            "subentry_id": _device_subentry(entry, KEY_ID).subentry_id,
-        },
+    # Reconfiguring opens its menu: test_reconfigure_steps_need_a_loaded_hub.
+
+
+# Revoking a device's certificate from its Reconfigure menu.
+
+
+async def _issue_certificate(hass: HomeAssistant) -> IssuedCertificate:
+    csr = await hass.async_add_executor_job(lambda: make_csr(ec_key(), KEY_ID))
+    issued = await loaded_runtime(hass).async_issue_certificate(KEY_ID, csr)
+    await hass.async_block_till_done()
+    return issued
+
+
+async def _choose_revoke(hass: HomeAssistant, entry: MockConfigEntry) -> dict[str, Any]:
+    result = await _open_reconfigure_menu(hass, entry)
+    return await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"next_step_id": "revoke_certificate"}
     )
-    assert result["reason"] == "not_loaded"
+
+
+async def test_revoke_certificate_asks_first(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    issued = await _issue_certificate(hass)
+    result = await _choose_revoke(hass, init_integration)
+
+    # Nothing is revoked until the user confirms.
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "revoke_certificate"
+    assert result["description_placeholders"] == {
+        "name": DEVICE_NAME,
+        "key_id": KEY_ID,
+        "serial": issued.serial_hex,
+        "expires": issued.not_after.date().isoformat(),
+    }
+    assert loaded_runtime(hass).certificate_status(KEY_ID) == "valid"
+    assert hass.states.get(CERTIFICATE_STATUS).state == "valid"
+
+    result = await hass.config_entries.subentries.async_configure(result["flow_id"], {})
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "certificate_revoked"
+    assert result["description_placeholders"] == {
+        "name": DEVICE_NAME,
+        "key_id": KEY_ID,
+    }
+    assert loaded_runtime(hass).current_certificate(KEY_ID) is None
+    assert hass.states.get(CERTIFICATE_STATUS).state == "revoked"
+    # The device and its settings are untouched.
+    assert _device_subentry(init_integration, KEY_ID).title == DEVICE_NAME
+    assert loaded_runtime(hass).secret(KEY_ID) == SECRET_KEY
+
+
+async def test_revoke_certificate_without_one(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    result = await _choose_revoke(hass, init_integration)
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "no_certificate"
+    assert result["description_placeholders"] == {
+        "name": DEVICE_NAME,
+        "key_id": KEY_ID,
+    }
+
+
+async def test_revoke_certificate_revoked_meanwhile(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    await _issue_certificate(hass)
+    result = await _choose_revoke(hass, init_integration)
+    assert result["step_id"] == "revoke_certificate"
+    # Revoked by the action while the confirmation was open.
+    await hass.services.async_call(
+        DOMAIN, "revoke_certificate", {CONF_KEY_ID: KEY_ID}, blocking=True
+    )
+
+    result = await hass.config_entries.subentries.async_configure(result["flow_id"], {})
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "no_certificate"
+
+
+async def test_reconfigure_steps_need_a_loaded_hub(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    assert await hass.config_entries.async_unload(init_integration.entry_id)
+    for step in ("settings", "revoke_certificate"):
+        result = await _open_reconfigure_menu(hass, init_integration)
+        result = await hass.config_entries.subentries.async_configure(
+            result["flow_id"], {"next_step_id": step}
+        )
+        assert result["type"] is FlowResultType.ABORT
+        assert result["reason"] == "not_loaded"

@@ -60,12 +60,14 @@ async def test_a_device_history_reaches_the_logbook(
     describe_event = _describer(hass)
     lines = [describe_event(event) for event in events]
     assert {line["name"] for line in lines} == {"Garden sensor"}
+    issued_event = next(e for e in events if e.data["type"] == "certificate_issued")
+    assert issued_event.data["serial"] == issued.serial_hex
+    assert issued_event.data["expires"] == issued.not_after.isoformat()
     assert [line["message"] for line in lines] == [
         "called Providore for the first time, from 192.0.2.7",
         "was assigned firmware 1.1.0",
         "had firmware 1.1.0 withdrawn (cancelled)",
-        f"was issued certificate {issued.serial_hex}, "
-        f"valid until {issued.not_after.isoformat()}",
+        f"was issued a certificate valid until {issued.not_after.date().isoformat()}",
         "had its certificates revoked (by an administrator)",
         "was given a new secret key",
     ]

@@ -19,7 +19,11 @@ from custom_components.providore.const import CONF_ONLINE_INTERVAL, DOMAIN
 from .conftest import KEY_ID, loaded_runtime
 from .device_calls import record_contact
 
+# These tests look at diagnostic entities a new device has disabled.
+pytestmark = pytest.mark.usefixtures("entity_registry_enabled_by_default")
+
 CONNECTIVITY = "binary_sensor.garden_sensor_connectivity"
+STATUS = "sensor.garden_sensor_status"
 
 
 async def _device_calls(hass: HomeAssistant, version: str = "1.0.0") -> None:
@@ -38,6 +42,43 @@ async def test_entities_before_the_device_called(
     assert (
         hass.states.get("sensor.garden_sensor_firmware_version").state == STATE_UNKNOWN
     )
+    status = hass.states.get(STATUS)
+    assert status.state == "waiting_for_first_contact"
+    assert status.attributes["device_class"] == "enum"
+    assert status.attributes["options"] == [
+        "waiting_for_first_contact",
+        "online",
+        "offline",
+    ]
+
+
+async def test_status_says_waiting_then_online_then_offline(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    assert hass.states.get(STATUS).state == "waiting_for_first_contact"
+    await _device_calls(hass)
+    online = hass.states.get(STATUS)
+    assert online.state == "online"
+
+    # Written only when it changes: another request within the interval leaves it be.
+    freezer.tick(timedelta(seconds=30))
+    await _device_calls(hass)
+    assert hass.states.get(STATUS).last_reported == online.last_reported
+
+    freezer.tick(timedelta(seconds=601))
+    for _ in range(2):  # the timer of the first request, then that of the second
+        async_fire_time_changed(hass)
+        await hass.async_block_till_done()
+    assert hass.states.get(STATUS).state == "offline"
+
+    # A reload remembers that the device called once.
+    assert await hass.config_entries.async_reload(init_integration.entry_id)
+    await hass.async_block_till_done()
+    assert hass.states.get(STATUS).state == "offline"
+    await _device_calls(hass)
+    assert hass.states.get(STATUS).state == "online"
 
 
 @pytest.mark.usefixtures("entity_registry_enabled_by_default")

@@ -496,6 +496,7 @@ async def test_options_menu(
     assert result["menu_options"] == [
         "settings",
         "upload_firmware",
+        "firmware_builds",
         "start_rollout",
         "manage_rollout",
         "import_ca",

@@ -25,6 +25,7 @@ from homeassistant.components.update import (
     ATTR_LATEST_VERSION,
     ATTR_RELEASE_SUMMARY,
     ATTR_RELEASE_URL,
+    ATTR_TITLE,
     ATTR_UPDATE_PERCENTAGE,
 )
 from homeassistant.const import (
@@ -117,6 +118,18 @@ async def _download(
     if byte_range is not None:
         headers["Range"] = byte_range
     return await client.get(f"{BASE}/firmware{query}", headers=headers)
+
+
+async def _fetch(client: TestClient, **kwargs: Any) -> bytes:
+    """Download and read the answer, then let the server's handler finish.
+
+    The device has every byte as soon as sendfile handed the last slice to the
+    socket; the server notes that slice's progress a few turns of the loop later.
+    """
+    body = await (await _download(client, **kwargs)).read()
+    for _ in range(20):
+        await asyncio.sleep(0)
+    return body
 
 
 async def _report(client: TestClient, version: str) -> None:
@@ -423,6 +436,7 @@ async def test_update_cycle(hass: HomeAssistant, client: TestClient) -> None:
     assert state.state == STATE_OFF
     assert state.attributes[ATTR_INSTALLED_VERSION] == OLD_VERSION
     assert state.attributes[ATTR_LATEST_VERSION] == OLD_VERSION
+    assert state.attributes[ATTR_TITLE] == f"{FIRMWARE_TYPE}: no build assigned"
     # No brand image from the internet: the frontend shows the update icon.
     assert ATTR_ENTITY_PICTURE not in state.attributes
 
@@ -441,6 +455,9 @@ async def test_update_cycle(hass: HomeAssistant, client: TestClient) -> None:
     state = _update_state(hass)
     assert state.attributes[ATTR_IN_PROGRESS] is True
     assert state.attributes[ATTR_UPDATE_PERCENTAGE] is None
+    assert state.attributes[ATTR_TITLE] == (
+        f"{FIRMWARE_TYPE} {NEW_VERSION} assigned, not running yet"
+    )
 
     # Half the file reached the device: the entity shows it.
     half = len(FIRMWARE) // 2
@@ -466,6 +483,9 @@ async def test_update_cycle(hass: HomeAssistant, client: TestClient) -> None:
     assert state.attributes[ATTR_IN_PROGRESS] is False
     assert state.attributes[ATTR_INSTALLED_VERSION] == NEW_VERSION
     assert state.attributes[ATTR_UPDATE_PERCENTAGE] is None
+    assert state.attributes[ATTR_TITLE] == (
+        f"{FIRMWARE_TYPE} {NEW_VERSION} assigned and running"
+    )
 
 
 async def test_rollback_is_detected(
@@ -475,7 +495,7 @@ async def test_rollback_is_detected(
     issue_registry: ir.IssueRegistry,
 ) -> None:
     """Still the old version after the timeout: no more progress, a repair issue."""
-    await (await _download(assigned)).read()
+    await _fetch(assigned)
     await _report(assigned, OLD_VERSION)
     freezer.tick(timedelta(seconds=DEFAULT_UPDATE_TIMEOUT - 5))
     async_fire_time_changed(hass)
@@ -513,11 +533,11 @@ async def test_the_update_history_is_recorded(
     events = async_capture_events(hass, EVENT_DEVICE)
     await _upload(hass, NEW_VERSION)
     await _install(hass)
-    await (await _download(client)).read()
+    await _fetch(client)
     await _report(client, NEW_VERSION)
     await _upload(hass, "1.2.0")
     await _install(hass)
-    await (await _download(client, version=NEW_VERSION)).read()
+    await _fetch(client, version=NEW_VERSION)
     freezer.tick(timedelta(seconds=DEFAULT_UPDATE_TIMEOUT + 1))
     async_fire_time_changed(hass)
     await hass.async_block_till_done()
@@ -538,7 +558,7 @@ async def test_update_in_time_raises_no_issue(
     freezer: FrozenDateTimeFactory,
     issue_registry: ir.IssueRegistry,
 ) -> None:
-    await (await _download(assigned)).read()
+    await _fetch(assigned)
     await _report(assigned, NEW_VERSION)
     freezer.tick(timedelta(seconds=DEFAULT_UPDATE_TIMEOUT + 60))
     async_fire_time_changed(hass)
@@ -554,7 +574,7 @@ async def test_rollback_watch_survives_a_restart(
     freezer: FrozenDateTimeFactory,
     issue_registry: ir.IssueRegistry,
 ) -> None:
-    await (await _download(assigned)).read()
+    await _fetch(assigned)
     await hass.async_block_till_done()
     assert await hass.config_entries.async_reload(init_integration.entry_id)
     await hass.async_block_till_done()
@@ -600,6 +620,28 @@ async def test_release_notes(
     result = await ws.receive_json()
     assert result["success"]
     assert result["result"] == "Faster *sensor* readings."
+
+
+async def test_release_notes_say_when_there_are_none(
+    hass: HomeAssistant, client: TestClient, hass_ws_client: WebSocketGenerator
+) -> None:
+    """Never empty: Home Assistant 2025.4's dialog would wait for them forever."""
+    ws = await hass_ws_client(hass)
+
+    async def release_notes(message_id: int) -> str:
+        await ws.send_json(
+            {"id": message_id, "type": "update/release_notes", "entity_id": UPDATE}
+        )
+        result = await ws.receive_json()
+        assert result["success"]
+        notes: str = result["result"]
+        return notes
+
+    assert await release_notes(1) == (
+        "No firmware was uploaded for this device's firmware type yet."
+    )
+    await _upload(hass, NEW_VERSION)
+    assert await release_notes(2) == "No release notes were uploaded with this build."
 
 
 # --- automatic updates ---------------------------------------------------------
@@ -653,7 +695,7 @@ def _second_slice_fails(error: BaseException) -> Any:
         await real_send(*args)
 
     return patch.multiple(
-        firmware_delivery, SEND_SLICE=64 * 1024, _async_send_slice=send
+        firmware_delivery, MIN_SEND_SLICE=64 * 1024, _async_send_slice=send
     )
 
 
@@ -669,7 +711,7 @@ async def test_broken_off_download_forgets_its_progress(
     connection raises instead.
     """
     with _second_slice_fails(error), pytest.raises(ClientError):
-        await (await _download(assigned)).read()
+        await _fetch(assigned)
     await hass.async_block_till_done()
     state = _update_state(hass)
     assert state.attributes[ATTR_IN_PROGRESS] is True
@@ -698,7 +740,7 @@ async def test_file_shorter_than_its_catalog_size_breaks_the_download(
     catalog = loaded_runtime(hass).firmware.catalog
     build = catalog.get(FIRMWARE_TYPE, NEW_VERSION)
     assert build is not None
-    await (await _download(assigned)).read()  # signed while the file was whole
+    await _fetch(assigned)  # signed while the file was whole
     await hass.async_add_executor_job(catalog.path(build).write_bytes, FIRMWARE[:1000])
     resp = await _download(assigned)
     with pytest.raises(ClientPayloadError):
@@ -728,7 +770,7 @@ async def test_cancel_a_pending_update(
     hass: HomeAssistant, assigned: TestClient, freezer: FrozenDateTimeFactory
 ) -> None:
     """A pending install can be withdrawn, after which another version can be chosen."""
-    await (await _download(assigned)).read()
+    await _fetch(assigned)
     await hass.services.async_call(
         DOMAIN, "cancel_firmware_update", {"key_id": KEY_ID}, blocking=True
     )
@@ -758,13 +800,13 @@ async def test_a_range_from_the_middle_is_no_progress(
     hass: HomeAssistant, assigned: TestClient
 ) -> None:
     """Only bytes continuing what the device has count: a tail range proves nothing."""
-    await (await _download(assigned, byte_range="bytes=-1")).read()
-    await (await _download(assigned, byte_range="bytes=1000-")).read()
+    await _fetch(assigned, byte_range="bytes=-1")
+    await _fetch(assigned, byte_range="bytes=1000-")
     await hass.async_block_till_done()
     assert _update_state(hass).attributes[ATTR_UPDATE_PERCENTAGE] is None
 
-    await (await _download(assigned, byte_range="bytes=0-999")).read()
-    await (await _download(assigned, byte_range="bytes=500-")).read()
+    await _fetch(assigned, byte_range="bytes=0-999")
+    await _fetch(assigned, byte_range="bytes=500-")
     await hass.async_block_till_done()
     assert _update_state(hass).attributes[ATTR_UPDATE_PERCENTAGE] == 100
 
@@ -783,6 +825,14 @@ async def test_changing_the_firmware_type_withdraws_the_build(
     await hass.async_block_till_done()
     assert (await _check(assigned)).status == HTTPStatus.NO_CONTENT
     assert (await _download(assigned)).status == HTTPStatus.NOT_FOUND
+    assert _update_state(hass).attributes[ATTR_TITLE] == "other: no build assigned"
+
+    # Without a firmware type nothing can be assigned, and the dialog names nothing.
+    hass.config_entries.async_update_subentry(
+        init_integration, subentry, data={**subentry.data, "firmware_type": ""}
+    )
+    await hass.async_block_till_done()
+    assert _update_state(hass).attributes[ATTR_TITLE] is None
 
 
 async def test_late_success_clears_the_failed_update(
@@ -792,7 +842,7 @@ async def test_late_success_clears_the_failed_update(
     issue_registry: ir.IssueRegistry,
 ) -> None:
     """A device that was slow to report still ends up without a stale repair."""
-    await (await _download(assigned)).read()
+    await _fetch(assigned)
     freezer.tick(timedelta(seconds=DEFAULT_UPDATE_TIMEOUT + 1))
     async_fire_time_changed(hass)
     await hass.async_block_till_done()

@@ -28,15 +28,13 @@ async def test_setup_and_unload(
     hass: HomeAssistant, init_integration: MockConfigEntry
 ) -> None:
     assert init_integration.state is ConfigEntryState.LOADED
-    assert hass.states.get("binary_sensor.garden_sensor_connectivity") is not None
+    assert hass.states.get("sensor.garden_sensor_status") is not None
 
     assert await hass.config_entries.async_unload(init_integration.entry_id)
     await hass.async_block_till_done()
 
     assert init_integration.state is ConfigEntryState.NOT_LOADED
-    assert hass.states.get("binary_sensor.garden_sensor_connectivity").state == (
-        "unavailable"
-    )
+    assert hass.states.get("sensor.garden_sensor_status").state == "unavailable"
 
 
 async def test_device_and_entities_belong_to_the_subentry(
@@ -57,16 +55,23 @@ async def test_device_and_entities_belong_to_the_subentry(
     entities = er.async_entries_for_device(
         entity_registry, device.id, include_disabled_entities=True
     )
-    assert [e.unique_id for e in entities if e.disabled_by] == [f"{KEY_ID}_last_seen"]
+    # Enabled: what a user looks at; the diagnostics a click away.
+    assert sorted(e.unique_id for e in entities if not e.disabled_by) == [
+        f"{KEY_ID}_automatic_updates",
+        f"{KEY_ID}_certificate",
+        f"{KEY_ID}_firmware",
+        f"{KEY_ID}_status",
+    ]
     assert sorted(entity.unique_id for entity in entities) == [
         f"{KEY_ID}_address",
         f"{KEY_ID}_automatic_updates",
+        f"{KEY_ID}_certificate",
         f"{KEY_ID}_certificate_expires",
         f"{KEY_ID}_connectivity",
         f"{KEY_ID}_firmware",
         f"{KEY_ID}_firmware_version",
         f"{KEY_ID}_last_seen",
-        f"{KEY_ID}_revoke_certificate",
+        f"{KEY_ID}_status",
     ]
 
 
@@ -101,7 +106,7 @@ async def test_removing_a_device_forgets_its_secret(
     # Removed in place: the hub was not reloaded.
     assert loaded_runtime(hass) is runtime
     assert device_registry.async_get_device(identifiers={(DOMAIN, KEY_ID)}) is None
-    assert hass.states.get("binary_sensor.garden_sensor_connectivity") is None
+    assert hass.states.get("sensor.garden_sensor_status") is None
 
 
 async def test_removing_the_hub_deletes_its_stores(
@@ -198,3 +203,41 @@ async def test_secrets_are_written_for_the_owner_only(
     # For contrast: an ordinary store is readable by others.
     state_path = storage / f"{DOMAIN}.device_state"
     assert stat.S_IMODE(state_path.stat().st_mode) == 0o644
+
+
+async def test_migration_removes_the_revoke_buttons(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    stored_secrets: dict[str, str],
+    entity_registry: er.EntityRegistry,
+) -> None:
+    """Entries of Providore 1.1 had a Revoke certificate button per device."""
+    entry = mock_config_entry
+    entry.add_to_hass(hass)
+    button = entity_registry.async_get_or_create(
+        "button", DOMAIN, f"{KEY_ID}_revoke_certificate", config_entry=entry
+    )
+    address = entity_registry.async_get_or_create(
+        "sensor", DOMAIN, f"{KEY_ID}_address", config_entry=entry
+    )
+    assert entry.minor_version == 1
+
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+
+    assert entry.state is ConfigEntryState.LOADED
+    assert entry.minor_version == 2
+    assert entity_registry.async_get(button.entity_id) is None
+    # Every other entity stays as it was.
+    kept = entity_registry.async_get(address.entity_id)
+    assert kept is not None
+    assert kept.id == address.id
+
+
+async def test_an_entry_of_a_newer_providore_is_not_set_up(
+    hass: HomeAssistant, stored_secrets: dict[str, str]
+) -> None:
+    entry = MockConfigEntry(domain=DOMAIN, unique_id=DOMAIN, version=2)
+    entry.add_to_hass(hass)
+    assert not await hass.config_entries.async_setup(entry.entry_id)
+    assert entry.state is ConfigEntryState.MIGRATION_ERROR

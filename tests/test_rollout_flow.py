@@ -283,4 +283,7 @@ async def test_device_flows_need_a_loaded_hub(
         (entry.entry_id, "device"),
         context={"source": "reconfigure", "subentry_id": subentry.subentry_id},
     )
+    changed = await hass.config_entries.subentries.async_configure(
+        changed["flow_id"], {"next_step_id": "settings"}
+    )
     assert [added["reason"], changed["reason"]] == ["not_loaded", "not_loaded"]

@@ -33,6 +33,9 @@ from custom_components.providore.protocol import is_valid_secret_key
 from .conftest import KEY_ID, SECRET_KEY, loaded_runtime
 from .device_calls import record_contact
 
+# These tests look at diagnostic entities a new device has disabled.
+pytestmark = pytest.mark.usefixtures("entity_registry_enabled_by_default")
+
 CONNECTIVITY = "binary_sensor.garden_sensor_connectivity"
 LAST_SEEN = "sensor.garden_sensor_last_seen"
 ADDRESS = "sensor.garden_sensor_address"
@@ -90,6 +93,9 @@ async def test_reconfiguring_a_device_renames_it_in_place(
     result = await hass.config_entries.subentries.async_init(
         (init_integration.entry_id, SUBENTRY_TYPE_DEVICE),
         context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry.subentry_id},
+    )
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"next_step_id": "settings"}
     )
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"],

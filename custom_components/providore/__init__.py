@@ -5,7 +5,7 @@ from __future__ import annotations
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady
-from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers import config_validation as cv, entity_registry as er
 from homeassistant.helpers.typing import ConfigType
 
 from .const import DOMAIN
@@ -18,7 +18,6 @@ from .views import VIEWS
 
 PLATFORMS = [
     Platform.BINARY_SENSOR,
-    Platform.BUTTON,
     Platform.SELECT,
     Platform.SENSOR,
     Platform.SWITCH,
@@ -63,6 +62,21 @@ async def async_setup_entry(hass: HomeAssistant, entry: ProvidoreConfigEntry) ->
     await runtime.async_start()
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     entry.async_on_unload(entry.add_update_listener(_async_entry_updated))
+    return True
+
+
+async def async_migrate_entry(hass: HomeAssistant, entry: ProvidoreConfigEntry) -> bool:
+    """Bring an entry made by an older Providore up to date."""
+    if entry.version > 1:
+        return False  # made by a newer Providore
+    if entry.minor_version < 2:
+        # 1.2: revoking a certificate asks for confirmation in the device's
+        # Reconfigure menu; the Revoke certificate buttons are gone.
+        registry = er.async_get(hass)
+        for entity in er.async_entries_for_config_entry(registry, entry.entry_id):
+            if entity.domain == Platform.BUTTON:
+                registry.async_remove(entity.entity_id)
+        hass.config_entries.async_update_entry(entry, minor_version=2)
     return True
 
 

@@ -20,6 +20,8 @@ CONNECTIVITY = BinarySensorEntityDescription(
     key="connectivity",
     translation_key="connectivity",
     device_class=BinarySensorDeviceClass.CONNECTIVITY,
+    # The Status sensor shows online and offline too (and a device never seen).
+    entity_registry_enabled_default=False,
 )
 
 

@@ -10,9 +10,10 @@ revocation, and daily, always valid for a week. The X.509 work is done by
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from functools import partial
 from typing import TypedDict
 
@@ -45,6 +46,15 @@ REVOCATION_REASONS = {
     x509.ReasonFlags.unspecified: "by an administrator",
     x509.ReasonFlags.cessation_of_operation: "the device was removed",
 }
+
+
+class CertificateStatus(StrEnum):
+    """What became of a device's newest certificate."""
+
+    VALID = "valid"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+    NONE = "none"
 
 
 class IssuanceRefused(Exception):  # noqa: N818
@@ -173,15 +183,18 @@ class ProvidoreCertificates:
         stores: tuple[Store[StoredCA], Store[StoredCertificates]],
         authority: CertificateAuthority,
         stored: StoredCertificates,
+        devices: Container[str],
         changed: Callable[[str], None],
     ) -> None:
         """Hold the loaded CA and records; call async_publish_crl before serving.
 
+        `devices` holds the key ids of the configured devices (a live view);
         `changed` is called with the key id of each device whose certificates changed.
         """
         self._hass = hass
         self._ca_store, self._store = stores
         self._authority = authority
+        self._devices = devices
         self._changed = changed
         # Every record of each device, oldest first.
         self._records: dict[str, list[IssuedCertificate]] = {}
@@ -197,6 +210,7 @@ class ProvidoreCertificates:
         cls,
         hass: HomeAssistant,
         known_fingerprint: str | None,
+        devices: Container[str],
         changed: Callable[[str], None],
     ) -> ProvidoreCertificates:
         """Load the CA and its records; create the CA only where none ever existed.
@@ -230,7 +244,7 @@ class ProvidoreCertificates:
                 raise StoreUnreadable(
                     ca_store.key, "not a usable certificate authority"
                 ) from err
-        certificates = cls(hass, (ca_store, store), authority, stored, changed)
+        certificates = cls(hass, (ca_store, store), authority, stored, devices, changed)
         await certificates.async_publish_crl()
         return certificates
 
@@ -252,6 +266,22 @@ class ProvidoreCertificates:
         if not valid:
             return None
         return max(valid, key=lambda record: record.not_before)
+
+    def newest(self, key_id: str) -> IssuedCertificate | None:
+        """Return the certificate issued to the device last, whatever became of it."""
+        records = self._records.get(key_id)
+        # Records are kept in the order they were issued.
+        return records[-1] if records else None
+
+    def status(self, key_id: str, now: datetime) -> CertificateStatus:
+        """Return whether the device's newest certificate is valid, revoked or expired."""
+        if (newest := self.newest(key_id)) is None:
+            return CertificateStatus.NONE
+        if newest.revoked_at is not None:
+            return CertificateStatus.REVOKED
+        if now >= newest.not_after:
+            return CertificateStatus.EXPIRED
+        return CertificateStatus.VALID
 
     async def async_issue(
         self,
@@ -416,11 +446,19 @@ class ProvidoreCertificates:
             yield from records
 
     async def _async_publish_crl(self, now: datetime) -> None:
-        # An expired certificate is neither valid nor listed: its record can go.
+        # An expired certificate is neither valid nor listed: its record can go, but
+        # for the newest one of a configured device (its status says it expired).
         self._records = {
             key_id: kept
             for key_id, records in self._records.items()
-            if (kept := [record for record in records if record.not_after > now])
+            if (
+                kept := [
+                    record
+                    for record in records
+                    if record.not_after > now
+                    or (record is records[-1] and key_id in self._devices)
+                ]
+            )
         }
         self._crl_number += 1
         revocations = [

@@ -16,6 +16,7 @@ from homeassistant.config_entries import (
 )
 from homeassistant.const import CONF_NAME, CONF_PASSWORD
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.network import NoURLAvailableError, get_url
 from homeassistant.helpers.selector import (
@@ -96,6 +97,14 @@ from .const import (
 from .device_hello import HelloMalformed, hello_from_txt
 from .esphome_flow import EsphomeDeviceSubentryFlow
 from .firmware_catalog import Firmware, FirmwareError
+from .firmware_manager import BuildUsage
+from .firmware_overview import (
+    build_choice,
+    names_text,
+    size_text,
+    table_rows,
+    uploaded_text,
+)
 from .notice import DEFAULT_UDP_PORT
 from .pending_devices import PendingDevice
 from .protocol import (
@@ -331,6 +340,7 @@ class ProvidoreConfigFlow(ConfigFlow, domain=DOMAIN):
     """Create the one Providore hub."""
 
     VERSION = 1
+    MINOR_VERSION = 2
 
     async def async_step_user(
         self, user_input: dict[str, Any] | None = None
@@ -401,7 +411,9 @@ class ProvidoreConfigFlow(ConfigFlow, domain=DOMAIN):
 
 
 class ProvidoreOptionsFlow(OptionsFlow):
-    """Change the hub settings, upload a firmware build, import a CA, issue HA's certificate."""
+    """Settings; upload, list, delete or roll out builds; the CA; HA's certificate."""
+
+    _chosen_build: BuildUsage
 
     async def async_step_init(
         self, user_input: dict[str, Any] | None = None
@@ -412,6 +424,7 @@ class ProvidoreOptionsFlow(OptionsFlow):
             menu_options=[
                 "settings",
                 "upload_firmware",
+                "firmware_builds",
                 "start_rollout",
                 "manage_rollout",
                 "import_ca",
@@ -479,6 +492,78 @@ class ProvidoreOptionsFlow(OptionsFlow):
             ),
             errors=errors,
             description_placeholders=placeholders,
+        )
+
+    async def async_step_firmware_builds(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Show every build and who runs or awaits it; choose one to delete."""
+        if (runtime := async_get_loaded_runtime(self.hass)) is None:
+            return self.async_abort(reason="not_loaded")
+        usage = {build_choice(entry.build): entry for entry in runtime.build_usage()}
+        if not usage:
+            return self.async_abort(reason="no_firmware_builds")
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            if (chosen := usage.get(user_input[CONF_BUILD])) is not None:
+                self._chosen_build = chosen
+                return await self.async_step_delete_build()
+            errors[CONF_BUILD] = "build_not_found"  # deleted meanwhile
+        return self.async_show_form(
+            step_id="firmware_builds",
+            data_schema=vol.Schema(
+                {
+                    vol.Required(CONF_BUILD): SelectSelector(
+                        SelectSelectorConfig(
+                            options=[
+                                SelectOptionDict(
+                                    value=choice,
+                                    label=f"{entry.build.firmware_type} "
+                                    f"{entry.build.version}",
+                                )
+                                for choice, entry in usage.items()
+                            ],
+                            mode=SelectSelectorMode.DROPDOWN,
+                        )
+                    )
+                }
+            ),
+            errors=errors,
+            description_placeholders={"builds": table_rows(usage.values())},
+        )
+
+    async def async_step_delete_build(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Say what deleting the chosen build does; delete it once the user confirms."""
+        if (runtime := async_get_loaded_runtime(self.hass)) is None:
+            return self.async_abort(reason="not_loaded")
+        chosen = self._chosen_build
+        build = chosen.build
+        placeholders = {
+            CONF_FIRMWARE_TYPE: build.firmware_type,
+            CONF_VERSION: build.version,
+        }
+        if user_input is not None:
+            try:
+                await runtime.async_delete_build(build.firmware_type, build.version)
+            except FirmwareError:  # deleted meanwhile
+                return self.async_abort(
+                    reason="build_not_found", description_placeholders=placeholders
+                )
+            return self.async_abort(
+                reason="firmware_deleted", description_placeholders=placeholders
+            )
+        return self.async_show_form(
+            step_id="delete_build",
+            data_schema=vol.Schema({}),
+            description_placeholders=placeholders
+            | {
+                "size": size_text(build.size),
+                "uploaded": uploaded_text(build),
+                "running": names_text(chosen.running),
+                "assigned": names_text(chosen.assigned),
+            },
         )
 
     async def async_step_import_ca(
@@ -883,6 +968,20 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
     async def async_step_reconfigure(
         self, user_input: dict[str, Any] | None = None
     ) -> SubentryFlowResult:
+        """Offer what can be done to the device."""
+        subentry = self._get_reconfigure_subentry()
+        return self.async_show_menu(
+            step_id="reconfigure",
+            menu_options=["settings", "revoke_certificate"],
+            description_placeholders={
+                "key_id": subentry.data[CONF_KEY_ID],
+                "name": subentry.title,
+            },
+        )
+
+    async def async_step_settings(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
         """Rename the device, change its firmware type or document, or rotate its key."""
         if (runtime := async_get_loaded_runtime(self.hass)) is None:
             return self.async_abort(reason="not_loaded")
@@ -931,12 +1030,45 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
         if (default := runtime.documents(key_id).get("default")) is not None:
             suggested[CONF_CONFIG] = default
         return self.async_show_form(
-            step_id="reconfigure",
+            step_id="settings",
             data_schema=self.add_suggested_values_to_schema(
                 RECONFIGURE_DEVICE_SCHEMA, user_input or suggested
             ),
             errors=errors,
             description_placeholders={"key_id": key_id, "name": subentry.title},
+        )
+
+    async def async_step_revoke_certificate(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Show the device's certificate and revoke it once the user confirms."""
+        if (runtime := async_get_loaded_runtime(self.hass)) is None:
+            return self.async_abort(reason="not_loaded")
+        subentry = self._get_reconfigure_subentry()
+        key_id: str = subentry.data[CONF_KEY_ID]
+        placeholders = {"name": subentry.title, "key_id": key_id}
+        if user_input is not None:
+            try:
+                await runtime.async_revoke_certificates(key_id)
+            except ServiceValidationError:  # revoked meanwhile, or expired
+                return self.async_abort(
+                    reason="no_certificate", description_placeholders=placeholders
+                )
+            return self.async_abort(
+                reason="certificate_revoked", description_placeholders=placeholders
+            )
+        if (current := runtime.current_certificate(key_id)) is None:
+            return self.async_abort(
+                reason="no_certificate", description_placeholders=placeholders
+            )
+        return self.async_show_form(
+            step_id="revoke_certificate",
+            data_schema=vol.Schema({}),
+            description_placeholders=placeholders
+            | {
+                "serial": current.serial_hex,
+                "expires": current.not_after.date().isoformat(),
+            },
         )
 
     def _key_ids_in_use(self) -> set[str]:

@@ -42,7 +42,7 @@ class ThrottledError(Exception):
         self.retry_after = retry_after
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class AuthenticatedRequest:
     """A device request whose signature and validity were checked."""
 
@@ -114,6 +114,10 @@ def signed_response(
 
 def _signed_path(request: web.Request) -> str:
     """Return the path the device signed: relative to the base, without the query."""
+    target = request.raw_path
+    if target.startswith(API_BASE_PATH) and "#" not in target:
+        # The usual origin-form target, read without building a URL object.
+        return target.partition("?")[0].removeprefix(API_BASE_PATH)
     return request.rel_url.raw_path.removeprefix(API_BASE_PATH)
 
 

@@ -44,8 +44,10 @@ MESSAGES: Final[dict[DeviceEventType, str]] = {
         "did not update to firmware {version}: it still reports {installed}"
     ),
     DeviceEventType.UPDATE_WITHDRAWN: "had firmware {version} withdrawn ({reason})",
+    # The day only (the time is on the Certificate expires sensor), and no serial
+    # (in the event's data): the Logbook does not wrap a long word.
     DeviceEventType.CERTIFICATE_ISSUED: (
-        "was issued certificate {serial}, valid until {expires}"
+        "was issued a certificate valid until {expires:.10}"
     ),
     DeviceEventType.CERTIFICATE_REVOKED: "had its certificates revoked ({reason})",
     DeviceEventType.KEY_ROTATED: "was given a new secret key",

@@ -100,6 +100,7 @@ def _device(runtime: ProvidoreRuntime, device: DeviceProfile) -> dict[str, Any]:
             "progress": runtime.firmware.progress(device.key_id),
         },
         "certificate_usage": device.certificate_usage,
+        "certificate_status": runtime.certificate_status(device.key_id),
         "certificate": None
         if current is None
         else {

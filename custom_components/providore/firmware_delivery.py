@@ -28,8 +28,11 @@ from .firmware_catalog import Firmware
 from .protocol import DeviceKey, ResponseSigner
 
 CHUNK_SIZE: Final = 256 * 1024
-# Bytes handed to sendfile at a time; progress is reported after each slice.
-SEND_SLICE: Final = 1024 * 1024
+# Bytes handed to sendfile at a time (progress is reported after each slice): about a
+# sixteenth of the file, so that a large build costs few calls and a small one still
+# shows its progress.
+MIN_SEND_SLICE: Final = 256 * 1024
+MAX_SEND_SLICE: Final = 8 * 1024 * 1024
 MAX_CACHED_SIGNERS: Final = 64
 HEADER_FIRMWARE_VERSION: Final = "X-Firmware-Version"
 HEADER_FIRMWARE_SHA256: Final = "X-Firmware-SHA256"
@@ -168,9 +171,10 @@ async def async_send_firmware(
     try:
         await response.prepare(request)
         offset = start
+        send_slice = min(max(build.size // 16, MIN_SEND_SLICE), MAX_SEND_SLICE)
         try:
             while offset < end:
-                count = min(SEND_SLICE, end - offset)
+                count = min(send_slice, end - offset)
                 await _async_send_slice(request, file, path, offset, count)
                 offset += count
                 download.on_progress(start, offset)

@@ -9,6 +9,7 @@ device and the version it failed to update to.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
@@ -29,6 +30,17 @@ from .firmware_delivery import FirmwareSignatures
 from .firmware_updates import FirmwareUpdates, UpdatePlan
 from .issues import update_failed_issue_id
 from .models import DeviceChange, DeviceProfile
+
+
+@dataclass(frozen=True, slots=True)
+class BuildUsage:
+    """A build in the catalog and the devices that run it or wait for it."""
+
+    build: Firmware
+    # The names of the devices of its type that report running its version.
+    running: list[str] = field(default_factory=list)
+    # The names of the devices it is assigned to that do not run it yet.
+    assigned: list[str] = field(default_factory=list)
 
 
 class FirmwareManager:
@@ -118,6 +130,31 @@ class FirmwareManager:
         if build is None or build.version == self._state(key_id).firmware_version:
             return None
         return build
+
+    def usage(self) -> list[BuildUsage]:
+        """Return every build, newest version first per type, and who runs or awaits it."""
+        running: dict[tuple[str, str], list[str]] = {}
+        assigned: dict[tuple[str, str], list[str]] = {}
+        for key_id, device in self._devices.items():
+            if device.firmware_type is None:
+                continue
+            if (version := self._state(key_id).firmware_version) is not None:
+                running.setdefault((device.firmware_type, version), []).append(
+                    device.name
+                )
+            if (build := self.pending(key_id)) is not None:
+                assigned.setdefault((build.firmware_type, build.version), []).append(
+                    device.name
+                )
+        return [
+            BuildUsage(
+                build,
+                sorted(running.get((build.firmware_type, build.version), [])),
+                sorted(assigned.get((build.firmware_type, build.version), [])),
+            )
+            for firmware_type in self.catalog.firmware_types()
+            for build in reversed(self.catalog.versions(firmware_type))
+        ]
 
     def progress(self, key_id: str) -> int | None:
         """Return the percentage of the pending build sent to the device, if known."""

@@ -1,9 +1,9 @@
 """Which firmware each device should run, and how far its update has come.
 
-A device only ever gets a build someone assigned to it: a user pressing Install (or
+A device only ever gets a build someone assigned to it: a user pressing Update (or
 an automation calling `update.install`), or its "Automatic updates" switch when a new
 build is uploaded. An assignment names the build by version and SHA-256, so a
-version uploaded again with other bytes is never sent without a new Install.
+version uploaded again with other bytes is never sent without a new install.
 Assignments and finished downloads are saved at once; download progress is kept
 in memory only.
 """

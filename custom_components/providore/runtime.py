@@ -21,7 +21,7 @@ from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.util import dt as dt_util
 
 from .certificate_authority import CertificateAuthority, CertificateUsage
-from .certificates import IssuedCertificate, ProvidoreCertificates
+from .certificates import CertificateStatus, IssuedCertificate, ProvidoreCertificates
 from .const import (
     CONF_CA_FINGERPRINT,
     CONF_CERTIFICATE_USAGE,
@@ -45,7 +45,7 @@ from .esphome_snippet import Snippet
 from .esphome_tokens import EsphomeTokens
 from .firmware_catalog import Firmware, FirmwareCatalog
 from .firmware_delivery import FirmwareDownload
-from .firmware_manager import FirmwareManager
+from .firmware_manager import BuildUsage, FirmwareManager
 from .firmware_updates import FirmwareUpdates
 from .hub_device import async_register_hub_device
 from .issues import (
@@ -190,7 +190,10 @@ class ProvidoreRuntime:
         await runtime._rollouts.async_load()
         await runtime.esphome.async_load()
         runtime._certificates = await ProvidoreCertificates.async_load(
-            hass, entry.data.get(CONF_CA_FINGERPRINT), runtime._certificates_changed
+            hass,
+            entry.data.get(CONF_CA_FINGERPRINT),
+            runtime.devices,
+            runtime._certificates_changed,
         )
         runtime._record_ca(runtime._certificates.authority)
         await runtime._notices.async_load()
@@ -493,7 +496,7 @@ class ProvidoreRuntime:
             changes |= DeviceChange.FIRMWARE_VERSION | DeviceChange.UPDATE
             self._firmware_version_changed(key_id, signed.firmware_version)
         if (
-            changes != DeviceChange.LAST_SEEN
+            changes is not DeviceChange.LAST_SEEN
             or state.saved_last_seen is None
             or now - state.saved_last_seen >= _LAST_SEEN_RESOLUTION
         ):
@@ -584,6 +587,10 @@ class ProvidoreRuntime:
         """Return the builds of a type, oldest version first."""
         return self._catalog.versions(firmware_type)
 
+    def build_usage(self) -> list[BuildUsage]:
+        """Return every build and the devices that run it or are assigned it."""
+        return self._firmware.usage()
+
     async def async_prepare_download(
         self, key_id: str, key: DeviceKey, asked_version: str | None
     ) -> FirmwareDownload:
@@ -625,6 +632,14 @@ class ProvidoreRuntime:
     def current_certificate(self, key_id: str) -> IssuedCertificate | None:
         """Return the device's newest valid certificate."""
         return self._certificates.current(key_id, dt_util.utcnow())
+
+    def newest_certificate(self, key_id: str) -> IssuedCertificate | None:
+        """Return the certificate issued to the device last, even revoked or expired."""
+        return self._certificates.newest(key_id)
+
+    def certificate_status(self, key_id: str) -> CertificateStatus:
+        """Return whether the device's newest certificate is valid, revoked or expired."""
+        return self._certificates.status(key_id, dt_util.utcnow())
 
     async def async_issue_certificate(
         self, key_id: str, csr_pem: bytes

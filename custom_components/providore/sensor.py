@@ -1,10 +1,11 @@
-"""Sensors of what a device last reported: when, from where, which firmware; its certificate."""
+"""Sensors of a device: whether it calls, what it last reported, and its certificate."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from homeassistant.components.sensor import (
     SensorDeviceClass,
@@ -12,10 +13,12 @@ from homeassistant.components.sensor import (
     SensorEntityDescription,
 )
 from homeassistant.const import PERCENTAGE, EntityCategory
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.event import async_track_point_in_utc_time
 
+from .certificates import CertificateStatus
 from .const import LAST_SEEN_RESOLUTION
 from .entity import ProvidoreEntity, async_add_device_entities
 from .models import DeviceChange, DeviceKind, DeviceProfile
@@ -33,11 +36,37 @@ class ProvidoreSensorEntityDescription(SensorEntityDescription):
     shows: DeviceChange
 
 
+class ContactStatus(StrEnum):
+    """Whether a device has ever called, and whether it calls now."""
+
+    WAITING_FOR_FIRST_CONTACT = "waiting_for_first_contact"
+    ONLINE = "online"
+    OFFLINE = "offline"
+
+
+def contact_status(runtime: ProvidoreRuntime, key_id: str) -> ContactStatus:
+    """Return whether the device never called, called recently, or stopped calling."""
+    if runtime.state(key_id).last_seen is None:
+        return ContactStatus.WAITING_FOR_FIRST_CONTACT
+    return ContactStatus.ONLINE if runtime.is_online(key_id) else ContactStatus.OFFLINE
+
+
 SENSORS: tuple[ProvidoreSensorEntityDescription, ...] = (
+    ProvidoreSensorEntityDescription(
+        key="status",
+        translation_key="status",
+        device_class=SensorDeviceClass.ENUM,
+        options=[status.value for status in ContactStatus],
+        value_fn=contact_status,
+        # The first request, like every change between online and offline, is one.
+        shows=DeviceChange.CONNECTIVITY,
+    ),
     ProvidoreSensorEntityDescription(
         key="firmware_version",
         translation_key="firmware_version",
         entity_category=EntityCategory.DIAGNOSTIC,
+        # The Firmware update entity and the device's software version show it too.
+        entity_registry_enabled_default=False,
         value_fn=lambda runtime, key_id: runtime.state(key_id).firmware_version,
         shows=DeviceChange.FIRMWARE_VERSION,
     ),
@@ -45,6 +74,7 @@ SENSORS: tuple[ProvidoreSensorEntityDescription, ...] = (
         key="address",
         translation_key="address",
         entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=False,
         value_fn=lambda runtime, key_id: runtime.state(key_id).address,
         shows=DeviceChange.ADDRESS,
     ),
@@ -53,13 +83,27 @@ SENSORS: tuple[ProvidoreSensorEntityDescription, ...] = (
         translation_key="certificate_expires",
         device_class=SensorDeviceClass.TIMESTAMP,
         entity_category=EntityCategory.DIAGNOSTIC,
+        # The Certificate status says what matters; the date is one click away.
+        entity_registry_enabled_default=False,
+        # When the newest certificate expires (or expired); a revoked one never will.
         value_fn=lambda runtime, key_id: (
-            current.not_after
-            if (current := runtime.current_certificate(key_id))
+            newest.not_after
+            if (newest := runtime.newest_certificate(key_id))
+            and newest.revoked_at is None
             else None
         ),
         shows=DeviceChange.CERTIFICATE,
     ),
+)
+
+CERTIFICATE = ProvidoreSensorEntityDescription(
+    key="certificate",
+    translation_key="certificate",
+    device_class=SensorDeviceClass.ENUM,
+    entity_category=EntityCategory.DIAGNOSTIC,
+    options=[status.value for status in CertificateStatus],
+    value_fn=lambda runtime, key_id: runtime.certificate_status(key_id),
+    shows=DeviceChange.CERTIFICATE,
 )
 
 # An ESPHome device has no update entity of Providore's where ESPHome shows its own:
@@ -90,6 +134,9 @@ async def async_setup_entry(
 ) -> None:
     """Add the sensors of every device, and of each firmware type's rollouts."""
     async_add_device_entities(entry, async_add_entities, ProvidoreSensor, SENSORS)
+    async_add_device_entities(
+        entry, async_add_entities, ProvidoreCertificateSensor, [CERTIFICATE]
+    )
     async_add_device_entities(
         entry,
         async_add_entities,
@@ -127,6 +174,43 @@ class ProvidoreSensor(ProvidoreEntity, SensorEntity):
     def native_value(self) -> str | int | datetime | None:
         """Return the value."""
         return self.entity_description.value_fn(self.runtime, self.key_id)
+
+
+class ProvidoreCertificateSensor(ProvidoreSensor):
+    """The status of the device's newest certificate, turning Expired when it expires."""
+
+    _expiry: CALLBACK_TYPE | None = None
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the certificate, and wait for its expiry."""
+        await super().async_added_to_hass()
+        self._watch_expiry()
+        self.async_on_remove(self._stop_watching)
+
+    @callback
+    def _device_changed(self, changes: DeviceChange) -> None:
+        self._watch_expiry()
+        super()._device_changed(changes)
+
+    @callback
+    def _watch_expiry(self) -> None:
+        """Be written again the moment the valid certificate expires."""
+        self._stop_watching()
+        if (current := self.runtime.current_certificate(self.key_id)) is not None:
+            self._expiry = async_track_point_in_utc_time(
+                self.hass, self._expired, current.not_after
+            )
+
+    @callback
+    def _expired(self, _now: datetime) -> None:
+        self._expiry = None
+        self.async_write_ha_state()
+
+    @callback
+    def _stop_watching(self) -> None:
+        if self._expiry is not None:
+            self._expiry()
+            self._expiry = None
 
 
 class ProvidoreLastSeenSensor(ProvidoreEntity, SensorEntity):

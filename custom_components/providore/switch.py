@@ -52,5 +52,5 @@ class AutomaticUpdatesSwitch(ProvidoreEntity, SwitchEntity):
         await self.runtime.async_set_auto_update(self.key_id, True)
 
     async def async_turn_off(self, **kwargs: Any) -> None:
-        """Wait for Install to be pressed."""
+        """Wait for Update to be pressed."""
         await self.runtime.async_set_auto_update(self.key_id, False)

@@ -18,13 +18,18 @@ from homeassistant.components.update import (
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.translation import async_get_translations
 
+from .const import DOMAIN
 from .entity import ProvidoreEntity, async_add_device_entities, device_info
 from .firmware_catalog import Firmware
 from .models import DeviceChange, DeviceKind, DeviceProfile
 from .runtime import ProvidoreConfigEntry
 
 PARALLEL_UPDATES = 0
+# The dialog's texts in strings.json: its title by what is assigned to the device,
+# and what it says instead of release notes when there are none.
+TEXTS = f"component.{DOMAIN}.entity.update.firmware.state_attributes"
 
 FIRMWARE_UPDATE = UpdateEntityDescription(
     key="firmware",
@@ -75,6 +80,33 @@ class ProvidoreFirmwareUpdate(ProvidoreEntity, UpdateEntity):
         | UpdateEntityFeature.RELEASE_NOTES
     )
 
+    _texts: dict[str, str]
+
+    async def async_added_to_hass(self) -> None:
+        """Read the dialog's texts in Home Assistant's language, then follow the device."""
+        self._texts = await async_get_translations(
+            self.hass, self.hass.config.language, "entity", [DOMAIN]
+        )
+        await super().async_added_to_hass()
+
+    @property
+    def title(self) -> str | None:
+        """Return which build is assigned to the device and whether it runs it.
+
+        The more-info dialog shows it above the installed and latest versions.
+        """
+        device = self.runtime.devices.get(self.key_id)
+        if device is None or (firmware_type := device.firmware_type) is None:
+            return None
+        firmware = self.runtime.firmware
+        if (assigned := firmware.assigned(self.key_id)) is None:
+            case, version = "not_assigned", ""
+        else:
+            pending = firmware.pending(self.key_id) is not None
+            case, version = "pending" if pending else "running", assigned.version
+        text = self._texts[f"{TEXTS}.title.state.{case}"]
+        return text.format(firmware_type=firmware_type, version=version)
+
     @property
     def entity_picture(self) -> str | None:
         """Show the update icon: Providore has no brand image to replace it with."""
@@ -120,9 +152,16 @@ class ProvidoreFirmwareUpdate(ProvidoreEntity, UpdateEntity):
         return self.runtime.firmware.progress(self.key_id)
 
     async def async_release_notes(self) -> str | None:
-        """Return the build's full release notes."""
+        """Return the build's full release notes, or say there are none.
+
+        Never empty: Home Assistant 2025.4's dialog waits for the notes until
+        they have some text.
+        """
         build = self._shown_build
-        return build.release_notes if build else None
+        if build is not None and build.release_notes:
+            return build.release_notes
+        none = "no_release_notes" if build else "no_build"
+        return self._texts[f"{TEXTS}.release_summary.state.{none}"]
 
     async def async_install(
         self, version: str | None, backup: bool, **kwargs: Any
