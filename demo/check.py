@@ -1,13 +1,15 @@
 """`./scripts/demo --check`: the demo, headless, on a fresh temporary Home Assistant.
 
-It sets up the demo, lets the simulated devices provision themselves, installs the new
-firmware through `update.install` on one device and on the ESPHome device, then rolls
-it out to the other eleven devices in waves with `providore.start_rollout`. It passes
-only when every device has fetched its configuration and holds a certificate, both
-updated ones run the new version, as seen both in the devices' events and over Home
-Assistant's REST API, and the rollout completed with every device on the new version;
-and when Home Assistant stayed clean: no failed config entry, no repair issue, and, once
-it has stopped, no error or traceback in its log.
+It sets up the demo, lets the simulated devices provision themselves, changes one
+device's configuration with `providore.set_config` (which a push notice must bring to
+the device within seconds, timed from the call to its "config fetched"), installs the
+new firmware through `update.install` on one device and on the ESPHome device, then
+rolls it out to the other eleven devices in waves with `providore.start_rollout`. It
+passes only when every device has fetched its configuration and holds a certificate,
+both updated ones run the new version, as seen both in the devices' events and over
+Home Assistant's REST API, and the rollout completed with every device on the new
+version; and when Home Assistant stayed clean: no failed config entry, no repair issue,
+and, once it has stopped, no error or traceback in its log.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -36,6 +39,7 @@ from .processes import stop_process
 from .rest import HomeAssistantRest, Login, onboard
 from .scenario import (
     DEMO_DEVICES,
+    DOMAIN,
     ESPHOME_DEVICE,
     NEW_VERSION,
     ROLLOUT,
@@ -50,6 +54,8 @@ from .waiting import Deadline, DemoError, wait_until
 
 CHECK_TIMEOUT = 110.0
 CHECK_INTERVAL = 2.0
+# A push notice must bring a change to a device within this many seconds.
+PUSH_LIMIT = 5.0
 HOME_ASSISTANT_STOP_TIMEOUT = 15.0
 LOG_TAIL_LINES = 40
 CHECK_LOGIN = Login("demo-check", "demo-check-password")
@@ -79,7 +85,8 @@ async def run_check() -> int:
                 session, url, await onboard(session, url, CHECK_LOGIN)
             )
             await wait_until_running(rest, deadline)
-            await set_up_demo(rest, config_dir)
+            notice_port = free_port(socket.SOCK_DGRAM)
+            await set_up_demo(rest, config_dir, notice_port)
             _say(
                 "demo set up: Providore, twelve devices, an ESPHome device, firmware "
                 + NEW_VERSION
@@ -90,6 +97,7 @@ async def run_check() -> int:
                 esphome_devices_file(config_dir),
                 CHECK_INTERVAL,
                 _say,
+                notice_port,
             )
             stack.push_async_callback(simulator.stop)
             events = simulator.events
@@ -131,14 +139,53 @@ async def _drive_update(
     await _wait_for_nothing_missing(
         "every device to provision itself", provisioned, deadline
     )
+    await _drive_push(rest, events, deadline)
     _say(
         f"installing {NEW_VERSION} on {updated.name} and {esphome.name} "
         "through update.install"
     )
+    started = time.monotonic()
     await rest.call_service("update", "install", {"entity_id": entities})
     await _wait_for_nothing_missing(
         f"{updated.name} and {esphome.name} to run {NEW_VERSION}", finished, deadline
     )
+    rebooted_at = events.devices[updated.key_id].rebooted_at or started
+    _say(f"the update reached {updated.name} in {rebooted_at - started:.2f} s")
+
+
+async def _drive_push(
+    rest: HomeAssistantRest, events: DeviceEvents, deadline: Deadline
+) -> None:
+    """Change a device's configuration: a push notice must make it fetch it at once."""
+    device = DEMO_DEVICES[1]
+    progress = events.devices[device.key_id]
+    started = time.monotonic()
+    await rest.call_service(
+        DOMAIN,
+        "set_config",
+        {"key_id": device.key_id, "config": device.config | {"brightness": 40}},
+    )
+
+    async def pushed() -> float | None:
+        at = progress.config_pushed_at
+        return at if at is not None and at >= started else None
+
+    elapsed = (
+        await wait_until(
+            f"{device.name} to fetch its configuration on a push notice",
+            pushed,
+            deadline,
+        )
+        - started
+    )
+    _say(
+        f"set_config reached {device.name} in {elapsed:.2f} s by a push notice"
+        f" (time from the call to its 'config fetched')"
+    )
+    if elapsed > PUSH_LIMIT:
+        raise DemoError(
+            f"the push notice took {elapsed:.1f} s, more than {PUSH_LIMIT:g} s"
+        )
 
 
 async def _drive_rollout(

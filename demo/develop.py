@@ -40,6 +40,8 @@ BROWSER_URL = "http://localhost:8123"
 DEVELOPMENT_LOGIN = Login("dev", "providore-dev")
 START_TIMEOUT = 300.0
 DEVICE_INTERVAL = 10.0
+# The devices listen for push notices on this UDP port of 127.0.0.1 (the default).
+NOTICE_PORT = 4870
 HOME_ASSISTANT_STOP_TIMEOUT = 60.0
 
 
@@ -77,6 +79,7 @@ async def run_develop(config_dir: Path) -> int:
                 esphome_devices_file(config_dir),
                 DEVICE_INTERVAL,
                 _writer(log),
+                NOTICE_PORT,
             )
             stack.push_async_callback(simulator.stop)
             _banner(_instructions(config_dir))
@@ -100,7 +103,7 @@ async def _set_up(session: aiohttp.ClientSession, config_dir: Path) -> None:
             session, DEVELOP_URL, await onboard(session, DEVELOP_URL, DEVELOPMENT_LOGIN)
         )
         await wait_until_running(rest, Deadline(START_TIMEOUT))
-        await set_up_demo(rest, config_dir)
+        await set_up_demo(rest, config_dir, NOTICE_PORT)
     except (DemoError, aiohttp.ClientError, OSError) as err:
         _banner(
             [
@@ -123,7 +126,8 @@ def _instructions(config_dir: Path) -> list[str]:
         "2. Settings -> Devices & services -> Providore: open a device. It is",
         "   connected, has fetched its configuration and holds a certificate.",
         f"3. Its Firmware update offers {NEW_VERSION}: press Update and watch the",
-        "   device download it, reboot and report the new version.",
+        "   device download it at once (a push notice), reboot and report the",
+        "   new version.",
         "4. Configure on the Providore entry -> Start a rollout: the others",
         "   update in waves; follow it on the Providore device.",
         f"5. {ESPHOME_DEVICE.name} is a simulated ESPHome device: Configure -> Show",

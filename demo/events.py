@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 import re
+import time
 
 _STARTED = re.compile(r"started \(.*, firmware (?P<version>\S+)\)")
 _REBOOTED = re.compile(r"rebooted into (?P<version>\S+)")
 _CERTIFICATE = re.compile(r"certificate (issued, expires|valid until) \S+")
 _FAILED = re.compile(r"failed (?P<step>\w+): (?P<reason>.*)")
+_NOTICE = re.compile(r"notice \d+ from \S+ \S+: \S+")
+_NOTICE_END = re.compile(r"notice \d+ (done|failed)")
 
 
 @dataclass(slots=True)
@@ -19,13 +23,21 @@ class DeviceProgress:
     config_fetched: bool = False
     has_certificate: bool = False
     failures: list[str] = field(default_factory=list)
+    # While it pulls what a push notice names; when it last fetched its
+    # configuration for one, and when it last rebooted (time.monotonic()).
+    in_notice: bool = False
+    config_pushed_at: float | None = None
+    rebooted_at: float | None = None
 
 
 class DeviceEvents:
     """Progress of every simulated device, fed one event line at a time."""
 
     def __init__(
-        self, device_ids: list[str], esphome_names: tuple[str, ...] = ()
+        self,
+        device_ids: list[str],
+        esphome_names: tuple[str, ...] = (),
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """Track the given devices (and ESPHome devices); lines about others are ignored."""
         self.devices = {
@@ -33,6 +45,7 @@ class DeviceEvents:
         }
         # ESPHome devices fetch no configuration and hold no certificate.
         self._esphome = frozenset(esphome_names)
+        self._clock = clock
 
     def feed(self, line: str) -> tuple[str, str] | None:
         """Record one event line; return (device id, new version) when a device rebooted."""
@@ -43,9 +56,16 @@ class DeviceEvents:
             progress.version = match["version"]
         elif match := _REBOOTED.fullmatch(event):
             progress.version = match["version"]
+            progress.rebooted_at = self._clock()
             return device_id, progress.version
+        elif _NOTICE.fullmatch(event):
+            progress.in_notice = True
+        elif _NOTICE_END.fullmatch(event):
+            progress.in_notice = False
         elif event == "config fetched":
             progress.config_fetched = True
+            if progress.in_notice:
+                progress.config_pushed_at = self._clock()
         elif _CERTIFICATE.fullmatch(event):
             progress.has_certificate = True
         elif match := _FAILED.fullmatch(event):

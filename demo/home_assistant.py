@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 import socket
 import sys
-from typing import IO
+from typing import IO, Any
 
 import aiohttp
 import yaml
@@ -25,11 +25,14 @@ DEVELOP_CONFIGURATION = REPOSITORY / "config" / "configuration.yaml"
 ONBOARDING_STORE = Path(".storage") / "onboarding"
 ONBOARDING_STORE_VERSION = 4
 CORE_CONFIG_STEP = "core_config"
+# The network integration's store: which interfaces zeroconf and announcements use.
+NETWORK_STORE = Path(".storage") / "core.network"
+LOOPBACK_ADAPTER = "lo"
 
 
-def free_port() -> int:
-    """Return a TCP port on the loopback interface that nobody listens on now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+def free_port(kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
+    """Return a TCP (or UDP) port on the loopback interface that nobody uses now."""
+    with socket.socket(socket.AF_INET, kind) as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
@@ -41,7 +44,9 @@ def prepare_temporary_config(
     """Write ./scripts/develop's configuration for `url` on 127.0.0.1:`port`.
 
     It differs from config/configuration.yaml only in its name, URL and address; this
-    checkout's integration is linked in.
+    checkout's integration is linked in. Home Assistant's network integration is set
+    to loopback only: its zeroconf (which Providore's advertisement needs) then sends
+    nothing on the machine's network, as a test must not.
     """
     configuration = yaml.safe_load(DEVELOP_CONFIGURATION.read_text(encoding="utf-8"))
     configuration["homeassistant"] |= {"name": name, "internal_url": url}
@@ -51,6 +56,18 @@ def prepare_temporary_config(
     )
     (config_dir / "custom_components").mkdir()
     (config_dir / "custom_components" / "providore").symlink_to(INTEGRATION)
+    _write_store(
+        config_dir / NETWORK_STORE, 1, {"configured_adapters": [LOOPBACK_ADAPTER]}
+    )
+
+
+def _write_store(path: Path, version: int, data: dict[str, Any]) -> None:
+    """Write a Home Assistant store that does not exist yet, private like its own."""
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    content = {"version": version, "minor_version": 1, "key": path.name, "data": data}
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        json.dump(content, file, indent=2)
 
 
 def skip_core_config_onboarding(config_dir: Path) -> None:
@@ -64,17 +81,8 @@ def skip_core_config_onboarding(config_dir: Path) -> None:
     store = config_dir / ONBOARDING_STORE
     if store.exists():
         return
-    store.parent.mkdir(mode=0o700, exist_ok=True)
-    content = {
-        "version": ONBOARDING_STORE_VERSION,
-        "minor_version": 1,
-        "key": ONBOARDING_STORE.name,
-        "data": {"done": [CORE_CONFIG_STEP]},
-    }
-    # Private like Home Assistant's own stores; never replaces a file made meanwhile.
-    descriptor = os.open(store, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-        json.dump(content, file, indent=2)
+    # Never replaces a file made meanwhile.
+    _write_store(store, ONBOARDING_STORE_VERSION, {"done": [CORE_CONFIG_STEP]})
 
 
 async def start_home_assistant(

@@ -19,6 +19,7 @@ from typing import Any
 
 from .devices_file import DeviceEntry, EsphomeEntry, write_devices
 from .rest import HomeAssistantRest
+from .waiting import Deadline, wait_until
 
 DOMAIN = "providore"
 FIRMWARE_TYPE = "demo-sensor"
@@ -43,6 +44,10 @@ ROLLOUT = {
 
 CONFIG_FLOW_PATH = "/api/config/config_entries/flow"
 SUBENTRY_FLOW_PATH = "/api/config/config_entries/subentries/flow"
+OPTIONS_FLOW_PATH = "/api/config/config_entries/options/flow"
+ENTRIES_PATH = "/api/config/config_entries/entry"
+# The hub reloads with new options; this long at most.
+RELOAD_TIMEOUT = 30.0
 
 # The hub's settings; devices count as offline a minute after they stop calling.
 HUB_SETTINGS = {
@@ -52,6 +57,21 @@ HUB_SETTINGS = {
     "update_timeout": 600,
     "certificate_validity": 365,
 }
+
+
+def notice_settings(udp_port: int) -> dict[str, Any]:
+    """Return the hub's settings with push notices by UDP to `udp_port` turned on.
+
+    The simulated devices listen there on 127.0.0.1 (their last address), so a
+    change reaches them at once instead of at their next poll.
+    """
+    return HUB_SETTINGS | {
+        "notify_mqtt": False,
+        "notify_udp": True,
+        "notify_udp_port": udp_port,
+        "notify_udp_broadcast": False,
+        "answer_providore_local": False,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,10 +169,22 @@ def esphome_devices_file(config_dir: Path) -> Path:
     return config_dir / DEMO_FOLDER / "esphome.yaml"
 
 
-async def set_up_demo(rest: HomeAssistantRest, config_dir: Path) -> list[DeviceEntry]:
-    """Add Providore, the demo devices, the fleet, an ESPHome device and new firmware; write the devices files."""
+async def set_up_demo(
+    rest: HomeAssistantRest, config_dir: Path, notice_port: int
+) -> list[DeviceEntry]:
+    """Add Providore, the demo devices, the fleet, an ESPHome device and new firmware; write the devices files.
+
+    Push notices go by UDP to `notice_port` on the devices' address.
+    """
     entry = await rest.finish_flow(CONFIG_FLOW_PATH, {"handler": DOMAIN}, HUB_SETTINGS)
     entry_id: str = entry["result"]["entry_id"]
+    await rest.finish_flow(
+        OPTIONS_FLOW_PATH,
+        {"handler": entry_id},
+        notice_settings(notice_port),
+        menu_choice="settings",
+    )
+    await _wait_until_loaded(rest, entry_id)
     devices = [await _add_device(rest, entry_id, device) for device in DEMO_DEVICES]
     devices += await _import_fleet(rest, config_dir)
     await upload_demo_firmware(rest, config_dir)
@@ -240,6 +272,19 @@ async def _add_device(
         firmware_type=FIRMWARE_TYPE,
         version=START_VERSION,
     )
+
+
+async def _wait_until_loaded(rest: HomeAssistantRest, entry_id: str) -> None:
+    """Wait until the hub has reloaded with its new settings."""
+
+    async def loaded() -> bool:
+        entries = await rest.get(f"{ENTRIES_PATH}?domain={DOMAIN}")
+        return any(
+            entry["entry_id"] == entry_id and entry["state"] == "loaded"
+            for entry in entries
+        )
+
+    await wait_until("Providore to reload", loaded, Deadline(RELOAD_TIMEOUT))
 
 
 def fleet_key_id(number: int) -> str:

@@ -50,8 +50,13 @@ class Simulator:
         esphome_path: Path,
         interval: float,
         echo: Callable[[str], None],
+        notice_port: int,
     ) -> Simulator:
-        """Start every device of the devices files against Home Assistant at `url`."""
+        """Start every device of the devices files against Home Assistant at `url`.
+
+        The Providore devices also listen for push notices on UDP `notice_port` of
+        127.0.0.1.
+        """
         devices = await asyncio.to_thread(read_devices, devices_path)
         esphome_devices = await asyncio.to_thread(read_esphome_devices, esphome_path)
         processes = [
@@ -64,6 +69,11 @@ class Simulator:
                     str(devices_path),
                     "--interval",
                     f"{interval:g}",
+                    "--listen",
+                    "--udp-address",
+                    "127.0.0.1",
+                    "--udp-port",
+                    str(notice_port),
                 ),
                 lambda device_id, version: record_version(
                     devices_path, device_id, version

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 import logging
 from pathlib import Path
@@ -73,6 +74,35 @@ def deprecation_reports() -> Iterator[DeprecationReports]:
             "Home Assistant reported Providore's use of its API:\n"
             + "\n".join(handler.reports)
         )
+
+
+@pytest.fixture(autouse=True)
+def zeroconf_mocked(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Give Home Assistant a mock zeroconf (Providore depends on it): no multicast.
+
+    A test marked `real_zeroconf` gets the real one, in a network namespace of its
+    own. Either way Home Assistant may not make python-zeroconf hand its own shared
+    instance to every later `Zeroconf()` of the test process (the reference client's).
+    """
+    with patch("homeassistant.components.zeroconf.install_multiple_zeroconf_catcher"):
+        if request.node.get_closest_marker("real_zeroconf"):
+            yield
+            return
+        aiozc = request.getfixturevalue("mock_async_zeroconf")
+
+        async def announced(*_args: object, **_kwargs: object) -> asyncio.Future[None]:
+            """Return the broadcast python-zeroconf runs for a (un)registration: done."""
+            broadcast = asyncio.get_running_loop().create_future()
+            broadcast.set_result(None)
+            return broadcast
+
+        aiozc.async_register_service.side_effect = announced
+        aiozc.async_unregister_service.side_effect = announced
+        with patch(
+            "custom_components.providore.device_browser.AsyncServiceBrowser",
+            autospec=True,
+        ):
+            yield
 
 
 @pytest.fixture(autouse=True)

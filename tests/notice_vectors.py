@@ -222,8 +222,9 @@ def build_vectors() -> dict[str, Any]:
     return {
         "format": LABEL,
         "description": (
-            "Push notice vectors, see docs/protocol-notices.md. `notice` is the exact "
-            "bytes (UTF-8 of the string); a receiver with key_id and secret, at time `now` "
+            "Push notice vectors, see docs/protocol.md (Extension: push notices). "
+            "`notice` is the exact bytes (UTF-8 of the string); a receiver with key_id "
+            "and secret, at time `now` "
             "(Unix seconds), having accepted `last_counter`, must reach `result`: "
             "accepted, or the first rule broken (malformed, another-device, "
             "bad-signature, expired, replayed)."

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 import ipaddress
 import json
@@ -52,6 +52,7 @@ from providore_client.notice import Change as ClientChange, Notice
 
 from . import standin_server as standin
 from .conftest import KEY_ID, SECRET_KEY
+from .console import Console
 from .device import BASE
 from .mosquitto import StartMosquitto, free_port, mosquitto_brokers
 from .pki import ec_key, key_pem
@@ -84,32 +85,6 @@ def send_udp(port: int, *datagrams: bytes) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
         for datagram in datagrams:
             sender.sendto(datagram, ("127.0.0.1", port))
-
-
-@dataclass
-class Console:
-    """The command's output so far, read from pytest's capture while it runs."""
-
-    capsys: pytest.CaptureFixture[str]
-    out: list[str] = field(default_factory=list)
-    err: list[str] = field(default_factory=list)
-
-    def read(self) -> None:
-        """Take what was written since the last read."""
-        captured = self.capsys.readouterr()
-        self.out += captured.out.splitlines()
-        self.err += captured.err.splitlines()
-
-    async def wait_for(self, pattern: str, *, stream: str = "out") -> re.Match[str]:
-        """Wait up to 15 s for a line that matches pattern (searched in each line)."""
-        async with asyncio.timeout(15):
-            while True:
-                self.read()
-                lines = self.out if stream == "out" else self.err
-                for line in lines:
-                    if match := re.search(pattern, line):
-                        return match
-                await asyncio.sleep(0.02)
 
 
 @pytest.fixture

@@ -15,9 +15,14 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 import voluptuous as vol
 
 from custom_components.providore.const import (
+    CONF_ANSWER_PROVIDORE_LOCAL,
     CONF_CERTIFICATE_VALIDITY,
     CONF_MAX_CLOCK_SKEW,
     CONF_MAX_REQUEST_LIFETIME,
+    CONF_NOTIFY_MQTT,
+    CONF_NOTIFY_UDP,
+    CONF_NOTIFY_UDP_BROADCAST,
+    CONF_NOTIFY_UDP_PORT,
     CONF_ONLINE_INTERVAL,
     CONF_UPDATE_TIMEOUT,
     DEFAULT_CERTIFICATE_VALIDITY,
@@ -172,6 +177,12 @@ async def test_options_flow_shows_current_values(hass: HomeAssistant) -> None:
         CONF_ONLINE_INTERVAL: 120,
         CONF_UPDATE_TIMEOUT: DEFAULT_UPDATE_TIMEOUT,
         CONF_CERTIFICATE_VALIDITY: DEFAULT_CERTIFICATE_VALIDITY,
+        # Push notices and the providore.local name are off until turned on.
+        CONF_NOTIFY_MQTT: False,
+        CONF_NOTIFY_UDP: False,
+        CONF_NOTIFY_UDP_PORT: 4870,
+        CONF_NOTIFY_UDP_BROADCAST: False,
+        CONF_ANSWER_PROVIDORE_LOCAL: False,
     }
 
 
@@ -190,6 +201,11 @@ async def test_options_flow_saves(
             CONF_ONLINE_INTERVAL: 1200.0,
             CONF_UPDATE_TIMEOUT: 300.0,
             CONF_CERTIFICATE_VALIDITY: 30.0,
+            CONF_NOTIFY_MQTT: True,
+            CONF_NOTIFY_UDP: False,
+            CONF_NOTIFY_UDP_PORT: 5000.0,
+            CONF_NOTIFY_UDP_BROADCAST: False,
+            CONF_ANSWER_PROVIDORE_LOCAL: True,
         },
     )
     await hass.async_block_till_done()
@@ -200,17 +216,25 @@ async def test_options_flow_saves(
         CONF_ONLINE_INTERVAL: 1200,
         CONF_UPDATE_TIMEOUT: 300,
         CONF_CERTIFICATE_VALIDITY: 30,
+        CONF_NOTIFY_MQTT: True,
+        CONF_NOTIFY_UDP: False,
+        CONF_NOTIFY_UDP_PORT: 5000,
+        CONF_NOTIFY_UDP_BROADCAST: False,
+        CONF_ANSWER_PROVIDORE_LOCAL: True,
     }
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["data"] == expected
     assert dict(entry.options) == expected
-    assert all(type(value) is int for value in entry.options.values())
+    assert all(type(value) in (int, bool) for value in entry.options.values())
+    assert type(entry.options[CONF_NOTIFY_UDP_PORT]) is int
     assert all(type(key) is str for key in entry.options)
     # The update listener reloaded the entry with the new settings.
     assert entry.state is ConfigEntryState.LOADED
     assert entry.runtime_data.settings.online_interval.total_seconds() == 1200
     assert entry.runtime_data.settings.max_clock_skew.total_seconds() == 60
     assert entry.runtime_data.settings.certificate_validity.days == 30
+    assert entry.runtime_data.settings.notify_udp_port == 5000
+    assert entry.runtime_data.settings.answer_providore_local
 
 
 @pytest.mark.parametrize("step", ["upload_firmware", "import_ca"])

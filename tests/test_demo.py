@@ -107,10 +107,14 @@ async def test_set_up_demo_over_rest(
     rest = HomeAssistantRest(client.session, _url(client), hass_access_token)
     config_dir = Path(hass.config.config_dir)
 
-    devices = await set_up_demo(rest, config_dir)
+    devices = await set_up_demo(rest, config_dir, 4999)
     await hass.async_block_till_done()
 
     entry = hass.config_entries.async_entries(DOMAIN)[0]
+    # Push notices by UDP to where the simulated devices listen.
+    settings = loaded_runtime(hass).settings
+    assert (settings.notify_udp, settings.notify_udp_port) == (True, 4999)
+    assert not settings.notify_mqtt
     fleet_names = [f"Fleet sensor {number}" for number in range(1, FLEET_SIZE + 1)]
     assert sorted(s.title for s in entry.subentries.values()) == sorted(
         [*(d.name for d in DEMO_DEVICES), *fleet_names, ESPHOME_DEVICE.name]
@@ -257,6 +261,10 @@ def test_check_runs_the_develop_configuration(tmp_path: Path) -> None:
         k: v for k, v in develop.items() if k not in ("homeassistant", "http")
     }
     assert (tmp_path / "custom_components" / "providore" / "manifest.json").exists()
+    # Zeroconf on loopback only: nothing is sent on the machine's network.
+    network = tmp_path / ".storage" / "core.network"
+    assert json.loads(network.read_text())["data"] == {"configured_adapters": ["lo"]}
+    assert stat.S_IMODE(network.stat().st_mode) == 0o600
 
 
 def test_log_problems_are_errors_and_tracebacks() -> None:
@@ -453,3 +461,25 @@ async def test_wait_until_returns_the_result_or_fails_at_the_deadline() -> None:
 
     with pytest.raises(DemoError, match="timed out waiting for nothing"):
         await wait_until("nothing", never, Deadline(0.3))
+
+
+def test_events_time_what_a_push_notice_brings() -> None:
+    """A config fetch counts as pushed only while the device handles a notice."""
+    ticks = iter([10.0, 20.0])
+    events = DeviceEvents(["garden-sensor"], clock=lambda: next(ticks))
+    progress = events.devices["garden-sensor"]
+    events.feed("garden-sensor config fetched")
+    assert progress.config_pushed_at is None
+    for line in (
+        "garden-sensor notice 1732912345678 from udp 127.0.0.1:41234: config",
+        "garden-sensor config fetched",
+        "garden-sensor notice 1732912345678 done",
+        "garden-sensor config fetched",
+    ):
+        events.feed(line)
+    assert progress.config_pushed_at == 10.0
+    assert events.feed("garden-sensor rebooted into 1.1.0") == (
+        "garden-sensor",
+        "1.1.0",
+    )
+    assert progress.rebooted_at == 20.0

@@ -52,6 +52,12 @@ async def test_entry_diagnostics(
     assert diagnostics["entry"]["options"]["max_clock_skew"] == 300
     assert diagnostics["throttled_addresses"] == []
     assert diagnostics["addresses_with_failures"] == 0
+    assert diagnostics["push_notices"] == {
+        "mqtt": False,
+        "udp": False,
+        "devices_notified": 0,
+    }
+    assert diagnostics["pending_devices"] == {"pending": [], "ignored": []}
     [device] = diagnostics["devices"]
     assert device["key_id"] == KEY_ID
     assert device["has_secret_key"] is True

@@ -6,6 +6,7 @@ import pytest
 
 from custom_components.providore.guards import (
     FailureThrottle,
+    RateLimit,
     ReplayCache,
     ReplayVerdict,
 )
@@ -237,3 +238,16 @@ def test_replay_cache_forgets_an_unanswered_request() -> None:
 def test_replay_cache_needs_a_positive_bound() -> None:
     with pytest.raises(ValueError, match="positive"):
         ReplayCache(per_key=0)
+
+
+def test_rate_limit_counts_what_it_lets_through() -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    limit = RateLimit(2, timedelta(minutes=1), max_keys=2)
+    assert limit.retry_after("a", start) is None
+    assert limit.retry_after("a", start + timedelta(seconds=10)) is None
+    assert limit.retry_after("a", start + timedelta(seconds=20)) == 40
+    # Refused tries are not counted: the oldest leaving the window lets one in.
+    assert limit.retry_after("a", start + timedelta(seconds=61)) is None
+    assert limit.retry_after("b", start) is None
+    assert limit.retry_after("c", start) is None
+    assert limit.tracked_keys == 2

@@ -1,8 +1,8 @@
 """What Providore advertises by zeroconf, so that devices find it on their own.
 
-The service type and TXT layout are specified in docs/protocol-notices.md ("Finding
+The service type and TXT layout are specified in docs/protocol.md ("Finding
 the server"). No Home Assistant import: registering the service on Home Assistant's
-shared zeroconf instance is the runtime's job.
+shared zeroconf instance is `server_advertisement`'s job.
 """
 
 from __future__ import annotations

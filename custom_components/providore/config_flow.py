@@ -20,6 +20,7 @@ from homeassistant.helpers.network import NoURLAvailableError, get_url
 from homeassistant.helpers.selector import (
     AreaSelector,
     AreaSelectorConfig,
+    BooleanSelector,
     DeviceSelector,
     DeviceSelectorConfig,
     DurationSelector,
@@ -40,12 +41,14 @@ from homeassistant.helpers.selector import (
     TextSelectorType,
     TimeSelector,
 )
+from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
 import voluptuous as vol
 
 from .certificate_authority import CAImportError
 from .const import (
     API_BASE_PATH,
     CA_PATH,
+    CONF_ANSWER_PROVIDORE_LOCAL,
     CONF_AREAS,
     CONF_BUILD,
     CONF_CA_CERTIFICATE,
@@ -56,10 +59,15 @@ from .const import (
     CONF_FIRMWARE_TYPE,
     CONF_HEALTHY_FOR,
     CONF_HOSTS,
+    CONF_KEY_ID,
     CONF_LABELS,
     CONF_MAX_CLOCK_SKEW,
     CONF_MAX_FAILED_PERCENT,
     CONF_MAX_REQUEST_LIFETIME,
+    CONF_NOTIFY_MQTT,
+    CONF_NOTIFY_UDP,
+    CONF_NOTIFY_UDP_BROADCAST,
+    CONF_NOTIFY_UDP_PORT,
     CONF_ONLINE_INTERVAL,
     CONF_RELEASE_NOTES,
     CONF_RELEASE_URL,
@@ -80,6 +88,7 @@ from .const import (
     SUBENTRY_TYPE_ESPHOME_DEVICE,
 )
 from .device_flow import DeviceSubentryFlow
+from .device_hello import HelloMalformed, hello_from_txt
 from .esphome_flow import EsphomeDeviceSubentryFlow
 from .firmware_catalog import Firmware, FirmwareError, is_valid_name
 from .firmware_manager import BuildUsage
@@ -90,6 +99,7 @@ from .firmware_overview import (
     table_rows,
     uploaded_text,
 )
+from .notice import DEFAULT_UDP_PORT
 from .rollouts import (
     DEFAULT_HEALTHY_FOR,
     DEFAULT_MAX_FAILED_PERCENT,
@@ -134,6 +144,26 @@ DEFAULT_SETTINGS = {
     CONF_UPDATE_TIMEOUT: DEFAULT_UPDATE_TIMEOUT,
     CONF_CERTIFICATE_VALIDITY: DEFAULT_CERTIFICATE_VALIDITY,
 }
+# The hub options that only the Settings step of the options flow offers.
+DISCOVERY_SCHEMA = vol.Schema(
+    {
+        vol.Required(CONF_NOTIFY_MQTT): BooleanSelector(),
+        vol.Required(CONF_NOTIFY_UDP): BooleanSelector(),
+        vol.Required(CONF_NOTIFY_UDP_PORT): NumberSelector(
+            NumberSelectorConfig(min=1, max=65535, step=1, mode=NumberSelectorMode.BOX)
+        ),
+        vol.Required(CONF_NOTIFY_UDP_BROADCAST): BooleanSelector(),
+        vol.Required(CONF_ANSWER_PROVIDORE_LOCAL): BooleanSelector(),
+    }
+)
+DEFAULT_DISCOVERY_SETTINGS = {
+    CONF_NOTIFY_MQTT: False,
+    CONF_NOTIFY_UDP: False,
+    CONF_NOTIFY_UDP_PORT: DEFAULT_UDP_PORT,
+    CONF_NOTIFY_UDP_BROADCAST: False,
+    CONF_ANSWER_PROVIDORE_LOCAL: False,
+}
+OPTIONS_SETTINGS_SCHEMA = SETTINGS_SCHEMA.extend(DISCOVERY_SCHEMA.schema)
 _MULTILINE = TextSelector(TextSelectorConfig(multiline=True))
 IMPORT_CA_SCHEMA = vol.Schema(
     {
@@ -216,6 +246,14 @@ def _settings(user_input: dict[str, Any]) -> dict[str, int]:
     return {key: int(user_input[key]) for key in DEFAULT_SETTINGS}
 
 
+def _discovery_settings(user_input: dict[str, Any]) -> dict[str, bool | int]:
+    """Return the push and advertisement options (the port as a whole number)."""
+    return {
+        key: int(user_input[key]) if key == CONF_NOTIFY_UDP_PORT else user_input[key]
+        for key in DEFAULT_DISCOVERY_SETTINGS
+    }
+
+
 class ProvidoreConfigFlow(ConfigFlow, domain=DOMAIN):
     """Create the one Providore hub."""
 
@@ -237,6 +275,39 @@ class ProvidoreConfigFlow(ConfigFlow, domain=DOMAIN):
             data_schema=self.add_suggested_values_to_schema(
                 SETTINGS_SCHEMA, DEFAULT_SETTINGS
             ),
+        )
+
+    async def async_step_zeroconf(
+        self, discovery_info: ZeroconfServiceInfo
+    ) -> ConfigFlowResult:
+        """Offer to set Providore up: a device announced itself by zeroconf.
+
+        This flow only runs while there is no hub. Once there is one, Home Assistant
+        aborts every discovery flow of this `single_config_entry` integration before
+        it starts, and a discovery flow could not add a device subentry anyway; the
+        hub then finds devices with its own browser (`device_browser`) and offers
+        them as repairs and in the Add device flow.
+        """
+        await self.async_set_unique_id(DOMAIN)
+        self._abort_if_unique_id_configured()
+        try:
+            hello = hello_from_txt(discovery_info.properties)
+        except HelloMalformed:
+            return self.async_abort(reason="not_a_device")
+        self.context["title_placeholders"] = {CONF_KEY_ID: hello.key_id}
+        return await self.async_step_zeroconf_confirm()
+
+    async def async_step_zeroconf_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Set Providore up with the default settings once the user confirms."""
+        if user_input is not None:
+            return self.async_create_entry(
+                title="Providore", data={}, options=DEFAULT_SETTINGS
+            )
+        return self.async_show_form(
+            step_id="zeroconf_confirm",
+            description_placeholders=self.context["title_placeholders"],
         )
 
     @staticmethod
@@ -285,12 +356,17 @@ class ProvidoreOptionsFlow(OptionsFlow):
         """Show the settings with their current values."""
         if user_input is not None:
             return self.async_create_entry(
-                data=dict(self.config_entry.options) | _settings(user_input)
+                data=dict(self.config_entry.options)
+                | _settings(user_input)
+                | _discovery_settings(user_input)
             )
         return self.async_show_form(
             step_id="settings",
             data_schema=self.add_suggested_values_to_schema(
-                SETTINGS_SCHEMA, DEFAULT_SETTINGS | dict(self.config_entry.options)
+                OPTIONS_SETTINGS_SCHEMA,
+                DEFAULT_SETTINGS
+                | DEFAULT_DISCOVERY_SETTINGS
+                | dict(self.config_entry.options),
             ),
         )
 

@@ -69,6 +69,13 @@ CA_EXPIRY_WARNING_DAYS: Final = 30
 CA_PATH: Final = "/certificates/ca.pem"
 CRL_PATH: Final = "/certificates/crl.pem"
 
+# Hub options: discovery and push notices (all off by default).
+CONF_ANSWER_PROVIDORE_LOCAL: Final = "answer_providore_local"
+CONF_NOTIFY_MQTT: Final = "notify_mqtt"
+CONF_NOTIFY_UDP: Final = "notify_udp"
+CONF_NOTIFY_UDP_PORT: Final = "notify_udp_port"
+CONF_NOTIFY_UDP_BROADCAST: Final = "notify_udp_broadcast"
+
 # Rollout action fields and flow fields.
 CONF_DEVICES: Final = "devices"
 CONF_AREAS: Final = "areas"

@@ -13,6 +13,7 @@ from homeassistant.helpers.network import NoURLAvailableError, get_url
 from homeassistant.helpers.selector import (
     BooleanSelector,
     ObjectSelector,
+    SelectOptionDict,
     SelectSelector,
     SelectSelectorConfig,
     SelectSelectorMode,
@@ -32,6 +33,7 @@ from .const import (
     CONF_ROTATE_KEY,
     CONF_SECRET_KEY,
 )
+from .pending_devices import PendingDevice
 from .protocol import (
     generate_key_id,
     generate_secret_key,
@@ -104,6 +106,17 @@ SETTINGS_SCHEMA = vol.Schema(
         vol.Required(CONF_ROTATE_KEY, default=False): BooleanSelector(),
     }
 )
+# Adopting a device that announced itself (the Add device flow and the repair).
+ADOPT_DEVICE_SCHEMA = vol.Schema(
+    {
+        vol.Required(CONF_NAME): _TEXT,
+        vol.Optional(CONF_FIRMWARE_TYPE): _TEXT,
+        vol.Optional(CONF_SECRET_KEY): TextSelector(
+            TextSelectorConfig(type=TextSelectorType.PASSWORD)
+        ),
+        _USAGE_FIELD: _USAGE,
+    }
+)
 FLASH_SCHEMA = vol.Schema(
     {
         vol.Required(CONF_NVS_OFFSET): _TEXT,
@@ -113,23 +126,128 @@ FLASH_SCHEMA = vol.Schema(
 )
 
 
+def adoption_suggestions(device: PendingDevice) -> dict[str, str]:
+    """Return what the adopt form offers: the announced firmware type, unconfirmed."""
+    return {
+        CONF_NAME: f"{device.firmware_type or 'Device'} {device.key_id}",
+        CONF_FIRMWARE_TYPE: device.firmware_type or "",
+    }
+
+
+def read_adoption(
+    user_input: dict[str, Any],
+) -> tuple[tuple[str, str, str, CertificateUsage] | None, dict[str, str]]:
+    """Check the adopt form: (name, firmware type, secret key, usage), or the errors.
+
+    An empty secret key means a new one is generated, to be flashed onto the device.
+    """
+    errors: dict[str, str] = {}
+    name = user_input[CONF_NAME].strip()
+    secret_key = user_input.get(CONF_SECRET_KEY) or generate_secret_key()
+    if not name:
+        errors[CONF_NAME] = "invalid_name"
+    if not is_valid_secret_key(secret_key):
+        errors[CONF_SECRET_KEY] = "invalid_secret_key"
+    if errors:
+        return None, errors
+    usage = CertificateUsage(user_input[CONF_CERTIFICATE_USAGE])
+    firmware_type = user_input.get(CONF_FIRMWARE_TYPE, "").strip()
+    return (name, firmware_type, secret_key, usage), errors
+
+
 class DeviceSubentryFlow(ConfigSubentryFlow):
     """Add a device with its key, change it, or put its key onto it."""
 
     def __init__(self) -> None:
-        """Start with no secret key entered."""
+        """Start with no secret key entered and no found device chosen."""
         self._entered_secret: str | None = None
+        self._adopting = ""
 
     # --- Add device ----------------------------------------------------------------
 
     async def async_step_user(
         self, user_input: dict[str, Any] | None = None
     ) -> SubentryFlowResult:
-        """Ask whether the device gets a new key or keeps the one it holds."""
-        if async_get_loaded_runtime(self.hass) is None:
+        """Ask whether the device gets a new key or keeps the one it holds.
+
+        Devices that announced themselves are offered for adoption first.
+        """
+        if (runtime := async_get_loaded_runtime(self.hass)) is None:
             return self.async_abort(reason="not_loaded")
-        return self.async_show_menu(
-            step_id="user", menu_options=["new_key", "existing_key"]
+        options = ["new_key", "existing_key"]
+        if runtime.pending_devices.devices():
+            options.insert(0, "adopt")
+        return self.async_show_menu(step_id="user", menu_options=options)
+
+    async def async_step_adopt(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Choose one of the devices that announced themselves."""
+        if (runtime := async_get_loaded_runtime(self.hass)) is None:
+            return self.async_abort(reason="not_loaded")
+        if user_input is not None:
+            self._adopting = user_input[CONF_KEY_ID]
+            return await self.async_step_adopt_device()
+        if not (pending := runtime.pending_devices.devices()):
+            return self.async_abort(reason="no_pending_device")
+        choices = [
+            SelectOptionDict(value=device.key_id, label=device.describe())
+            for device in pending
+        ]
+        return self.async_show_form(
+            step_id="adopt",
+            data_schema=vol.Schema(
+                {
+                    vol.Required(CONF_KEY_ID): SelectSelector(
+                        SelectSelectorConfig(
+                            options=choices, mode=SelectSelectorMode.LIST
+                        )
+                    )
+                }
+            ),
+        )
+
+    async def async_step_adopt_device(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Name the chosen device and give it its key: the one it holds, or a new one.
+
+        As in existing_key, a valid secret key survives an error in another field.
+        """
+        if (runtime := async_get_loaded_runtime(self.hass)) is None:
+            return self.async_abort(reason="not_loaded")
+        key_id = self._adopting
+        if key_id in self._key_ids_in_use():
+            return self.async_abort(reason="already_adopted")
+        errors: dict[str, str] = {}
+        suggested: dict[str, Any] = {}
+        if user_input is not None:
+            entered = user_input.get(CONF_SECRET_KEY, "")
+            if entered != KEPT_SECRET or self._entered_secret is None:
+                self._entered_secret = entered or None
+            adoption, errors = read_adoption(
+                user_input | {CONF_SECRET_KEY: self._entered_secret or ""}
+            )
+            if adoption is not None:
+                secret_key = adoption[2]
+                message = "default" if self._entered_secret is None else "existing_key"
+                return await self._async_add_device(
+                    runtime, user_input, key_id, secret_key, message
+                )
+            if CONF_SECRET_KEY in errors:
+                self._entered_secret = None
+            suggested = {k: v for k, v in user_input.items() if k != CONF_SECRET_KEY}
+            if self._entered_secret is not None:
+                suggested[CONF_SECRET_KEY] = KEPT_SECRET
+        elif (device := runtime.pending_devices.get(key_id)) is not None:
+            suggested = adoption_suggestions(device)
+        return self.async_show_form(
+            step_id="adopt_device",
+            data_schema=self.add_suggested_values_to_schema(
+                ADOPT_DEVICE_SCHEMA, suggested
+            ),
+            errors=errors,
+            description_placeholders={CONF_KEY_ID: key_id},
         )
 
     async def async_step_new_key(

@@ -50,6 +50,8 @@ async def async_get_config_entry_diagnostics(
             "certificate_authority": _certificate_authority(runtime),
             "addresses_with_failures": throttle.tracked_addresses,
             "throttled_addresses": throttle.throttled_addresses(dt_util.utcnow()),
+            "push_notices": runtime.notices_diagnostics(),
+            "pending_devices": runtime.pending_devices.diagnostics(),
         },
         TO_REDACT,
     )

@@ -173,3 +173,31 @@ class ReplayCache:
     def __len__(self) -> int:
         """Return how many signatures are remembered."""
         return len(self._entries)
+
+
+class RateLimit:
+    """At most `limit` events per key in a sliding window; memory stays bounded.
+
+    Unlike FailureThrottle, which only counts what went wrong, this counts every
+    event it lets through (for example every announcement of an unknown device).
+    """
+
+    def __init__(self, limit: int, window: timedelta, max_keys: int = 4096) -> None:
+        """Allow `limit` events per key in `window`, tracking at most `max_keys` keys."""
+        self._events = FailureThrottle(limit, window, max_keys)
+
+    def retry_after(self, key: str, now: datetime) -> int | None:
+        """Count an event and return None; or the seconds to wait when over the limit.
+
+        An event refused is not counted, so a key that keeps trying is let through
+        again as soon as its oldest counted event leaves the window.
+        """
+        if (wait := self._events.retry_after(key, now)) is not None:
+            return wait
+        self._events.record_failure(key, now)
+        return None
+
+    @property
+    def tracked_keys(self) -> int:
+        """Return how many keys have events remembered."""
+        return self._events.tracked_addresses

@@ -12,6 +12,7 @@ from homeassistant.config_entries import ConfigSubentry
 
 from .certificate_authority import CertificateUsage
 from .const import (
+    CONF_ANSWER_PROVIDORE_LOCAL,
     CONF_CERTIFICATE_USAGE,
     CONF_CERTIFICATE_VALIDITY,
     CONF_CHIP_FAMILY,
@@ -20,6 +21,10 @@ from .const import (
     CONF_MAC,
     CONF_MAX_CLOCK_SKEW,
     CONF_MAX_REQUEST_LIFETIME,
+    CONF_NOTIFY_MQTT,
+    CONF_NOTIFY_UDP,
+    CONF_NOTIFY_UDP_BROADCAST,
+    CONF_NOTIFY_UDP_PORT,
     CONF_ONLINE_INTERVAL,
     CONF_PROJECT_NAME,
     CONF_UPDATE_TIMEOUT,
@@ -31,6 +36,7 @@ from .const import (
     SUBENTRY_TYPE_ESPHOME_DEVICE,
 )
 from .esphome_image import ChipFamily
+from .notice import DEFAULT_UDP_PORT
 
 
 class DeviceChange(Flag):
@@ -47,6 +53,8 @@ class DeviceChange(Flag):
     CERTIFICATE = auto()
     # Its name, firmware type or certificate usage.
     PROFILE = auto()
+    # One of its configuration documents.
+    CONFIG = auto()
     # An ESPHome device: ESPHome's own device for its MAC appeared or went away.
     ATTACHMENT = auto()
 
@@ -60,6 +68,17 @@ class HubSettings:
     online_interval: timedelta
     update_timeout: timedelta
     certificate_validity: timedelta
+    # The zeroconf advertisement's host name is providore.local.
+    answer_providore_local: bool = False
+    notify_mqtt: bool = False
+    notify_udp: bool = False
+    notify_udp_port: int = DEFAULT_UDP_PORT
+    notify_udp_broadcast: bool = False
+
+    @property
+    def notifies(self) -> bool:
+        """Return whether any push notice backend is turned on."""
+        return self.notify_mqtt or self.notify_udp
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> HubSettings:
@@ -80,6 +99,11 @@ class HubSettings:
                     CONF_CERTIFICATE_VALIDITY, DEFAULT_CERTIFICATE_VALIDITY
                 )
             ),
+            answer_providore_local=options.get(CONF_ANSWER_PROVIDORE_LOCAL, False),
+            notify_mqtt=options.get(CONF_NOTIFY_MQTT, False),
+            notify_udp=options.get(CONF_NOTIFY_UDP, False),
+            notify_udp_port=options.get(CONF_NOTIFY_UDP_PORT, DEFAULT_UDP_PORT),
+            notify_udp_broadcast=options.get(CONF_NOTIFY_UDP_BROADCAST, False),
         )
 
 

@@ -1,6 +1,6 @@
 """Push notices: the signed hint that tells a device to pull what changed.
 
-The byte format and the rules a receiver applies are in docs/protocol-notices.md
+The byte format and the rules a receiver applies are in docs/protocol.md
 ("Extension: push notices"). Pure standard library and the protocol module, so it can
 be tested without Home Assistant; the same bytes go over MQTT and UDP.
 """

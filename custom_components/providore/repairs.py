@@ -14,8 +14,10 @@ from homeassistant.util import dt as dt_util
 import voluptuous as vol
 
 from .certificates import ProvidoreCertificates
-from .const import CONF_CA_FINGERPRINT, DOMAIN
+from .const import CONF_CA_FINGERPRINT, CONF_SECRET_KEY, DOMAIN
+from .device_flow import ADOPT_DEVICE_SCHEMA, adoption_suggestions, read_adoption
 from .issues import CA_STORE_KEY, MISSING_SECRET_PREFIX
+from .pending_devices import NEW_DEVICE_PREFIX
 from .request_guards import DATA_GUARDS, THROTTLED_ISSUE_ID
 from .runtime import async_get_loaded_runtime
 from .stores import STORE_UNREADABLE_PREFIX, store_issue_id
@@ -49,6 +51,58 @@ class NewSecretRepairFlow(ConfirmRepairFlow):
                 return self.async_abort(reason="not_loaded")
             await runtime.async_rotate_key(self._key_id)
         return await super().async_step_confirm(user_input)
+
+
+class NewDeviceRepairFlow(RepairsFlow):
+    """Adopt a device that announced itself, or ignore it for good.
+
+    A repair flow cannot run a subentry flow (Home Assistant 2025.4 to 2026.2 only
+    create subentries from a `user` subentry flow), so adopting adds the device's
+    subentry directly, its key saved first (`ProvidoreRuntime.async_adopt_device`).
+    """
+
+    def __init__(self, key_id: str) -> None:
+        """Remember the device the issue is about."""
+        self._key_id = key_id
+
+    async def async_step_init(
+        self, user_input: dict[str, Any] | None = None
+    ) -> data_entry_flow.FlowResult:
+        """Offer to adopt or to ignore the device."""
+        return self.async_show_menu(step_id="init", menu_options=["adopt", "ignore"])
+
+    async def async_step_adopt(
+        self, user_input: dict[str, Any] | None = None
+    ) -> data_entry_flow.FlowResult:
+        """Name the device and give it its key: the one it holds, or a new one."""
+        if (runtime := async_get_loaded_runtime(self.hass)) is None:
+            return self.async_abort(reason="not_loaded")
+        if (device := runtime.pending_devices.get(self._key_id)) is None:
+            return self.async_abort(reason="device_gone")
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            adoption, errors = read_adoption(user_input)
+            if adoption is not None:
+                await runtime.async_adopt_device(self._key_id, *adoption)
+                return self.async_create_entry(data={})
+            user_input = {k: v for k, v in user_input.items() if k != CONF_SECRET_KEY}
+        return self.async_show_form(
+            step_id="adopt",
+            data_schema=self.add_suggested_values_to_schema(
+                ADOPT_DEVICE_SCHEMA, user_input or adoption_suggestions(device)
+            ),
+            errors=errors,
+            description_placeholders={"key_id": self._key_id},
+        )
+
+    async def async_step_ignore(
+        self, user_input: dict[str, Any] | None = None
+    ) -> data_entry_flow.FlowResult:
+        """Ignore the device's announcements from now on."""
+        if (runtime := async_get_loaded_runtime(self.hass)) is None:
+            return self.async_abort(reason="not_loaded")
+        await runtime.pending_devices.async_ignore(self._key_id)
+        return self.async_create_entry(data={})
 
 
 class UnreadableStoreRepairFlow(RepairsFlow):
@@ -131,6 +185,8 @@ async def async_create_fix_flow(
         return UnblockAddressesRepairFlow()
     if issue_id.startswith(MISSING_SECRET_PREFIX) and data:
         return NewSecretRepairFlow(str(data["key_id"]))
+    if issue_id.startswith(NEW_DEVICE_PREFIX) and data:
+        return NewDeviceRepairFlow(str(data["key_id"]))
     if issue_id.startswith(STORE_UNREADABLE_PREFIX) and data:
         return UnreadableStoreRepairFlow(str(data["entry_id"]), str(data["store"]))
     raise ValueError(f"Unknown repair issue {issue_id}")

@@ -35,6 +35,7 @@ from .const import (
     LOGGER,
     SUBENTRY_TYPE_DEVICE,
 )
+from .device_browser import DeviceBrowser
 from .device_data import DeviceData, DeviceDocuments, DeviceState, JsonObject
 from .device_events import DeviceEventType, async_fire_device_event
 from .device_feed import ChangeListener, DeviceFeed
@@ -54,9 +55,13 @@ from .issues import (
     delete_device_issues,
 )
 from .models import DeviceChange, DeviceProfile, HubSettings
+from .notice import Change
+from .pending_devices import PendingDevices
 from .presence import Presence
 from .protocol import DeviceKey, SignedRequest, generate_key_id, generate_secret_key
+from .push import PushNotices
 from .rollouts import Rollouts, async_remove_store as async_remove_rollouts
+from .server_advertisement import ServerAdvertisement
 from .server_certificate import (
     ServerCertificate,
     issue_server_certificate,
@@ -90,6 +95,24 @@ def device_profiles(entry: ConfigEntry) -> dict[str, DeviceProfile]:
             if subentry.subentry_type in DEVICE_SUBENTRY_TYPES
         )
     }
+
+
+def device_subentry(
+    key_id: str, name: str, firmware_type: str, certificate_usage: CertificateUsage
+) -> ConfigSubentry:
+    """Return the subentry of a device added outside the Add device flow."""
+    return ConfigSubentry(
+        data=MappingProxyType(
+            {
+                CONF_KEY_ID: key_id,
+                CONF_FIRMWARE_TYPE: firmware_type,
+                CONF_CERTIFICATE_USAGE: certificate_usage.value,
+            }
+        ),
+        subentry_type=SUBENTRY_TYPE_DEVICE,
+        title=name,
+        unique_id=key_id,
+    )
 
 
 def key_ids_in_use(entry: ConfigEntry) -> set[str]:
@@ -142,6 +165,15 @@ class ProvidoreRuntime:
         )
         self._rollouts = Rollouts(hass, self)
         self._certificates: ProvidoreCertificates
+        self._notices = PushNotices(hass, entry, self)
+        self.pending_devices = PendingDevices(hass, self.devices.__contains__)
+        self._device_browser = DeviceBrowser(hass, self.pending_devices)
+        self._advertisement = ServerAdvertisement(
+            hass,
+            entry,
+            lambda: self.certificate_authority,
+            self.settings.answer_providore_local,
+        )
         self.esphome = EsphomeDevices(
             hass, entry, self.devices, self._firmware, self._data, self._feed
         )
@@ -164,6 +196,8 @@ class ProvidoreRuntime:
             runtime._certificates_changed,
         )
         runtime._record_ca(runtime._certificates.authority)
+        await runtime._notices.async_load()
+        await runtime.pending_devices.async_load()
         return runtime
 
     async def async_start(self) -> None:
@@ -203,6 +237,16 @@ class ProvidoreRuntime:
                 self.hass, self._async_daily, CRL_REFRESH_INTERVAL
             )
         )
+        await self._async_start_discovery()
+
+    async def _async_start_discovery(self) -> None:
+        """Advertise the server, find unknown devices, and push notices to known ones."""
+        entry = self._entry
+        self._advertisement.async_start()
+        entry.async_on_unload(self.pending_devices.async_stop)
+        await self._device_browser.async_start()
+        entry.async_on_unload(self._device_browser.async_stop)
+        await self._notices.async_start()
 
     async def _async_daily(self, now: datetime) -> None:
         await self._certificates.async_publish_crl()
@@ -257,6 +301,7 @@ class ProvidoreRuntime:
     def _device_added(self, profile: DeviceProfile) -> None:
         self.devices[profile.key_id] = profile
         self._firmware.device_added(profile.key_id)
+        self.pending_devices.device_added(profile.key_id)
         self.esphome.device_added(profile)
         self._update_missing_secret_issue(profile.key_id)
         for listener in self._device_added_listeners:
@@ -288,6 +333,7 @@ class ProvidoreRuntime:
             self._presence.forget(key_id)
             self._rollouts.device_removed(key_id)
             self._firmware.device_removed(key_id)
+            self._notices.device_removed(key_id)
             delete_device_issues(self.hass, key_id)
         await self._data.async_forget(key_ids)
         await self._updates.async_forget(key_ids)
@@ -304,17 +350,11 @@ class ProvidoreRuntime:
         for device in devices:
             self.hass.config_entries.async_add_subentry(
                 self._entry,
-                ConfigSubentry(
-                    data=MappingProxyType(
-                        {
-                            CONF_KEY_ID: device.key_id,
-                            CONF_FIRMWARE_TYPE: device.firmware_type or "",
-                            CONF_CERTIFICATE_USAGE: CertificateUsage.CLIENT.value,
-                        }
-                    ),
-                    subentry_type=SUBENTRY_TYPE_DEVICE,
-                    title=device.name,
-                    unique_id=device.key_id,
+                device_subentry(
+                    device.key_id,
+                    device.name,
+                    device.firmware_type or "",
+                    CertificateUsage.CLIENT,
                 ),
             )
         LOGGER.info("Imported %s devices", len(devices))
@@ -340,6 +380,41 @@ class ProvidoreRuntime:
     def publish(self, key_id: str, changes: DeviceChange) -> None:
         """Tell the device's listeners what changed."""
         self._feed.publish(key_id, changes)
+
+    # --- discovery and push notices ---------------------------------------------
+
+    @property
+    def notices_enabled(self) -> bool:
+        """Return whether a push notice backend is turned on."""
+        return self._notices.enabled
+
+    async def async_notify(self, key_id: str, changes: set[Change]) -> list[str]:
+        """Send a device a push notice now; return where it went."""
+        return await self._notices.async_notify(key_id, changes)
+
+    def notices_diagnostics(self) -> dict[str, object]:
+        """Return the push backends and how many devices were sent a notice."""
+        return self._notices.diagnostics()
+
+    async def async_adopt_device(
+        self,
+        key_id: str,
+        name: str,
+        firmware_type: str,
+        secret_key: str,
+        certificate_usage: CertificateUsage,
+    ) -> None:
+        """Add a device (from outside a subentry flow), its key saved first.
+
+        A repair flow cannot create a subentry through a subentry flow (only its
+        `user` source may), so the device is added to the entry directly.
+        """
+        await self.async_store_secrets({key_id: secret_key})
+        self.hass.config_entries.async_add_subentry(
+            self._entry,
+            device_subentry(key_id, name, firmware_type, certificate_usage),
+        )
+        LOGGER.info("Adopted device %s as %s", key_id, name)
 
     # --- keys --------------------------------------------------------------------
 
@@ -453,6 +528,7 @@ class ProvidoreRuntime:
     ) -> None:
         """Set a device's default document, or the one for a firmware version."""
         await self._data.async_set_document(key_id, document, firmware_version)
+        self.publish(key_id, DeviceChange.CONFIG)
 
     # --- firmware -------------------------------------------------------------------
 
@@ -588,6 +664,7 @@ class ProvidoreRuntime:
             await self._certificates.async_import_ca(certificate, private_key, password)
         )
         self._update_certificate_issues(dt_util.utcnow())
+        self._advertisement.async_refresh_soon()
 
     def esphome_snippet(self, key_id: str) -> Snippet:
         """Return an ESPHome device's YAML (trusting Providore's CA where it issued HA's)."""
@@ -645,6 +722,8 @@ async def async_remove_stores(hass: HomeAssistant) -> None:
     await FirmwareCatalog(hass).async_remove()
     await async_remove_rollouts(hass)
     await ProvidoreCertificates.async_remove_stores(hass)
+    await PushNotices.async_remove_store(hass)
+    await PendingDevices.async_remove_store(hass)
     await EsphomeTokens(hass).async_remove()
 
 

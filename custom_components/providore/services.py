@@ -24,6 +24,7 @@ from homeassistant.exceptions import (
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.network import NoURLAvailableError, get_url
 from homeassistant.helpers.service import async_register_admin_service
+from homeassistant.util.json import JsonValueType
 import voluptuous as vol
 
 from .const import (
@@ -49,6 +50,8 @@ from .const import (
 )
 from .device_import import ImportRefused, parse_devices
 from .esphome_manifest import MAX_CI_MANIFEST_BYTES
+from .models import DeviceKind
+from .notice import Change
 from .provisioning import nvs_csv
 from .readable_files import readable_file
 from .rollouts import (
@@ -70,6 +73,7 @@ SERVICE_IMPORT_DEVICES = "import_devices"
 MAX_IMPORT_BYTES = 1024 * 1024
 
 SERVICE_REVOKE_CERTIFICATE = "revoke_certificate"
+SERVICE_NOTIFY_DEVICE = "notify_device"
 SERVICE_START_ROLLOUT = "start_rollout"
 SERVICE_PAUSE_ROLLOUT = "pause_rollout"
 SERVICE_RESUME_ROLLOUT = "resume_rollout"
@@ -190,6 +194,13 @@ def async_setup_services(hass: HomeAssistant) -> None:
         SERVICE_REVOKE_CERTIFICATE,
         _async_revoke_certificate,
         DEVICE_SCHEMA,
+    )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_NOTIFY_DEVICE,
+        _async_notify_device,
+        schema=DEVICE_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
     )
     async_register_admin_service(
         hass, DOMAIN, SERVICE_START_ROLLOUT, _async_start_rollout, START_ROLLOUT_SCHEMA
@@ -336,6 +347,36 @@ async def _async_revoke_certificate(call: ServiceCall) -> None:
     """Revoke a device's valid certificates."""
     runtime, key_id = _runtime_and_key_id(call)
     await runtime.async_revoke_certificates(key_id)
+
+
+async def _async_notify_device(call: ServiceCall) -> ServiceResponse:
+    """Send a device a push notice asking it to check in now."""
+    await _async_require_admin(call)
+    runtime, key_id = _runtime_and_key_id(call)
+    if runtime.devices[key_id].kind is DeviceKind.ESPHOME:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="esphome_no_notice",
+            translation_placeholders={"key_id": key_id},
+        )
+    if not runtime.notices_enabled:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN, translation_key="notices_off"
+        )
+    if runtime.secret(key_id) is None:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="missing_secret",
+            translation_placeholders={"key_id": key_id},
+        )
+    sent: list[JsonValueType] = [*await runtime.async_notify(key_id, {Change.CHECK})]
+    if not sent:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="notice_not_sent",
+            translation_placeholders={"key_id": key_id},
+        )
+    return {"sent_to": sent} if call.return_response else None
 
 
 async def _async_start_rollout(call: ServiceCall) -> None:

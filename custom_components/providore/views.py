@@ -13,20 +13,24 @@ from aiohttp import hdrs, web
 from homeassistant.const import CONTENT_TYPE_JSON
 from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
 from homeassistant.helpers.json import json_bytes
+from homeassistant.util import dt as dt_util
 
 from .certificate_authority import CSRRejected
 from .certificates import IssuanceRefused
 from .const import API_BASE_PATH, CA_PATH, CRL_PATH
 from .device_auth import (
+    UNKNOWN_ADDRESS,
     AuthenticatedRequest,
     ThrottledError,
     async_authenticate,
     signed_response,
 )
+from .device_hello import MAX_HELLO_BYTES, HelloMalformed, parse_hello
 from .esphome_view import EsphomeView
 from .firmware_delivery import async_send_firmware
+from .pending_devices import AnnouncementSource
 from .protocol import ProtocolError
-from .request_guards import KeyBusy, SignatureNotSaved
+from .request_guards import DATA_GUARDS, KeyBusy, SignatureNotSaved
 from .runtime import DownloadRefused, ProvidoreRuntime, async_get_loaded_runtime
 
 # Seconds a device whose key made too many POST requests is told to wait.
@@ -217,6 +221,67 @@ class CRLView(PublicCertificateFileView):
         return runtime.crl_pem
 
 
+class HelloView(HomeAssistantView):
+    """POST /hello: a device Providore does not know announces itself.
+
+    Unauthenticated, so it is strict and cheap: throttled addresses and addresses
+    over the announcement limits are refused first, a malformed hello counts as a
+    failed request, and every hello that is read gets the same answer, whether its
+    key id is new, pending, ignored or configured (it tells nothing of the keys).
+    """
+
+    url = f"{API_BASE_PATH}/hello"
+    name = "api:providore:hello"
+    requires_auth = False
+
+    async def post(self, request: web.Request) -> web.Response:
+        """Note the announcement; the admin adopts or ignores the device."""
+        hass = request.app[KEY_HASS]
+        if (runtime := async_get_loaded_runtime(hass)) is None:
+            return _error(HTTPStatus.NOT_FOUND, "Providore is not set up")
+        guards = hass.data[DATA_GUARDS]
+        address = request.remote or UNKNOWN_ADDRESS
+        now = dt_util.utcnow()
+        if (wait := guards.retry_after(address, now)) is not None:
+            return _error(
+                HTTPStatus.TOO_MANY_REQUESTS,
+                "too many failed requests",
+                {"Retry-After": str(wait)},
+            )
+        if (wait := runtime.pending_devices.retry_after(address, now)) is not None:
+            return _error(
+                HTTPStatus.TOO_MANY_REQUESTS,
+                "too many announcements",
+                {"Retry-After": str(wait)},
+            )
+        body = await _read_at_most(request, MAX_HELLO_BYTES)
+        if body is None:
+            guards.record_failure(address, None, now)
+            return _error(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                f"a hello has at most {MAX_HELLO_BYTES} bytes",
+            )
+        try:
+            hello = parse_hello(body)
+        except HelloMalformed as err:
+            guards.record_failure(address, None, now)
+            return _error(HTTPStatus.BAD_REQUEST, f"malformed hello: {err}")
+        runtime.pending_devices.announce(
+            hello, request.remote, AnnouncementSource.HELLO, now
+        )
+        return web.json_response(
+            {"message": "announcement received"}, status=HTTPStatus.ACCEPTED
+        )
+
+
+async def _read_at_most(request: web.Request, limit: int) -> bytes | None:
+    """Return the body, or None as soon as it is longer than `limit` bytes."""
+    if (request.content_length or 0) > limit:
+        return None
+    body = await request.content.read(limit + 1)
+    return None if len(body) > limit else body
+
+
 VIEWS: tuple[type[HomeAssistantView], ...] = (
     ConfigView,
     FirmwareCheckView,
@@ -225,5 +290,6 @@ VIEWS: tuple[type[HomeAssistantView], ...] = (
     CertificateView,
     CACertificateView,
     CRLView,
+    HelloView,
     EsphomeView,
 )
