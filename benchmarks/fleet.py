@@ -842,6 +842,7 @@ async def add_devices(
                     "secret_key": device.secret,
                     "firmware_type": FIRMWARE_TYPE,
                 },
+                menu_choice="existing_key",
             )
             async with asyncio.timeout(START_TIMEOUT):
                 await watch.wait_for(expected)

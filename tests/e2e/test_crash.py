@@ -113,9 +113,11 @@ class RestartableHomeAssistant:
     def add_device(self, key_id: str) -> SimulatedDevice:
         """Add a device with the Add device flow; return it once the flow confirmed it."""
         secret = f"crash-test-secret-{key_id}".ljust(32, "x")[:32]
-        form = self.api.post(SUBENTRY_FLOW_PATH, {"handler": [self.entry_id, "device"]})
+        menu = self.api.post(SUBENTRY_FLOW_PATH, {"handler": [self.entry_id, "device"]})
+        flow_path = f"{SUBENTRY_FLOW_PATH}/{menu['flow_id']}"
+        self.api.post(flow_path, {"next_step_id": "existing_key"})
         result = self.api.post(
-            f"{SUBENTRY_FLOW_PATH}/{form['flow_id']}",
+            flow_path,
             {"name": f"Device {key_id}", "key_id": key_id, "secret_key": secret},
         )
         assert result["type"] == "create_entry", result
