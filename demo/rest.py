@@ -173,10 +173,12 @@ class HomeAssistantRest:
         """Start a flow, submit its one form, and return the created entry's result.
 
         `index_path` is a flow manager's REST path (config entries, subentries or
-        options); a flow that opens with a menu is led to the form by `menu_choice`.
+        options); a flow that opens with a menu first gets `menu_choice`.
         """
         form = await self.post(index_path, start)
-        if menu_choice is not None and form.get("type") == "menu":
+        if menu_choice is not None:
+            if form.get("type") != "menu":
+                raise RestError(f"{index_path} did not show a menu: {form}")
             form = await self.post(
                 f"{index_path}/{form['flow_id']}", {"next_step_id": menu_choice}
             )
