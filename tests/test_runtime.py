@@ -118,6 +118,35 @@ async def test_reconfiguring_a_device_renames_it_in_place(
     assert (device.name, device.model) == ("Shed sensor", "esp32-v2")
 
 
+async def test_only_changed_subentries_are_read_again(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """Adding a device leaves the others' profiles as they were; a title or data change is seen."""
+    runtime = loaded_runtime(hass)
+    before = runtime.devices[KEY_ID]
+    await _add_device(hass, init_integration, "Porch light", "porch-light")
+    assert runtime.devices[KEY_ID] is before
+
+    subentry = next(
+        sub
+        for sub in init_integration.subentries.values()
+        if sub.data[CONF_KEY_ID] == KEY_ID
+    )
+    hass.config_entries.async_update_subentry(
+        init_integration, subentry, title="Shed sensor"
+    )
+    await hass.async_block_till_done()
+    assert runtime.devices[KEY_ID].name == "Shed sensor"
+    hass.config_entries.async_update_subentry(
+        init_integration,
+        subentry,
+        data={**subentry.data, CONF_FIRMWARE_TYPE: "esp32-v2"},
+    )
+    await hass.async_block_till_done()
+    assert runtime.devices[KEY_ID].firmware_type == "esp32-v2"
+    assert runtime.devices[KEY_ID].name == "Shed sensor"
+
+
 async def test_removing_a_device_clears_everything_it_had(
     hass: HomeAssistant,
     init_integration: MockConfigEntry,

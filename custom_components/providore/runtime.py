@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 from cryptography import x509
 from homeassistant.config_entries import ConfigEntry, ConfigSubentry
@@ -85,16 +86,35 @@ class DownloadRefused(Exception):  # noqa: N818
         self.reason = reason
 
 
-def device_profiles(entry: ConfigEntry) -> dict[str, DeviceProfile]:
-    """Return the devices (Providore's and ESPHome's) of a hub entry's subentries, by key id."""
-    return {
-        profile.key_id: profile
-        for profile in (
-            DeviceProfile.from_subentry(subentry)
-            for subentry in entry.subentries.values()
-            if subentry.subentry_type in DEVICE_SUBENTRY_TYPES
-        )
-    }
+class SubentryReader:
+    """Read the devices of a hub entry's subentries, re-reading only what changed.
+
+    Home Assistant changes a subentry in place, giving it a new data mapping or title:
+    while both are the ones read before, so is the device's profile.
+    """
+
+    def __init__(self) -> None:
+        """Start with nothing read."""
+        self._read: dict[str, tuple[str, Mapping[str, Any], DeviceProfile]] = {}
+
+    def profiles(self, entry: ConfigEntry) -> dict[str, DeviceProfile]:
+        """Return the devices (Providore's and ESPHome's) by key id."""
+        read: dict[str, tuple[str, Mapping[str, Any], DeviceProfile]] = {}
+        for subentry_id, subentry in entry.subentries.items():
+            if subentry.subentry_type not in DEVICE_SUBENTRY_TYPES:
+                continue
+            known = self._read.get(subentry_id)
+            if (
+                known is None
+                or known[1] is not subentry.data
+                or known[0] != subentry.title
+            ):
+                profile = DeviceProfile.from_subentry(subentry)
+            else:
+                profile = known[2]
+            read[subentry_id] = (subentry.title, subentry.data, profile)
+        self._read = read
+        return {profile.key_id: profile for _, _, profile in read.values()}
 
 
 def device_subentry(
@@ -140,7 +160,8 @@ class ProvidoreRuntime:
         self.hass = hass
         self._entry = entry
         self.settings = HubSettings.from_options(entry.options)
-        self.devices: dict[str, DeviceProfile] = device_profiles(entry)
+        self._subentries = SubentryReader()
+        self.devices: dict[str, DeviceProfile] = self._subentries.profiles(entry)
         self._data = DeviceData(hass)
         self._updates = FirmwareUpdates(hass)
         self._catalog = FirmwareCatalog(hass)
@@ -287,12 +308,12 @@ class ProvidoreRuntime:
         if HubSettings.from_options(self._entry.options) != self.settings:
             self.hass.config_entries.async_schedule_reload(self._entry.entry_id)
             return
-        current = device_profiles(self._entry)
+        current = self._subentries.profiles(self._entry)
         removed = self.devices.keys() - current.keys()
         for key_id, profile in current.items():
             if (known := self.devices.get(key_id)) is None:
                 self._device_added(profile)
-            elif known != profile:
+            elif known is not profile and known != profile:
                 self._device_changed(known, profile)
         if removed:
             await self._async_forget(removed)
