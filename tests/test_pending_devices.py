@@ -395,6 +395,46 @@ async def test_repair_adopts_with_the_key_the_device_holds(
     assert issue_registry.async_get_issue(DOMAIN, ISSUE_ID) is None
 
 
+async def test_repair_keeps_a_valid_secret_across_an_error(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    hass_client: ClientSessionGenerator,
+) -> None:
+    """An empty name is refused; the secret typed beside it is kept, never echoed."""
+    _announce(hass)
+    client = await hass_client()
+    flow = await _start_fix(hass, client)
+    await _step(client, flow["flow_id"], {"next_step_id": "adopt"})
+    form = await _step(
+        client,
+        flow["flow_id"],
+        {
+            CONF_NAME: " ",
+            CONF_SECRET_KEY: NEW_SECRET,
+            CONF_CERTIFICATE_USAGE: "client",
+        },
+    )
+    assert form["errors"] == {CONF_NAME: "invalid_name"}
+    assert NEW_SECRET not in json.dumps(form)
+    suggested = {
+        field["name"]: field.get("description", {}).get("suggested_value")
+        for field in form["data_schema"]
+    }
+    assert suggested[CONF_SECRET_KEY] == KEPT_SECRET
+    done = await _step(
+        client,
+        flow["flow_id"],
+        {
+            CONF_NAME: "Greenhouse",
+            CONF_SECRET_KEY: KEPT_SECRET,
+            CONF_CERTIFICATE_USAGE: "client",
+        },
+    )
+    assert done["type"] == "create_entry"
+    await hass.async_block_till_done()
+    assert loaded_runtime(hass).secret(NEW_KEY_ID) == NEW_SECRET
+
+
 async def test_repair_adopts_with_a_new_key(
     hass: HomeAssistant,
     init_integration: MockConfigEntry,

@@ -15,7 +15,12 @@ import voluptuous as vol
 
 from .certificates import ProvidoreCertificates
 from .const import CONF_CA_FINGERPRINT, CONF_SECRET_KEY, DOMAIN
-from .device_flow import ADOPT_DEVICE_SCHEMA, adoption_suggestions, read_adoption
+from .device_flow import (
+    ADOPT_DEVICE_SCHEMA,
+    KEPT_SECRET,
+    adoption_suggestions,
+    read_adoption,
+)
 from .issues import CA_STORE_KEY, MISSING_SECRET_PREFIX
 from .pending_devices import NEW_DEVICE_PREFIX
 from .request_guards import DATA_GUARDS, THROTTLED_ISSUE_ID
@@ -39,8 +44,9 @@ class NewSecretRepairFlow(ConfirmRepairFlow):
     """Generate a secret key for a device that has none."""
 
     def __init__(self, key_id: str) -> None:
-        """Remember the device the issue is about."""
+        """Remember the device the issue is about; no secret key entered yet."""
         self._key_id = key_id
+        self._entered_secret: str | None = None
 
     async def async_step_confirm(
         self, user_input: dict[str, str] | None = None
@@ -62,8 +68,9 @@ class NewDeviceRepairFlow(RepairsFlow):
     """
 
     def __init__(self, key_id: str) -> None:
-        """Remember the device the issue is about."""
+        """Remember the device the issue is about; no secret key entered yet."""
         self._key_id = key_id
+        self._entered_secret: str | None = None
 
     async def async_step_init(
         self, user_input: dict[str, Any] | None = None
@@ -80,16 +87,26 @@ class NewDeviceRepairFlow(RepairsFlow):
         if (device := runtime.pending_devices.get(self._key_id)) is None:
             return self.async_abort(reason="device_gone")
         errors: dict[str, str] = {}
+        suggested = adoption_suggestions(device)
         if user_input is not None:
-            adoption, errors = read_adoption(user_input)
+            entered = user_input.get(CONF_SECRET_KEY, "")
+            if entered != KEPT_SECRET or self._entered_secret is None:
+                self._entered_secret = entered or None
+            adoption, errors = read_adoption(
+                user_input | {CONF_SECRET_KEY: self._entered_secret or ""}
+            )
             if adoption is not None:
                 await runtime.async_adopt_device(self._key_id, *adoption)
                 return self.async_create_entry(data={})
-            user_input = {k: v for k, v in user_input.items() if k != CONF_SECRET_KEY}
+            if CONF_SECRET_KEY in errors:
+                self._entered_secret = None
+            suggested = {k: v for k, v in user_input.items() if k != CONF_SECRET_KEY}
+            if self._entered_secret is not None:
+                suggested[CONF_SECRET_KEY] = KEPT_SECRET
         return self.async_show_form(
             step_id="adopt",
             data_schema=self.add_suggested_values_to_schema(
-                ADOPT_DEVICE_SCHEMA, user_input or adoption_suggestions(device)
+                ADOPT_DEVICE_SCHEMA, suggested
             ),
             errors=errors,
             description_placeholders={"key_id": self._key_id},
