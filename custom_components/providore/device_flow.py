@@ -155,12 +155,39 @@ def read_adoption(
     return (name, firmware_type, secret_key, usage), errors
 
 
+class EnteredSecret:
+    """The secret key typed into a form, kept across the form's errors.
+
+    Once valid, it never goes back to the browser: the field shows KEPT_SECRET, and
+    submitting KEPT_SECRET again means "the key I typed before".
+    """
+
+    def __init__(self) -> None:
+        """Start with no key typed."""
+        self.kept: str | None = None
+
+    def read(self, user_input: dict[str, Any]) -> str:
+        """Return the key the form now holds ("" for none); keep it when it is valid."""
+        entered: str = user_input.get(CONF_SECRET_KEY, "")
+        if entered == KEPT_SECRET and self.kept is not None:
+            return self.kept
+        self.kept = entered if is_valid_secret_key(entered) else None
+        return entered
+
+    def shown_again(self, user_input: dict[str, Any]) -> dict[str, Any]:
+        """Return what the form shows after an error: what was typed, the key hidden."""
+        shown = {k: v for k, v in user_input.items() if k != CONF_SECRET_KEY}
+        if self.kept is not None:
+            shown[CONF_SECRET_KEY] = KEPT_SECRET
+        return shown
+
+
 class DeviceSubentryFlow(ConfigSubentryFlow):
     """Add a device with its key, change it, or put its key onto it."""
 
     def __init__(self) -> None:
         """Start with no secret key entered and no found device chosen."""
-        self._entered_secret: str | None = None
+        self._secret = EnteredSecret()
         self._adopting = ""
 
     # --- Add device ----------------------------------------------------------------
@@ -222,23 +249,14 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
         errors: dict[str, str] = {}
         suggested: dict[str, Any] = {}
         if user_input is not None:
-            entered = user_input.get(CONF_SECRET_KEY, "")
-            if entered != KEPT_SECRET or self._entered_secret is None:
-                self._entered_secret = entered or None
-            adoption, errors = read_adoption(
-                user_input | {CONF_SECRET_KEY: self._entered_secret or ""}
-            )
+            secret_key = self._secret.read(user_input)
+            adoption, errors = read_adoption(user_input | {CONF_SECRET_KEY: secret_key})
             if adoption is not None:
-                secret_key = adoption[2]
-                message = "default" if self._entered_secret is None else "existing_key"
+                message = "existing_key" if secret_key else "default"
                 return await self._async_add_device(
-                    runtime, user_input, key_id, secret_key, message
+                    runtime, user_input, key_id, adoption[2], message
                 )
-            if CONF_SECRET_KEY in errors:
-                self._entered_secret = None
-            suggested = {k: v for k, v in user_input.items() if k != CONF_SECRET_KEY}
-            if self._entered_secret is not None:
-                suggested[CONF_SECRET_KEY] = KEPT_SECRET
+            suggested = self._secret.shown_again(user_input)
         elif (device := runtime.pending_devices.get(key_id)) is not None:
             suggested = adoption_suggestions(device)
         return self.async_show_form(
@@ -286,19 +304,15 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
         suggested: dict[str, Any] = {}
         if user_input is not None:
             key_id = user_input[CONF_KEY_ID].strip()
-            entered = user_input[CONF_SECRET_KEY]
-            if entered != KEPT_SECRET or self._entered_secret is None:
-                self._entered_secret = entered if is_valid_secret_key(entered) else None
+            self._secret.read(user_input)
             errors = self._profile_errors(user_input) | self._key_id_errors(key_id)
-            if self._entered_secret is None:
+            if self._secret.kept is None:
                 errors[CONF_SECRET_KEY] = "invalid_secret_key"
             elif not errors:
                 return await self._async_add_device(
-                    runtime, user_input, key_id, self._entered_secret, "existing_key"
+                    runtime, user_input, key_id, self._secret.kept, "existing_key"
                 )
-            suggested = {k: v for k, v in user_input.items() if k != CONF_SECRET_KEY}
-            if self._entered_secret is not None:
-                suggested[CONF_SECRET_KEY] = KEPT_SECRET
+            suggested = self._secret.shown_again(user_input)
         return self.async_show_form(
             step_id="existing_key",
             data_schema=self.add_suggested_values_to_schema(

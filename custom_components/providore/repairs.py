@@ -17,7 +17,7 @@ from .certificates import ProvidoreCertificates
 from .const import CONF_CA_FINGERPRINT, CONF_SECRET_KEY, DOMAIN
 from .device_flow import (
     ADOPT_DEVICE_SCHEMA,
-    KEPT_SECRET,
+    EnteredSecret,
     adoption_suggestions,
     read_adoption,
 )
@@ -44,9 +44,8 @@ class NewSecretRepairFlow(ConfirmRepairFlow):
     """Generate a secret key for a device that has none."""
 
     def __init__(self, key_id: str) -> None:
-        """Remember the device the issue is about; no secret key entered yet."""
+        """Remember the device the issue is about."""
         self._key_id = key_id
-        self._entered_secret: str | None = None
 
     async def async_step_confirm(
         self, user_input: dict[str, str] | None = None
@@ -70,7 +69,7 @@ class NewDeviceRepairFlow(RepairsFlow):
     def __init__(self, key_id: str) -> None:
         """Remember the device the issue is about; no secret key entered yet."""
         self._key_id = key_id
-        self._entered_secret: str | None = None
+        self._secret = EnteredSecret()
 
     async def async_step_init(
         self, user_input: dict[str, Any] | None = None
@@ -89,20 +88,13 @@ class NewDeviceRepairFlow(RepairsFlow):
         errors: dict[str, str] = {}
         suggested = adoption_suggestions(device)
         if user_input is not None:
-            entered = user_input.get(CONF_SECRET_KEY, "")
-            if entered != KEPT_SECRET or self._entered_secret is None:
-                self._entered_secret = entered or None
             adoption, errors = read_adoption(
-                user_input | {CONF_SECRET_KEY: self._entered_secret or ""}
+                user_input | {CONF_SECRET_KEY: self._secret.read(user_input)}
             )
             if adoption is not None:
                 await runtime.async_adopt_device(self._key_id, *adoption)
                 return self.async_create_entry(data={})
-            if CONF_SECRET_KEY in errors:
-                self._entered_secret = None
-            suggested = {k: v for k, v in user_input.items() if k != CONF_SECRET_KEY}
-            if self._entered_secret is not None:
-                suggested[CONF_SECRET_KEY] = KEPT_SECRET
+            suggested = self._secret.shown_again(user_input)
         return self.async_show_form(
             step_id="adopt",
             data_schema=self.add_suggested_values_to_schema(
