@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 import time
 from typing import Any
@@ -153,7 +152,7 @@ def test_request_vector_rejects_one_byte_change(
     elif change == "key":
         secret = _flip(secret)
     elif change == "signature":
-        request = replace(request, signature=_flip(request.signature[:-1]) + "=")
+        request = request._replace(signature=_flip(request.signature[:-1]) + "=")
     else:
         # Same instant, other spelling: the header is signed exactly as sent.
         request = _vector_request(
@@ -204,6 +203,27 @@ def test_response_vector(vector: dict[str, Any]) -> None:
     )
 
 
+def test_an_answer_is_signed_once_per_body_and_second() -> None:
+    key = DeviceKey(SECRET)
+    first = response_headers(key, b'{"a": 1}', NOW)
+    # The same body within the same second: the headers already signed.
+    assert response_headers(key, b'{"a": 1}', NOW + timedelta(milliseconds=500)) is (
+        first
+    )
+    other_body = response_headers(key, b'{"a": 2}', NOW)
+    next_second = response_headers(key, b'{"a": 1}', NOW + timedelta(seconds=1))
+    other_key = response_headers(DeviceKey(SECRET[::-1]), b'{"a": 1}', NOW)
+    for headers, body, secret in (
+        (other_body, b'{"a": 2}', SECRET),
+        (next_second, b'{"a": 1}', SECRET),
+        (other_key, b'{"a": 1}', SECRET[::-1]),
+    ):
+        assert headers is not first
+        message = response_message(body, headers["created-at"], headers["expiry"])
+        assert headers["signature"] == sign(secret, message)
+    assert next_second["created-at"] != first["created-at"]
+
+
 def test_response_header_names_are_lower_case() -> None:
     headers = response_headers(DeviceKey(SECRET), b"x", NOW)
     assert list(headers) == ["created-at", "expiry", "signature"]
@@ -235,7 +255,7 @@ def test_request_message_reproduces_raw_header_bytes() -> None:
     # aiohttp decodes header bytes as UTF-8 with surrogateescape.
     raw_version = b"1.0-\xff\xfe-\xc3\xa9"
     version = raw_version.decode("utf-8", "surrogateescape")
-    request = replace(_request(NOW, NOW + LIFETIME), firmware_version=version)
+    request = _request(NOW, NOW + LIFETIME)._replace(firmware_version=version)
     assert (
         request_message("GET", "/config", request, None).split(b"\n")[2] == raw_version
     )
@@ -524,8 +544,8 @@ def test_unknown_key_looks_like_wrong_signature() -> None:
 def test_unknown_key_rejected_even_with_dummy_key_signature() -> None:
     request = _request(NOW, NOW + LIFETIME)
     dummy = protocol._DUMMY_SECRET
-    signed = replace(
-        request, signature=sign(dummy, request_message("GET", "/config", request, None))
+    signed = request._replace(
+        signature=sign(dummy, request_message("GET", "/config", request, None))
     )
     verify_request(signed, DeviceKey(dummy), "GET", "/config", None)
     with pytest.raises(Unauthorized, match="^invalid signature$"):

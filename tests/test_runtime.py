@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+import json
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +146,30 @@ async def test_only_changed_subentries_are_read_again(
     await hass.async_block_till_done()
     assert runtime.devices[KEY_ID].firmware_type == "esp32-v2"
     assert runtime.devices[KEY_ID].name == "Shed sensor"
+
+
+async def test_served_documents_are_encoded_once_and_follow_changes(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    runtime = loaded_runtime(hass)
+    assert runtime.config_body(KEY_ID, "1.0.0") is None
+    await runtime.async_set_config(KEY_ID, {"interval": 60})
+    body = runtime.config_body(KEY_ID, "1.0.0")
+    assert body is not None
+    assert json.loads(body) == {"interval": 60}
+    # Encoded once: the next request gets the same bytes.
+    assert runtime.config_body(KEY_ID, "1.0.0") is body
+
+    await runtime.async_set_config(KEY_ID, {"interval": 5}, "2.0.0")
+    assert json.loads(runtime.config_body(KEY_ID, "2.0.0") or b"") == {"interval": 5}
+    assert json.loads(runtime.config_body(KEY_ID, "1.0.0") or b"") == {"interval": 60}
+    await runtime.async_set_config(KEY_ID, {"interval": 30})
+    assert json.loads(runtime.config_body(KEY_ID, "1.0.0") or b"") == {"interval": 30}
+
+    subentry = next(iter(init_integration.subentries.values()))
+    hass.config_entries.async_remove_subentry(init_integration, subentry.subentry_id)
+    await hass.async_block_till_done()
+    assert runtime.config_body(KEY_ID, "1.0.0") is None
 
 
 async def test_removing_a_device_clears_everything_it_had(

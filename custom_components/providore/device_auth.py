@@ -70,8 +70,7 @@ async def async_authenticate(
     now = dt_util.utcnow()
     key_id: str | None = None
     try:
-        _refuse_repeated_headers(request.headers)
-        signed = parse_signed_request(request.headers)
+        signed = parse_signed_request(_signed_headers(request.headers))
         key_id = signed.key_id
         body = await _read_body(request) if request.method in BODY_METHODS else None
         # The window first: it needs no key, so its answer tells nothing of one.
@@ -116,11 +115,15 @@ def signed_response(
     return web.Response(body=body, content_type=content_type, headers=headers)
 
 
-def _refuse_repeated_headers(headers: CIMultiDictProxy[str]) -> None:
-    """Refuse a signed header sent twice: which of its values was signed is unclear."""
+def _signed_headers(headers: CIMultiDictProxy[str]) -> dict[str, str]:
+    """Return the signed headers sent, refusing one sent twice (which was signed?)."""
+    sent: dict[str, str] = {}
     for name in SIGNED_HEADERS:
-        if len(headers.getall(name, ())) > 1:
-            raise MalformedRequest(f"repeated {name} header")
+        if values := headers.getall(name, ()):
+            if len(values) > 1:
+                raise MalformedRequest(f"repeated {name} header")
+            sent[name] = values[0]
+    return sent
 
 
 def _signed_path(request: web.Request) -> str:

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, TypedDict
 
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.json import json_bytes
 from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 
@@ -74,6 +75,19 @@ class DeviceState:
         )
 
 
+def _served_version(
+    documents: DeviceDocuments, firmware_version: str | None
+) -> str | None:
+    """Return the version whose document a device running `firmware_version` gets.
+
+    None means the default document.
+    """
+    versions = documents.get("versions")
+    if versions and firmware_version is not None and firmware_version in versions:
+        return firmware_version
+    return None
+
+
 def _parse(value: str | None) -> datetime | None:
     return dt_util.parse_datetime(value) if value else None
 
@@ -99,6 +113,8 @@ class DeviceData:
         )
         self._secrets: dict[str, str] = {}
         self._documents: dict[str, DeviceDocuments] = {}
+        # Per device, each document already encoded as served (None: the default).
+        self._encoded: dict[str, dict[str | None, bytes]] = {}
         self._states: dict[str, DeviceState] = {}
         # Each device's state as last serialised; the save copies this mapping whole.
         self._stored_states: dict[str, StoredState] = {}
@@ -133,10 +149,27 @@ class DeviceData:
         documents = self._documents.get(key_id)
         if documents is None:
             return None
-        versions = documents.get("versions")
-        if versions and firmware_version is not None and firmware_version in versions:
-            return versions[firmware_version]
+        if (version := _served_version(documents, firmware_version)) is not None:
+            return documents["versions"][version]
         return documents.get("default")
+
+    def document_body(self, key_id: str, firmware_version: str | None) -> bytes | None:
+        """Return `document` as the JSON bytes served, encoded once per document."""
+        documents = self._documents.get(key_id)
+        if documents is None:
+            return None
+        version = _served_version(documents, firmware_version)
+        encoded = self._encoded.setdefault(key_id, {})
+        if (body := encoded.get(version)) is None:
+            document = (
+                documents.get("default")
+                if version is None
+                else documents["versions"][version]
+            )
+            if document is None:
+                return None
+            body = encoded[version] = json_bytes(document)
+        return body
 
     def documents(self, key_id: str) -> DeviceDocuments:
         """Return every document of a device."""
@@ -151,6 +184,7 @@ class DeviceData:
             documents["default"] = document
         else:
             documents.setdefault("versions", {})[firmware_version] = document
+        self._encoded.pop(key_id, None)
         await self._documents_store.async_save(self._documents)
 
     def state(self, key_id: str) -> DeviceState:
@@ -189,6 +223,7 @@ class DeviceData:
         if stale := forget & self._documents.keys():
             for key_id in stale:
                 del self._documents[key_id]
+                self._encoded.pop(key_id, None)
             await self._documents_store.async_save(self._documents)
         if stale := forget & (self._states.keys() | self._stored_states.keys()):
             for key_id in stale:
@@ -204,7 +239,7 @@ class DeviceData:
     async def async_remove(self) -> None:
         """Delete every store from disk."""
         self._secrets, self._documents, self._states = {}, {}, {}
-        self._stored_states = {}
+        self._encoded, self._stored_states = {}, {}
         self._state_save_pending = False
         for store in (self._secrets_store, self._documents_store, self._state_store):
             await store.async_remove()

@@ -540,6 +540,10 @@ class ProvidoreRuntime:
         """Return the configuration document a device running a version gets."""
         return self._data.document(key_id, firmware_version)
 
+    def config_body(self, key_id: str, firmware_version: str | None) -> bytes | None:
+        """Return that document as the JSON bytes served (encoded once)."""
+        return self._data.document_body(key_id, firmware_version)
+
     def documents(self, key_id: str) -> DeviceDocuments:
         """Return every configuration document of a device."""
         return self._data.documents(key_id)

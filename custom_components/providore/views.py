@@ -12,7 +12,6 @@ from http import HTTPStatus
 from aiohttp import hdrs, web
 from homeassistant.const import CONTENT_TYPE_JSON
 from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
-from homeassistant.helpers.json import json_bytes
 from homeassistant.util import dt as dt_util
 
 from .certificate_authority import CSRRejected
@@ -94,12 +93,10 @@ class ConfigView(SignedGetView):
 
     async def respond(self, device: AuthenticatedRequest) -> web.StreamResponse:
         """Return the document for the version the device runs."""
-        document = device.runtime.config_document(
-            device.key_id, device.firmware_version
-        )
-        if document is None:
+        body = device.runtime.config_body(device.key_id, device.firmware_version)
+        if body is None:
             return _error(HTTPStatus.NOT_FOUND, "no configuration for this device")
-        return signed_response(device, json_bytes(document), CONTENT_TYPE_JSON)
+        return signed_response(device, body, CONTENT_TYPE_JSON)
 
 
 class FirmwareCheckView(SignedGetView):
