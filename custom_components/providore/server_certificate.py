@@ -9,6 +9,7 @@ written once to a file readable by its owner only (mode 0600), and never shown.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 import ipaddress
@@ -78,10 +79,8 @@ def parse_hosts(values: Iterable[str]) -> list[x509.GeneralName]:
 
 
 def _general_name(host: str) -> x509.GeneralName:
-    try:
+    with suppress(ValueError):
         return x509.IPAddress(ipaddress.ip_address(host))
-    except ValueError:
-        pass
     labels = host.removesuffix(".").split(".")
     if len(host) > _MAX_DNS_NAME_LENGTH or not all(
         _LABEL_RE.fullmatch(label) for label in labels

@@ -9,10 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.util import find_spec
+import os
 from pathlib import Path
 import re
 import shutil
 from typing import TYPE_CHECKING
+
+import pytest
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -45,6 +48,17 @@ def missing_parts() -> str | None:
     if chromium_path() is None:
         missing.append("Debian's chromium (scripts/setup installs it as root)")
     return " and ".join(missing) or None
+
+
+def require_browser() -> None:
+    """Skip the calling test module without a browser; CI must have one and fails."""
+    if (missing := missing_parts()) is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(
+            f"CI must run the browser test, but it lacks {missing}", pytrace=False
+        )
+    pytest.skip(f"browser test needs {missing}", allow_module_level=True)
 
 
 @contextmanager

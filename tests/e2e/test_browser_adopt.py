@@ -8,19 +8,13 @@ first must survive it), and the device is then served with that key.
 from __future__ import annotations
 
 import json
-import os
 import urllib.request
 
 import pytest
 
-from .browser import Screenshots, missing_parts
+from .browser import Screenshots, require_browser
 
-if (missing := missing_parts()) is not None:
-    if os.environ.get("CI"):
-        pytest.fail(
-            f"CI must run the browser test, but it lacks {missing}", pytrace=False
-        )
-    pytest.skip(f"browser test needs {missing}", allow_module_level=True)
+require_browser()
 
 from playwright.sync_api import Page, expect  # once it is installed
 

@@ -14,14 +14,9 @@ import time
 
 import pytest
 
-from .browser import Screenshots, missing_parts
+from .browser import Screenshots, require_browser
 
-if (missing := missing_parts()) is not None:
-    if os.environ.get("CI"):
-        pytest.fail(
-            f"CI must run the browser test, but it lacks {missing}", pytrace=False
-        )
-    pytest.skip(f"browser test needs {missing}", allow_module_level=True)
+require_browser()
 
 from playwright.sync_api import Locator, Page, expect  # only once it is installed
 
