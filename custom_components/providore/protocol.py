@@ -251,13 +251,7 @@ class DeviceKey:
         if last is not None and last[1] == epoch_second and last[0] == body:
             return last[2]
         stamp = _stamp_for_second(epoch_second)
-        headers = {
-            RESPONSE_CREATED_AT: stamp.created_at,
-            RESPONSE_EXPIRY: stamp.expiry,
-            RESPONSE_SIGNATURE: base64.b64encode(
-                self.digest(body + stamp.signed_tail)
-            ).decode("ascii"),
-        }
+        headers = stamp.headers(self.digest(body + stamp.signed_tail))
         self._last_answer = (body, epoch_second, headers)
         return headers
 
@@ -337,6 +331,14 @@ class ResponseStamp:
     # What follows the body in the signed message.
     signed_tail: bytes
 
+    def headers(self, digest: bytes) -> dict[str, str]:
+        """Return the lower-case signing headers of an answer with this HMAC digest."""
+        return {
+            RESPONSE_CREATED_AT: self.created_at,
+            RESPONSE_EXPIRY: self.expiry,
+            RESPONSE_SIGNATURE: base64.b64encode(digest).decode("ascii"),
+        }
+
 
 @lru_cache(maxsize=2)
 def _stamp_for_second(epoch_second: int) -> ResponseStamp:
@@ -371,11 +373,7 @@ class ResponseSigner:
         stamp = response_stamp(now)
         mac = self._body_mac.copy()
         mac.update(stamp.signed_tail)
-        return {
-            RESPONSE_CREATED_AT: stamp.created_at,
-            RESPONSE_EXPIRY: stamp.expiry,
-            RESPONSE_SIGNATURE: base64.b64encode(mac.digest()).decode("ascii"),
-        }
+        return stamp.headers(mac.digest())
 
 
 def response_headers(key: DeviceKey, body: bytes, now: datetime) -> dict[str, str]:
