@@ -19,7 +19,8 @@ over 8 keep-alive connections; Home Assistant's CPU time is read from
    `GET /config` (rotating over every device) against the trivial view;
 3. a hub with no device: its start-up time and RSS, devices added one by one
    through the subentry flow over REST, the fleet imported at once with
-   `providore.import_devices`, and again devices added one by one.
+   `providore.import_devices`, and again devices added one by one: right after the
+   import, and after a restart (on the settled hub, which the target is about).
 
 Within a round the compared batches alternate (A B B A), and the report gives the
 median and the spread over the rounds of each figure and of each ratio, against the
@@ -38,7 +39,6 @@ import csv
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 import io
-import itertools
 import json
 import math
 import os
@@ -103,8 +103,8 @@ providore_benchmark:
 
 CONNECTIONS = 8
 MIB = 1024 * 1024
-# Each request's Expiry is this far after its Created-At, plus a microsecond per request
-# sent: every signature differs, and the window stays within max_request_lifetime.
+# A request's Expiry is at most this far after its Created-At (within the hub's
+# max_request_lifetime); see signed_headers.
 REQUEST_WINDOW = timedelta(seconds=300)
 START_TIMEOUT = 180.0
 STOP_TIMEOUT = 60.0
@@ -178,41 +178,48 @@ def fleet(prefix: str, count: int) -> list[BenchDevice]:
     return [BenchDevice.numbered(prefix, number) for number in range(count)]
 
 
-class RequestSigner:
-    """Signs device requests, each one fresh and distinct from every other."""
+# A device's requests in one batch differ by their Expiry second: this many in a row,
+# then the next Created-At second.
+WINDOW_STEPS = 240
 
-    def __init__(self) -> None:
-        """Start the serial that makes every Expiry (so every signature) differ."""
-        self._serial = itertools.count()
 
-    def headers(self, device: BenchDevice, path: str, now: datetime) -> dict[str, str]:
-        """Return the authentication headers of a GET of `path` made at `now`."""
-        created_at = format_time(now)
-        expiry = (
-            now.replace(microsecond=0)
-            + REQUEST_WINDOW
-            + timedelta(microseconds=next(self._serial))
-        ).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        message = request_message(
-            "GET", path, RUNNING_VERSION, created_at, expiry, None
+def signed_headers(
+    device: BenchDevice, path: str, now: datetime, index: int = 0
+) -> dict[str, str]:
+    """Return the authentication headers of a device's request `index` of a GET at `now`.
+
+    Devices sign Created-At and Expiry in whole seconds (so a fleet's requests share
+    them): request `index` is created `index // WINDOW_STEPS` seconds after `now` and
+    expires `index % WINDOW_STEPS` seconds before the end of its window. No two of a
+    device's requests carry the same signature, and none is older than the one before
+    it, so Providore records each one.
+    """
+    created = now.replace(microsecond=0) + timedelta(seconds=index // WINDOW_STEPS)
+    created_at = format_time(created)
+    expiry = format_time(
+        created + REQUEST_WINDOW - timedelta(seconds=index % WINDOW_STEPS)
+    )
+    message = request_message("GET", path, RUNNING_VERSION, created_at, expiry, None)
+    signature = hmac_base64(device.secret, message)
+    return {
+        "Authorization": f'Hmac key-id="{device.key_id}", signature="{signature}"',
+        "X-Firmware-Version": RUNNING_VERSION,
+        "Created-At": created_at,
+        "Expiry": expiry,
+    }
+
+
+def rotating_requests(
+    devices: Sequence[BenchDevice], path: str, count: int
+) -> list[dict[str, str]]:
+    """Return `count` signed requests made now, taking the devices in turn."""
+    now = datetime.now(UTC)
+    return [
+        signed_headers(
+            devices[number % len(devices)], path, now, number // len(devices)
         )
-        signature = hmac_base64(device.secret, message)
-        return {
-            "Authorization": f'Hmac key-id="{device.key_id}", signature="{signature}"',
-            "X-Firmware-Version": RUNNING_VERSION,
-            "Created-At": created_at,
-            "Expiry": expiry,
-        }
-
-    def rotating(
-        self, devices: Sequence[BenchDevice], path: str, count: int
-    ) -> list[dict[str, str]]:
-        """Return `count` signed requests, taking the devices in turn."""
-        now = datetime.now(UTC)
-        return [
-            self.headers(devices[index % len(devices)], path, now)
-            for index in range(count)
-        ]
+        for number in range(count)
+    ]
 
 
 # --- configuration folders ----------------------------------------------------------
@@ -549,7 +556,6 @@ async def prepare_small_hub(
     template: Template,
     config_dir: Path,
     device: BenchDevice,
-    signer: RequestSigner,
     sizes: Sizes,
 ) -> int:
     """Make the hub with one device and an assigned build; return entities per device.
@@ -580,7 +586,7 @@ async def prepare_small_hub(
         await send_downloads(
             instance,
             f"{API}/firmware",
-            [signer.headers(device, "/firmware", datetime.now(UTC))],
+            [signed_headers(device, "/firmware", datetime.now(UTC))],
             sizes.firmware_mib,
         )
     return len(entities)
@@ -729,7 +735,6 @@ async def measure_one_device(
     template: Template,
     config_dir: Path,
     device: BenchDevice,
-    signer: RequestSigner,
     sizes: Sizes,
 ) -> dict[str, float]:
     """Signed /config against the trivial view, /firmware against the static path."""
@@ -739,19 +744,21 @@ async def measure_one_device(
         first = await send_downloads(
             instance,
             firmware_path,
-            [signer.headers(device, "/firmware", datetime.now(UTC))],
+            [signed_headers(device, "/firmware", datetime.now(UTC))],
             sizes.firmware_mib,
         )
         await send_requests(instance, TRIVIAL_PATH, [{}] * sizes.requests)
         await send_requests(
-            instance, config_path, signer.rotating([device], "/config", sizes.requests)
+            instance,
+            config_path,
+            rotating_requests([device], "/config", sizes.requests),
         )
         trivial, config = await alternate(
             lambda: send_requests(instance, TRIVIAL_PATH, [{}] * sizes.requests),
             lambda: send_requests(
                 instance,
                 config_path,
-                signer.rotating([device], "/config", sizes.requests),
+                rotating_requests([device], "/config", sizes.requests),
             ),
         )
         static, firmware = await alternate(
@@ -762,7 +769,7 @@ async def measure_one_device(
                 instance,
                 firmware_path,
                 [
-                    signer.headers(device, "/firmware", datetime.now(UTC))
+                    signed_headers(device, "/firmware", datetime.now(UTC))
                     for _ in range(sizes.downloads)
                 ],
                 sizes.firmware_mib,
@@ -788,7 +795,6 @@ async def measure_fleet(
     template: Template,
     config_dir: Path,
     devices: Sequence[BenchDevice],
-    signer: RequestSigner,
     sizes: Sizes,
 ) -> dict[str, float]:
     """Start-up and RSS of the hub with the fleet; /config across the fleet."""
@@ -800,7 +806,7 @@ async def measure_fleet(
         }
         # Every device once: its key is prepared on its first request.
         await send_requests(
-            instance, config_path, signer.rotating(devices, "/config", len(devices))
+            instance, config_path, rotating_requests(devices, "/config", len(devices))
         )
         await send_requests(instance, TRIVIAL_PATH, [{}] * sizes.requests)
         trivial, config = await alternate(
@@ -808,7 +814,7 @@ async def measure_fleet(
             lambda: send_requests(
                 instance,
                 config_path,
-                signer.rotating(devices, "/config", sizes.requests),
+                rotating_requests(devices, "/config", sizes.requests),
             ),
         )
     return figures | {
@@ -885,7 +891,12 @@ async def import_devices(
 async def measure_enrolment(
     template: Template, config_dir: Path, sizes: Sizes, entities_per_device: int
 ) -> dict[str, float]:
-    """Start-up and RSS of an empty hub; adds, the import, adds with the fleet there."""
+    """Start-up and RSS of an empty hub; adds, the import, adds with the fleet there.
+
+    Adds with the fleet are measured twice: right after the import, while Home
+    Assistant still records and saves what it did, and after a restart, on a settled
+    hub, as a user adds a device to the fleet they have.
+    """
     copy_configuration(template, config_dir)
     write_device_list(config_dir, fleet("imported", sizes.devices))
     try:
@@ -903,6 +914,14 @@ async def measure_enrolment(
             answered, complete = await import_devices(
                 instance, sizes.devices, entities_per_device
             )
+            figures["add_ms_n_busy"] = await add_devices(
+                instance,
+                template.entry_id,
+                fleet("busy", sizes.adds),
+                entities_per_device,
+            )
+        async with home_assistant(config_dir, template.token) as instance:
+            await instance.settled_rss_mib()
             figures["add_ms_n"] = await add_devices(
                 instance,
                 template.entry_id,
@@ -925,25 +944,20 @@ def _say(message: str) -> None:
 async def run(sizes: Sizes) -> list[dict[str, float]]:
     """Prepare the instances, then measure every round; return each round's figures."""
     workdir = Path(tempfile.mkdtemp(prefix="providore-fleet-"))
-    signer = RequestSigner()
     try:
         _say(f"preparing in {workdir}")
         template = await prepare_template(workdir / "template")
         device = BenchDevice.numbered("single", 0)
         entities_per_device = await prepare_small_hub(
-            template, workdir / "one", device, signer, sizes
+            template, workdir / "one", device, sizes
         )
         devices = fleet("fleet", sizes.devices)
         await prepare_fleet_hub(template, workdir / "fleet", devices)
         rounds: list[dict[str, float]] = []
         for number in range(1, sizes.rounds + 1):
             _say(f"round {number} of {sizes.rounds}")
-            figures = await measure_one_device(
-                template, workdir / "one", device, signer, sizes
-            )
-            figures |= await measure_fleet(
-                template, workdir / "fleet", devices, signer, sizes
-            )
+            figures = await measure_one_device(template, workdir / "one", device, sizes)
+            figures |= await measure_fleet(template, workdir / "fleet", devices, sizes)
             figures |= await measure_enrolment(
                 template, workdir / f"empty-{number}", sizes, entities_per_device
             )
@@ -1014,6 +1028,7 @@ def rows(sizes: Sizes) -> list[Row]:
         Row("startup_n", f"start-up, {n}", "s", 2),
         Row("rss_0", "settled RSS, no device", "MiB", 0),
         Row("rss_n", f"settled RSS, {n}", "MiB", 0),
+        Row("add_ms_n_busy", f"add a device, {n}, right after the import", "ms", 0),
         Row("import_answered_s", f"import {n}: until the action answers", "s", 2),
         # No target: the share of user space, steadier than kernel time on loopback.
         Row("firmware_vs_static_user", "GET /firmware / static path, user CPU", "x", 2),

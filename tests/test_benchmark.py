@@ -22,10 +22,12 @@ from benchmarks.fleet import (
     FULL,
     HUB_SETTINGS,
     QUICK,
-    RequestSigner,
+    WINDOW_STEPS,
+    BenchDevice,
     fleet,
     parse_sizes,
     report,
+    rotating_requests,
     rows,
     seed_devices,
     with_ratios,
@@ -34,6 +36,10 @@ from benchmarks.fleet import (
 from .conftest import loaded_runtime
 
 DEVICES = fleet("seeded", 3)
+
+
+def _device(key_id: str) -> BenchDevice:
+    return next(device for device in DEVICES if device.key_id == key_id)
 
 
 def _stopped_instance(config_dir: Path) -> None:
@@ -86,18 +92,28 @@ async def test_seeded_devices_answer_every_signed_request(
     await hass.async_block_till_done()
     client = await hass_client_no_auth()
 
-    requests = RequestSigner().rotating(DEVICES, "/config", 3 * len(DEVICES))
-    for number, headers in enumerate(requests):
-        response = await client.get("/api/providore/config", headers=headers)
-        assert response.status == 200, await response.text()
-        assert await response.json() == DEVICES[number % len(DEVICES)].document
-
-    signatures = [headers["Authorization"] for headers in requests]
-    assert len(set(signatures)) == len(requests)
     runtime = loaded_runtime(hass)
-    for device, last in zip(DEVICES, requests[-len(DEVICES) :], strict=True):
-        assert runtime.state(device.key_id).request_signature is not None
-        assert runtime.state(device.key_id).request_signature in last["Authorization"]
+    # Across the fleet, then one device past a step of its Created-At second.
+    batches = (
+        rotating_requests(DEVICES, "/config", 3 * len(DEVICES)),
+        rotating_requests(DEVICES[:1], "/config", WINDOW_STEPS + 2),
+    )
+    for requests in batches:
+        for headers in requests:
+            key_id = headers["Authorization"].split('"')[1]
+            response = await client.get("/api/providore/config", headers=headers)
+            assert response.status == 200, await response.text()
+            assert await response.json() == _device(key_id).document
+            # Recorded: the request is the device's newest.
+            assert runtime.state(key_id).request_signature in headers["Authorization"]
+        signatures = [headers["Authorization"] for headers in requests]
+        assert len(set(signatures)) == len(requests)
+        # Whole seconds, as devices sign them: YYYY-MM-DDTHH:MM:SSZ.
+        assert {
+            len(headers[name])
+            for headers in requests
+            for name in ("Created-At", "Expiry")
+        } == {20}
 
 
 def _round(**changes: float) -> dict[str, float]:
@@ -129,6 +145,7 @@ def _round(**changes: float) -> dict[str, float]:
         "rss_0": 170.0,
         "rss_n": 200.0,
         "add_ms_0": 20.0,
+        "add_ms_n_busy": 60.0,
         "add_ms_n": 30.0,
         "import_s": 10.0,
     }
