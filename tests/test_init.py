@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 import json
 from pathlib import Path
 import stat
 from typing import Any
 from unittest.mock import patch
 
-from homeassistant.config_entries import ConfigEntryState
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.config_entries import RELOAD_AFTER_UPDATE_DELAY, ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.helpers.storage import STORAGE_DIR, Store
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_time_changed,
+)
 
 from custom_components.providore.const import DOMAIN
 from custom_components.providore.device_data import DeviceData
+from custom_components.providore.sensor import ProvidoreLastSeenSensor
 
 from .conftest import KEY_ID, SECRET_KEY, loaded_runtime
 
@@ -73,6 +79,47 @@ async def test_device_and_entities_belong_to_the_subentry(
         f"{KEY_ID}_last_seen",
         f"{KEY_ID}_status",
     ]
+
+
+async def test_a_disabled_entity_is_created_only_once_enabled(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    entity_registry: er.EntityRegistry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """At a start Home Assistant would drop it at once; enabling it reloads the hub."""
+    last_seen = entity_registry.async_get_entity_id(
+        "sensor", DOMAIN, f"{KEY_ID}_last_seen"
+    )
+    assert last_seen is not None
+    created: list[ProvidoreLastSeenSensor] = []
+    create = ProvidoreLastSeenSensor.__init__
+
+    def spy(entity: ProvidoreLastSeenSensor, *args: Any) -> None:
+        created.append(entity)
+        create(entity, *args)
+
+    with patch.object(ProvidoreLastSeenSensor, "__init__", spy):
+        assert await hass.config_entries.async_reload(init_integration.entry_id)
+        await hass.async_block_till_done()
+        assert created == []
+        assert hass.states.get("sensor.garden_sensor_status") is not None
+
+        entity_registry.async_update_entity(last_seen, disabled_by=None)
+        freezer.tick(timedelta(seconds=RELOAD_AFTER_UPDATE_DELAY + 1))
+        async_fire_time_changed(hass)
+        await hass.async_block_till_done()
+
+    assert len(created) == 1
+    assert hass.states.get(last_seen) is not None
+    # Disabled again, it is gone and stays gone after a reload.
+    entity_registry.async_update_entity(
+        last_seen, disabled_by=er.RegistryEntryDisabler.USER
+    )
+    await hass.async_block_till_done()
+    assert await hass.config_entries.async_reload(init_integration.entry_id)
+    await hass.async_block_till_done()
+    assert hass.states.get(last_seen) is None
 
 
 async def test_reload_keeps_one_set_of_entities(

@@ -5,9 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from homeassistant.core import callback
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity, EntityDescription
-from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.entity_platform import (
+    AddConfigEntryEntitiesCallback,
+    async_get_current_platform,
+)
 
 from .const import DOMAIN
 from .device_data import DeviceState
@@ -34,7 +38,7 @@ class ProvidoreEntity(Entity):
         self.entity_description = description
         self.runtime = runtime
         self.key_id = device.key_id
-        self._attr_unique_id = f"{device.key_id}_{description.key}"
+        self._attr_unique_id = entity_unique_id(device.key_id, description.key)
         self._attr_device_info = device_info
 
     @property
@@ -56,6 +60,11 @@ class ProvidoreEntity(Entity):
     def _device_changed(self, changes: DeviceChange) -> None:
         """Write the new state: something this entity shows changed."""
         self.async_write_ha_state()
+
+
+def entity_unique_id(key_id: str, key: str) -> str:
+    """Return the unique id of a device's entity of one description."""
+    return f"{key_id}_{key}"
 
 
 type EntityFactory[DescriptionT: EntityDescription] = Callable[
@@ -84,22 +93,37 @@ def async_add_device_entities[DescriptionT: EntityDescription](
     descriptions: Iterable[DescriptionT],
     kinds: frozenset[DeviceKind] = frozenset({DeviceKind.PROVIDORE}),
 ) -> None:
-    """Add one entity per description to every device of `kinds`, now and as they are added."""
+    """Add one entity per description to every device of `kinds`, now and as they are added.
+
+    An entity whose registry entry is disabled is not created: Home Assistant would
+    only drop it again (at 1,000 devices that is most of the start-up), and enabling
+    it reloads the entry, which then creates it.
+    """
     runtime = entry.runtime_data
     descriptions = tuple(descriptions)
+    registry = er.async_get(runtime.hass)
+    platform_domain = async_get_current_platform().domain
+
+    def disabled(key_id: str, description: EntityDescription) -> bool:
+        unique_id = entity_unique_id(key_id, description.key)
+        entity_id = registry.async_get_entity_id(platform_domain, DOMAIN, unique_id)
+        return (
+            entity_id is not None
+            and (registered := registry.async_get(entity_id)) is not None
+            and registered.disabled
+        )
 
     @callback
     def add(device: DeviceProfile) -> None:
         if device.kind not in kinds:
             return
         info = device_info(runtime, device)
-        async_add_entities(
-            [
-                entity_class(runtime, device, description, info)
-                for description in descriptions
-            ],
-            config_subentry_id=device.subentry_id,
-        )
+        if entities := [
+            entity_class(runtime, device, description, info)
+            for description in descriptions
+            if not disabled(device.key_id, description)
+        ]:
+            async_add_entities(entities, config_subentry_id=device.subentry_id)
 
     for device in runtime.devices.values():
         add(device)
