@@ -28,12 +28,14 @@ from .home_assistant import (
 )
 from .simulated_device import SimulatedDevice
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+# Enabling an entity waits for Home Assistant's reload, 30 s after the change.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
 DEVICE_NAME = "Weather station"
 DEVICE_SLUG = "weather_station"
 FIRMWARE_TYPE = "esp32s2-sensor"
 STATUS = f"sensor.{DEVICE_SLUG}_status"
+LAST_SEEN = f"sensor.{DEVICE_SLUG}_last_seen"
 # Shown by default; Connectivity, Address and Firmware version start disabled.
 DEVICE_ENTITIES = (STATUS, f"update.{DEVICE_SLUG}_firmware")
 CONFIG_DOCUMENT = {"interval": 60, "labels": ["garden"]}
@@ -57,6 +59,7 @@ def test_user_adds_providore_and_a_device(
     add_hub(page, home_assistant.api, screenshots)
     key_id = add_device(page, home_assistant.api, screenshots)
     device = device_calls_in(page, home_assistant.api, key_id, screenshots)
+    enable_last_seen(page, home_assistant.api, screenshots)
     image = upload_firmware(page, home_assistant, tmp_path, screenshots)
     dialog = open_firmware_update(page, home_assistant.api, screenshots)
     install_firmware(page, dialog, home_assistant.api, device, image, screenshots)
@@ -169,6 +172,35 @@ def device_calls_in(
     assert api.state_value(STATUS) == "online"
     assert update_attributes(api)["installed_version"] == device.firmware_version
     return device
+
+
+def enable_last_seen(page: Page, api: HomeAssistantApi, shots: Screenshots) -> None:
+    """Step 4b: enable the disabled Last seen; Home Assistant adds it after a reload."""
+    diagnostic = entity_card(page, "Diagnostic")
+    diagnostic.get_by_text(re.compile("disabled entit")).click()
+    diagnostic.get_by_text("Last seen", exact=True).click()
+    dialog = page.locator("ha-more-info-dialog")
+    expect(dialog).to_contain_text("This entity is disabled.")
+    dialog.get_by_role("button", name="Settings").click()
+    dialog.get_by_role("button", name="Enable").click()
+    notice = page.get_by_text("will be added to Home Assistant in 30 seconds")
+    expect(notice).to_be_visible()
+    shots.take(page, "last-seen-enabled")
+    page.keyboard.press("Enter")  # OK has the focus
+    expect(notice).to_be_hidden()
+    page.keyboard.press("Escape")  # closes the entity's dialog
+
+    # Not created while disabled, so the reload of the hub creates it, with its value.
+    last_seen = wait_for(LAST_SEEN, lambda: api.state(LAST_SEEN), timeout=60)
+    assert last_seen["attributes"]["device_class"] == "timestamp"
+    assert last_seen["state"] not in ("unknown", "unavailable")
+    # Home Assistant's device page shows an entity enabled while it was open without
+    # its value until the page is reloaded (so it did before Providore skipped them).
+    page.reload()
+    expect(entity_card(page, "Diagnostic")).to_contain_text(
+        re.compile(r"\d+ (second|minute)s? ago\s+Last seen")
+    )
+    shots.take(page, "last-seen-shown")
 
 
 def upload_firmware(
