@@ -96,8 +96,8 @@ def async_add_device_entities[DescriptionT: EntityDescription](
     """Add one entity per description to every device of `kinds`, now and as they are added.
 
     An entity whose registry entry is disabled is not created: Home Assistant would
-    only drop it again (at 1,000 devices that is most of the start-up), and enabling
-    it reloads the entry, which then creates it.
+    only drop it again (at 1,000 devices over a third of the set-up), and enabling it
+    reloads the entry, which then creates it.
     """
     runtime = entry.runtime_data
     descriptions = tuple(descriptions)
