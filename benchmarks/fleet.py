@@ -1,8 +1,9 @@
 """Benchmark: what Providore costs a real Home Assistant, with 1 and with many devices.
 
 Run with `.venv/bin/python benchmarks/fleet.py` (10 to 15 minutes; `--quick` for a
-small smoke run, `--rounds`, `--devices` to change the sizes). README.md, section
-Benchmarks, has the figures measured on the development machine.
+small smoke run, `--rounds`, `--devices` to change the sizes). docs/development.md,
+section Benchmarks, has the figures measured on the development machine (README.md,
+section Performance, sums them up).
 
 Every figure comes from real Home Assistant processes (`python -m homeassistant`
 from this environment, started the way the demo starts them), each on a copy of one
