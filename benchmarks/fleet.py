@@ -68,7 +68,7 @@ from demo.home_assistant import (
 from demo.processes import stop_process
 from demo.rest import HomeAssistantRest, Login, create_owner
 from demo.waiting import Deadline, DemoError, wait_until
-from providore_client.protocol import format_time, hmac_base64, request_message
+from providore_client.protocol import request_headers
 
 DOMAIN = "providore"
 BASELINE_INTEGRATION = (
@@ -195,19 +195,15 @@ def signed_headers(
     device's requests carry the same signature, and none is older than the one before
     it, so Providore records each one.
     """
-    created = now.replace(microsecond=0) + timedelta(seconds=index // WINDOW_STEPS)
-    created_at = format_time(created)
-    expiry = format_time(
-        created + REQUEST_WINDOW - timedelta(seconds=index % WINDOW_STEPS)
+    return request_headers(
+        key_id=device.key_id,
+        secret=device.secret,
+        method="GET",
+        path=path,
+        firmware_version=RUNNING_VERSION,
+        now=now.replace(microsecond=0) + timedelta(seconds=index // WINDOW_STEPS),
+        lifetime=REQUEST_WINDOW - timedelta(seconds=index % WINDOW_STEPS),
     )
-    message = request_message("GET", path, RUNNING_VERSION, created_at, expiry, None)
-    signature = hmac_base64(device.secret, message)
-    return {
-        "Authorization": f'Hmac key-id="{device.key_id}", signature="{signature}"',
-        "X-Firmware-Version": RUNNING_VERSION,
-        "Created-At": created_at,
-        "Expiry": expiry,
-    }
 
 
 def rotating_requests(

@@ -100,10 +100,11 @@ def request_headers(
     firmware_version: str,
     now: datetime,
     body: bytes | None = None,
+    lifetime: timedelta = REQUEST_LIFETIME,
 ) -> dict[str, str]:
     """Return the four authentication headers of a request made at `now`."""
     created_at = format_time(now)
-    expiry = format_time(now + REQUEST_LIFETIME)
+    expiry = format_time(now + lifetime)
     signature = hmac_base64(
         secret,
         request_message(method, path, firmware_version, created_at, expiry, body),
